@@ -1,0 +1,5 @@
+import sys
+
+from jaxmag.cli import main
+
+sys.exit(main())
