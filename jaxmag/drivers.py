@@ -1,0 +1,195 @@
+"""Drivers: run an integrator over time (``trajectory``), make thermal movies for datasets
+(``movie_simulator``), and relax to equilibrium (``relax``).
+
+Everything returned here is a pure function of (material, m0, key) and composes with
+``jax.jit``, ``jax.vmap`` (a batch of independent simulations, each with its own maps and key)
+and ``jax.grad`` (``trajectory`` is a ``lax.scan``; ``relax`` uses a while loop and is therefore
+not reverse-differentiable).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmag.constants import GAMMA_LL, MU0
+from jaxmag.fields import FieldFn, effective_field
+from jaxmag.fields.anisotropy import uniaxial_anisotropy
+from jaxmag.fields.exchange import exchange
+from jaxmag.fields.zeeman import zeeman
+from jaxmag.grid import Grid
+from jaxmag.integrators import State, StepFn, init_state, rk4, stochastic_heun
+from jaxmag.llg import max_torque
+from jaxmag.material import Material
+
+_COMPONENT_INDEX = {"x": 0, "y": 1, "z": 2}
+
+
+def field_terms(grid: Grid, *, demag: bool = True) -> tuple[FieldFn, ...]:
+    """The standard terms: exchange, uniaxial anisotropy, Zeeman and (optionally) demag."""
+    terms: list[FieldFn] = [exchange(grid), uniaxial_anisotropy(grid), zeeman(grid)]
+    if demag:
+        from jaxmag.fields.demag import demag as demag_term
+
+        terms.append(demag_term(grid))
+    return tuple(terms)
+
+
+def stable_time_step(grid: Grid, material: Material) -> float:
+    """Largest advisable fixed step (s) for explicit LLG integration: 1/(γ B_max).
+
+    B_max bounds the spectral radius of the linearised field: exchange 2A/Ms · Σ 4/d² over the
+    dimensions with more than one cell, anisotropy 2|K_u|/Ms, demag μ0 Ms, plus |B_ext|.
+    Heun and RK4 are stable for |λ Δt| of order 1–2.8, so this has a safety margin.
+    """
+    Ms = np.asarray(material.Ms, dtype=np.float64)
+    present = Ms > 0
+    if not np.any(present):
+        raise ValueError("Material.Ms is zero everywhere: nothing to simulate")
+    Ms_p = Ms[present]
+    inv_d2 = sum(4.0 / d**2 for d, n in zip(grid.cell_size, (grid.nx, grid.ny, grid.nz)) if n > 1)
+    A = np.asarray(material.A_ex, dtype=np.float64)[present]
+    K = np.abs(np.asarray(material.K_u, dtype=np.float64)[present])
+    B_ext = np.linalg.norm(np.asarray(material.B_ext, dtype=np.float64), axis=-1)[present]
+    B_max = np.max(2.0 * A / Ms_p * inv_d2 + 2.0 * K / Ms_p + MU0 * Ms_p + B_ext)
+    return float(1.0 / (GAMMA_LL * B_max))
+
+
+def check_time_step(grid: Grid, material: Material, dt: float) -> None:
+    """Warn if ``dt`` exceeds ``stable_time_step``; raise for non-positive or non-finite dt."""
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ValueError(f"time step dt must be a positive number of seconds, got {dt!r}")
+    if isinstance(material.Ms, jax.core.Tracer):
+        return
+    limit = stable_time_step(grid, material)
+    if dt > limit:
+        warnings.warn(
+            f"dt = {dt:.3g} s exceeds the estimated stability limit {limit:.3g} s "
+            "(1/(γ B_max)); the integration may blow up or be inaccurate",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def trajectory(
+    step_fn: StepFn,
+    state: State,
+    material: Material,
+    *,
+    num_frames: int,
+    steps_per_frame: int,
+    observe: Callable[[State], jax.Array] = lambda s: s.m,
+) -> tuple[State, jax.Array]:
+    """Advance ``num_frames × steps_per_frame`` steps; return the final state and
+    ``observe(state)`` after each block of ``steps_per_frame`` steps, stacked on axis 0."""
+
+    def advance(s: State, _):
+        return step_fn(s, material), None
+
+    def frame(s: State, _):
+        s, _ = jax.lax.scan(advance, s, None, length=steps_per_frame)
+        return s, observe(s)
+
+    return jax.lax.scan(frame, state, None, length=num_frames)
+
+
+def run_steps(step_fn: StepFn, state: State, material: Material, num_steps: int) -> State:
+    """Advance ``num_steps`` steps without observing (burn-in)."""
+    if num_steps == 0:
+        return state
+    state, _ = jax.lax.scan(lambda s, _: (step_fn(s, material), None), state, None, length=num_steps)
+    return state
+
+
+def movie_simulator(
+    grid: Grid,
+    *,
+    dt: float,
+    burn_in_steps: int,
+    steps_per_frame: int,
+    num_frames: int,
+    demag: bool = True,
+    components: str = "xz",
+    terms: Sequence[FieldFn] | None = None,
+) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
+    """A pure function ``simulate(material, m0, key) -> frames`` for thermal movies.
+
+    Stochastic Heun at fixed ``dt`` (s): ``burn_in_steps`` steps, then one frame every
+    ``steps_per_frame`` steps. ``frames`` has shape (num_frames, nz, ny, nx, C) with
+    C = len(components), the requested magnetisation components. The noise depends only on
+    ``key``, so ``jax.vmap(simulate)`` over a batch equals running each one alone.
+    """
+    if not components or any(c not in _COMPONENT_INDEX for c in components):
+        raise ValueError(f"components must be letters from 'xyz', got {components!r}")
+    for name, value in (("burn_in_steps", burn_in_steps), ("steps_per_frame", steps_per_frame), ("num_frames", num_frames)):
+        if not isinstance(value, (int, np.integer)) or value < 0 or (name != "burn_in_steps" and value == 0):
+            raise ValueError(f"{name} must be a {'non-negative' if name == 'burn_in_steps' else 'positive'} integer, got {value!r}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+    field_fn = effective_field(terms if terms is not None else field_terms(grid, demag=demag))
+    init_fn, step_fn = stochastic_heun(grid, field_fn, dt)
+    index = jnp.asarray([_COMPONENT_INDEX[c] for c in components])
+
+    def simulate(material: Material, m0: jax.Array, key: jax.Array) -> jax.Array:
+        state = run_steps(step_fn, init_fn(m0, key), material, int(burn_in_steps))
+        _, frames = trajectory(
+            step_fn,
+            state,
+            material,
+            num_frames=int(num_frames),
+            steps_per_frame=int(steps_per_frame),
+            observe=lambda s: jnp.take(s.m, index, axis=-1),
+        )
+        return frames
+
+    return simulate
+
+
+def relax(
+    grid: Grid,
+    material: Material,
+    m0: jax.Array,
+    *,
+    terms: Sequence[FieldFn] | None = None,
+    demag: bool = True,
+    torque_tol: float = 1e-5,
+    dt: float | None = None,
+    max_steps: int = 200_000,
+    check_every: int = 50,
+) -> tuple[jax.Array, dict]:
+    """Relax ``m0`` to a local energy minimum by damping-only LLG (precession off, as MuMax3's
+    ``relax()``), RK4 at fixed step, until max |m × B| < ``torque_tol`` (T) or ``max_steps``.
+
+    Returns ``(m, info)`` with info = {"steps", "max_torque_T", "converged"}.
+    """
+    field_fn = effective_field(terms if terms is not None else field_terms(grid, demag=demag))
+    relax_material = material.replace(alpha=jnp.ones_like(material.alpha))
+    if dt is None:
+        dt = 2.0 * stable_time_step(grid, material)
+    _, step_fn = rk4(grid, field_fn, dt, precession=False)
+
+    @jax.jit
+    def run(m):
+        def torque(s):
+            return max_torque(s.m, field_fn(s.m, relax_material))
+
+        def cond(carry):
+            s, tq = carry
+            return (tq > torque_tol) & (s.step < max_steps)
+
+        def body(carry):
+            s, _ = carry
+            s = run_steps(step_fn, s, relax_material, check_every)
+            return s, torque(s)
+
+        s0 = init_state(m)
+        s, tq = jax.lax.while_loop(cond, body, (s0, torque(s0)))
+        return s.m, s.step, tq
+
+    m, steps, tq = run(m0)
+    tq = float(tq)
+    return m, {"steps": int(steps), "max_torque_T": tq, "converged": bool(tq <= torque_tol)}
