@@ -1,0 +1,92 @@
+"""Integrators: energy decay at T = 0, unit norm, and convergence order of RK4 and Heun."""
+import numpy as np
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxmag.drivers import field_terms, trajectory
+from jaxmag.energy import total_energy
+from jaxmag.fields import effective_field
+from jaxmag.fields.anisotropy import uniaxial_anisotropy
+from jaxmag.grid import Grid
+from jaxmag.integrators import rk4, stochastic_heun
+from jaxmag.material import Material
+
+
+@pytest.fixture(scope="module")
+def film():
+    grid = Grid(16, 8, 1, 4e-9, 4e-9, 3e-9, "open")
+    material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.5, temperature=0.0)
+    rng = np.random.default_rng(3)
+    m0 = rng.normal(size=grid.vector_shape).astype(np.float32)
+    m0 /= np.linalg.norm(m0, axis=-1, keepdims=True)
+    return grid, material, jnp.asarray(m0)
+
+
+@pytest.mark.parametrize("scheme", ["rk4", "heun"])
+def test_energy_never_increases_at_high_damping(film, scheme):
+    grid, material, m0 = film
+    field_fn = effective_field(field_terms(grid, demag=True))
+    energy = total_energy(grid, demag=True)
+    factory = rk4 if scheme == "rk4" else (lambda g, f, dt: stochastic_heun(g, f, dt, thermal=False))
+    init_fn, step_fn = factory(grid, field_fn, 5e-14)
+    _, (E, norms) = jax.jit(
+        lambda mat, m: trajectory(step_fn, init_fn(m), mat, num_frames=60, steps_per_frame=10,
+                                  observe=lambda s: (energy(s.m, mat), jnp.linalg.norm(s.m, axis=-1)))
+    )(material, m0)
+    E = np.asarray(E)
+    # float32 round-off in a sum of ~100 cell energies: allow 1e-6 relative jitter, no real rise.
+    assert np.all(np.diff(E) <= 1e-6 * np.abs(E).max()), np.diff(E).max()
+    assert E[-1] < E[0]
+    np.testing.assert_allclose(np.asarray(norms), 1.0, atol=1e-5)
+
+
+def test_unit_norm_float64_at_temperature():
+    with jax.enable_x64(True):
+        grid = Grid(8, 8, 1, 4e-9, 4e-9, 4e-9, "periodic")
+        material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.02, temperature=300.0, dtype=jnp.float64)
+        init_fn, step_fn = stochastic_heun(grid, effective_field(field_terms(grid, demag=True)), 1e-13)
+        m0 = jnp.zeros(grid.vector_shape, jnp.float64).at[..., 0].set(1.0)
+        _, norms = trajectory(step_fn, init_fn(m0, jax.random.key(0)), material, num_frames=5, steps_per_frame=20,
+                              observe=lambda s: jnp.linalg.norm(s.m, axis=-1))
+        assert norms.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(norms), 1.0, atol=1e-12)
+
+
+def test_rk4_converges_at_fourth_order():
+    """Macrospin precession in a uniaxial field: error(dt)/error(dt/2) ≈ 16."""
+    with jax.enable_x64(True):
+        grid = Grid(1, 1, 1, 5e-9, 5e-9, 5e-9)
+        material = Material.uniform(grid, Ms=8e5, A_ex=0.0, K_u=2e5, alpha=0.1, dtype=jnp.float64)
+        field_fn = effective_field((uniaxial_anisotropy(grid),))
+        m0 = jnp.asarray([[[[0.6, 0.8, 0.0]]]], jnp.float64)
+        total = 2e-10
+
+        def final(dt):
+            init_fn, step_fn = rk4(grid, field_fn, dt)
+            _, ms = trajectory(step_fn, init_fn(m0), material, num_frames=1, steps_per_frame=int(round(total / dt)))
+            return np.asarray(ms[-1])
+
+        ref = final(total / 4096)
+        errors = [np.abs(final(total / n) - ref).max() for n in (64, 128)]
+        order = np.log2(errors[0] / errors[1])
+        assert 3.7 < order < 4.3, order
+
+
+def test_heun_converges_at_second_order_without_noise():
+    with jax.enable_x64(True):
+        grid = Grid(1, 1, 1, 5e-9, 5e-9, 5e-9)
+        material = Material.uniform(grid, Ms=8e5, A_ex=0.0, K_u=2e5, alpha=0.1, dtype=jnp.float64)
+        field_fn = effective_field((uniaxial_anisotropy(grid),))
+        m0 = jnp.asarray([[[[0.6, 0.8, 0.0]]]], jnp.float64)
+        total = 2e-10
+
+        def final(dt):
+            init_fn, step_fn = stochastic_heun(grid, field_fn, dt, thermal=False)
+            _, ms = trajectory(step_fn, init_fn(m0), material, num_frames=1, steps_per_frame=int(round(total / dt)))
+            return np.asarray(ms[-1])
+
+        ref = final(total / 8192)
+        errors = [np.abs(final(total / n) - ref).max() for n in (256, 512)]
+        order = np.log2(errors[0] / errors[1])
+        assert 1.8 < order < 2.2, order
