@@ -1,0 +1,380 @@
+"""Per-pixel temporal measures of magnetisation movies: mean, standard deviation, latent entropy.
+
+Contract
+--------
+A movie is an array shaped ``(..., T, ny, nx)``: any leading batch axes (runs, components), then
+time, then the two in-plane axes. Every measure reduces the time axis and returns a map shaped
+``(..., ny, nx)`` in the movie's units (mean, std) or in nats (latent entropy). Half-precision
+and integer movies are computed in float32; float64 movies stay float64 (with ``jax_enable_x64``).
+
+Latent entropy follows ``docs/measures.md`` (jaxmag's own definition, after Horenko, Rodrigues,
+O'Kane and Everschor-Sitte, CAMCoS 16(2), 2021): each pixel's series is binned into K states
+``s[t]``, the transitions ``s[t] -> s[t+lag]`` are counted, ``N[i, j] = #{t: s[t+lag]=i, s[t]=j}``,
+and the result is the plug-in conditional entropy
+
+    S = - sum_ij (N[i, j] / N) ln(N[i, j] / N_j),   N_j = sum_i N[i, j],   N = T - lag,
+
+i.e. the entropy rate of the pixel's empirical Markov chain (0 <= S <= ln K).
+
+Inputs are checked at the boundary (``check_movie``, ``check_options``), never inside jit: a
+non-finite value, ``T < 2``, ``K < 2`` or ``lag >= T`` raise ``ValueError``. When called on
+traced values (inside a user's ``jit``) the value check for NaN/inf is skipped.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmag.config import MEASURE_NAMES, MeasuresConfig
+
+MEASURES = MEASURE_NAMES  # ("mean", "std", "latent_entropy")
+BINNINGS = ("minmax", "fixed", "quantile")
+WEIGHTINGS = ("frequency", "uniform")
+
+# Transition counts are accumulated in packed 4-bit fields of uint32 words: eight codes per word,
+# so one step costs one shift and one add per word instead of one compare and one add per code.
+# A 4-bit field holds at most 15, so the packed words are flushed into float counts every
+# _BLOCK steps.
+_FIELD_BITS = 4
+_FIELDS_PER_WORD = 32 // _FIELD_BITS
+_BLOCK = 2**_FIELD_BITS - 1
+
+
+# --------------------------------------------------------------------------------------------
+# Boundary checks
+# --------------------------------------------------------------------------------------------
+def check_movie(movie: Any, *, name: str = "movie") -> jax.Array:
+    """Return ``movie`` as a JAX array after checking shape ``(..., T>=2, ny, nx)`` and finiteness.
+
+    Raises ``ValueError`` naming how many values are NaN/inf and the index of the first one.
+    Traced inputs (inside ``jit``) get the shape check only.
+    """
+    x = movie if isinstance(movie, jax.Array) else jnp.asarray(np.asarray(movie))
+    if x.ndim < 3:
+        raise ValueError(f"{name} must have shape (..., T, ny, nx), got shape {tuple(x.shape)}")
+    if x.shape[-3] < 2:
+        raise ValueError(f"{name} needs at least 2 frames (T >= 2), got T = {x.shape[-3]}")
+    if x.size == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.inexact):
+        return x
+    bad = ~jnp.isfinite(x)
+    count = int(bad.sum())
+    if count:
+        first = np.unravel_index(int(jnp.argmax(bad.ravel())), x.shape)
+        raise ValueError(
+            f"{name} contains {count} non-finite value(s) (NaN or inf); first at index "
+            f"{tuple(int(i) for i in first)} of shape {tuple(x.shape)} (layout (..., T, ny, nx))"
+        )
+    return x
+
+
+def check_options(
+    *,
+    num_frames: int,
+    measures: Sequence[str] = MEASURES,
+    num_states: int = 4,
+    binning: str = "minmax",
+    lag: int = 1,
+    fixed_range: Sequence[float] = (-1.0, 1.0),
+    weighting: str = "frequency",
+    ddof: int = 0,
+) -> None:
+    """Raise ``ValueError`` naming the first invalid measure option for a movie of ``num_frames``."""
+    for m in measures:
+        if m not in MEASURES:
+            raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
+    if isinstance(num_states, bool) or not isinstance(num_states, (int, np.integer)) or num_states < 2:
+        raise ValueError(f"num_states (K) must be an integer >= 2, got {num_states!r}")
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {', '.join(BINNINGS)}, got {binning!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
+        raise ValueError(f"lag must be an integer >= 1, got {lag!r}")
+    if "latent_entropy" in measures and lag >= num_frames:
+        raise ValueError(f"lag must be smaller than the number of frames T = {num_frames}, got lag = {lag}")
+    lo, hi = fixed_range
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"fixed_range must be two finite increasing numbers, got {tuple(fixed_range)!r}")
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
+        raise ValueError(f"ddof must be an integer >= 0, got {ddof!r}")
+    if "std" in measures and ddof >= num_frames:
+        raise ValueError(f"ddof must be smaller than the number of frames T = {num_frames}, got ddof = {ddof}")
+
+
+def _working_dtype(x: jax.Array) -> jax.Array:
+    # Half precision loses counts/means; integers have no NaN. Compute those in float32.
+    if x.dtype in (jnp.float32, jnp.float64):
+        return x
+    return x.astype(jnp.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Mean and standard deviation
+# --------------------------------------------------------------------------------------------
+def _mean(x: jax.Array) -> jax.Array:
+    return jnp.mean(x, axis=-3)
+
+
+def _std(x: jax.Array, ddof: int) -> jax.Array:
+    # Two passes (mean, then squared deviations) for accuracy; XLA fuses them into one kernel.
+    dev = x - jnp.mean(x, axis=-3, keepdims=True)
+    return jnp.sqrt(jnp.sum(dev * dev, axis=-3) / (x.shape[-3] - ddof))
+
+
+def temporal_mean(movie: Any) -> jax.Array:
+    """Mean over time: ``(..., T, ny, nx) -> (..., ny, nx)``, same units as the movie."""
+    x = _working_dtype(check_movie(movie))
+    return _jit_mean(x)
+
+
+def temporal_std(movie: Any, ddof: int = 0) -> jax.Array:
+    """Standard deviation over time (``ddof=0``: population std): ``(..., T, ny, nx) -> (..., ny, nx)``."""
+    x = _working_dtype(check_movie(movie))
+    check_options(num_frames=x.shape[-3], measures=("std",), ddof=ddof)
+    return _jit_std(x, ddof)
+
+
+_jit_mean = jax.jit(_mean)
+_jit_std = jax.jit(_std, static_argnums=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Latent entropy
+# --------------------------------------------------------------------------------------------
+def _state_fn(x: jax.Array, num_states: int, binning: str, fixed_range: tuple[float, float]):
+    """Per-pixel binning of ``x`` (B, T, P): returns ``state(t) -> (B, P) uint32`` in [0, K).
+
+    Bins are computed once per pixel (min/max, or sorted quantile edges) and frames are binned
+    on demand, so the integer state movie is never materialised.
+    """
+    K = num_states
+
+    def frame(t):
+        return jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)
+
+    if binning == "quantile":
+        T = x.shape[1]
+        # Edge k is the order statistic of rank floor(k T / K): without ties every state holds
+        # floor/ceil(T / K) frames; ties at an edge go up, so a constant series is one state.
+        ranks = [(k * T) // K for k in range(1, K)]
+        edges = jnp.sort(x, axis=1)[:, jnp.array(ranks)]  # (B, K-1, P)
+
+        def state(t):
+            return jnp.sum(frame(t)[:, None, :] >= edges, axis=1, dtype=jnp.uint32)
+
+        return state
+
+    if binning == "minmax":
+        lo = jnp.min(x, axis=1)
+        span = jnp.max(x, axis=1) - lo
+        # A constant series (span 0) is all state 0.
+        scale = jnp.where(span > 0, K / jnp.where(span > 0, span, 1), 0)
+    else:  # fixed
+        a, b = fixed_range
+        lo = jnp.asarray(a, x.dtype)
+        scale = jnp.asarray(K / (b - a), x.dtype)
+
+    def state(t):
+        # Clipping closes the last bin on the right (x = max -> K-1) and clips fixed-range outliers.
+        u = jnp.floor((frame(t) - lo) * scale)
+        return jnp.clip(u, 0, K - 1).astype(jnp.uint32)
+
+    return state
+
+
+def _pair_counts(state, num_frames: int, lag: int, num_states: int, shape: tuple[int, int]) -> jax.Array:
+    """Transition counts ``(B, K*K, P)`` float32 with code ``s[t+lag] * K + s[t]``.
+
+    Each step adds ``1 << 4*(code mod 8)`` to packed word ``code // 8``; shifts of 32 or more
+    (other words, padding steps) give 0 in XLA, so no compare or select is needed.
+    """
+    K, n = num_states, num_frames - lag
+    num_codes = K * K
+    num_words = -(-num_codes // _FIELDS_PER_WORD)
+    num_blocks = -(-n // _BLOCK)
+    B, P = shape
+    pad_shift = jnp.uint32(1 << 20)  # any shift >= 32 bits in every word
+
+    def step(u, words):
+        valid = u < n
+        u = jnp.minimum(u, n - 1)
+        shift = (state(u + lag) * K + state(u)) * _FIELD_BITS + jnp.where(valid, jnp.uint32(0), pad_shift)
+        one = jnp.uint32(1)
+        return tuple(w + jnp.left_shift(one, shift - jnp.uint32(32 * g)) for g, w in enumerate(words))
+
+    def block(b, counts):
+        words = tuple(jnp.zeros((B, P), jnp.uint32) for _ in range(num_words))
+        words = jax.lax.fori_loop(b * _BLOCK, (b + 1) * _BLOCK, step, words)
+        fields = [
+            (words[c // _FIELDS_PER_WORD] >> (_FIELD_BITS * (c % _FIELDS_PER_WORD))) & _BLOCK
+            for c in range(num_codes)
+        ]
+        return counts + jnp.stack(fields, axis=1).astype(jnp.float32)
+
+    return jax.lax.fori_loop(0, num_blocks, block, jnp.zeros((B, num_codes, P), jnp.float32))
+
+
+def _entropy_from_counts(counts: jax.Array, weighting: str, normalize: bool) -> jax.Array:
+    """Latent entropy (nats) from counts ``(..., K, K, P)`` indexed ``[next i, current j]``."""
+    K = counts.shape[-2]
+    col = jnp.sum(counts, axis=-3, keepdims=True)  # N_j
+    visited = col > 0
+    ratio = jnp.where(visited, counts / jnp.where(visited, col, 1), 1)  # Lambda[i, j]
+    # xlogy gives 0 ln 0 = 0; ratio <= 1 so every term is <= 0 and S >= 0 exactly.
+    plogp = jax.scipy.special.xlogy(counts, ratio)
+    if weighting == "frequency":
+        s = -jnp.sum(plogp, axis=(-3, -2)) / jnp.sum(col, axis=(-3, -2))
+    else:  # uniform over visited columns
+        h_col = -jnp.sum(plogp, axis=-3) / jnp.where(visited[..., 0, :, :], col[..., 0, :, :], 1)
+        s = jnp.sum(h_col, axis=-2) / jnp.sum(visited[..., 0, :, :], axis=-2)
+    return s / math.log(K) if normalize else s
+
+
+def _latent_entropy(x, num_states, binning, lag, fixed_range, weighting, normalize):
+    lead, (T, ny, nx) = x.shape[:-3], x.shape[-3:]
+    flat = x.reshape((-1, T, ny * nx))
+    state = _state_fn(flat, num_states, binning, fixed_range)
+    counts = _pair_counts(state, T, lag, num_states, (flat.shape[0], ny * nx))
+    counts = counts.reshape(flat.shape[0], num_states, num_states, ny * nx)
+    s = _entropy_from_counts(counts, weighting, normalize)
+    return s.reshape(lead + (ny, nx)).astype(x.dtype)
+
+
+_OPTION_NAMES = ("num_states", "binning", "lag", "fixed_range", "weighting", "normalize")
+
+
+def transition_counts(
+    movie: Any,
+    num_states: int = 4,
+    binning: str = "minmax",
+    lag: int = 1,
+    fixed_range: tuple[float, float] = (-1.0, 1.0),
+) -> jax.Array:
+    """Counts ``N[i, j] = #{t: s[t+lag] = i, s[t] = j}``: ``(..., T, ny, nx) -> (..., K, K, ny, nx)`` float32.
+
+    The relation matrix of the definition is ``N / N.sum(axis=-4, keepdims=True)`` over visited j.
+    """
+    x = _working_dtype(check_movie(movie))
+    check_options(num_frames=x.shape[-3], measures=("latent_entropy",), num_states=num_states,
+                  binning=binning, lag=lag, fixed_range=fixed_range)
+    return _jit_counts(x, num_states, binning, lag, tuple(map(float, fixed_range)))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _jit_counts(x, num_states, binning, lag, fixed_range):
+    lead, (T, ny, nx) = x.shape[:-3], x.shape[-3:]
+    flat = x.reshape((-1, T, ny * nx))
+    state = _state_fn(flat, num_states, binning, fixed_range)
+    counts = _pair_counts(state, T, lag, num_states, (flat.shape[0], ny * nx))
+    return counts.reshape(lead + (num_states, num_states, ny, nx))
+
+
+def latent_entropy(
+    movie: Any,
+    num_states: int = 4,
+    binning: str = "minmax",
+    lag: int = 1,
+    fixed_range: tuple[float, float] = (-1.0, 1.0),
+    weighting: str = "frequency",
+    normalize: bool = False,
+) -> jax.Array:
+    """Latent entropy H(s[t+lag] | s[t]) in nats (or / ln K when ``normalize``): ``(..., T, ny, nx) -> (..., ny, nx)``.
+
+    ``binning``: ``minmax`` (equal width between each pixel's min and max), ``fixed`` (equal width
+    on ``fixed_range``, values outside clipped) or ``quantile`` (per-pixel equal-count bins).
+    ``weighting``: ``frequency`` (columns weighted by how often the state occurs) or ``uniform``
+    (plain mean over visited states).
+    """
+    return compute_measures(movie, measures=("latent_entropy",), num_states=num_states, binning=binning,
+                            lag=lag, fixed_range=fixed_range, weighting=weighting,
+                            normalize=normalize)["latent_entropy"]
+
+
+# --------------------------------------------------------------------------------------------
+# All measures in one call
+# --------------------------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("measures", "ddof") + _OPTION_NAMES)
+def measures_kernel(
+    x: jax.Array,
+    *,
+    measures: tuple[str, ...] = MEASURES,
+    num_states: int = 4,
+    binning: str = "minmax",
+    lag: int = 1,
+    fixed_range: tuple[float, float] = (-1.0, 1.0),
+    weighting: str = "frequency",
+    normalize: bool = False,
+    ddof: int = 0,
+) -> dict[str, jax.Array]:
+    """Jitted, unchecked core of ``compute_measures`` (all options static); compose it with vmap/jit.
+
+    ``x``: ``(..., T, ny, nx)`` float32/float64, already checked. Returns ``{measure: (..., ny, nx)}``.
+    """
+    out = {}
+    if "mean" in measures:
+        out["mean"] = _mean(x)
+    if "std" in measures:
+        out["std"] = _std(x, ddof)
+    if "latent_entropy" in measures:
+        out["latent_entropy"] = _latent_entropy(x, num_states, binning, lag, fixed_range, weighting, normalize)
+    return out
+
+
+def compute_measures(
+    movie: Any,
+    *,
+    measures: Sequence[str] = MEASURES,
+    num_states: int = 4,
+    binning: str = "minmax",
+    lag: int = 1,
+    fixed_range: tuple[float, float] = (-1.0, 1.0),
+    weighting: str = "frequency",
+    normalize: bool = False,
+    ddof: int = 0,
+) -> dict[str, jax.Array]:
+    """Temporal measures of a movie ``(..., T, ny, nx)`` in one jitted call: ``{name: (..., ny, nx)}``.
+
+    ``measures`` is any subset of ``("mean", "std", "latent_entropy")``; mean and std are in the
+    movie's units (std with ``ddof``), latent entropy in nats (see ``latent_entropy``).
+    """
+    x = _working_dtype(check_movie(movie))
+    measures = tuple(dict.fromkeys(measures))
+    check_options(num_frames=x.shape[-3], measures=measures, num_states=num_states, binning=binning,
+                  lag=lag, fixed_range=fixed_range, weighting=weighting, ddof=ddof)
+    return measures_kernel(x, measures=measures, num_states=int(num_states), binning=binning, lag=int(lag),
+                           fixed_range=(float(fixed_range[0]), float(fixed_range[1])), weighting=weighting,
+                           normalize=bool(normalize), ddof=int(ddof))
+
+
+def measure_options(config: MeasuresConfig) -> dict[str, Any]:
+    """Keyword arguments of ``compute_measures`` taken from a ``[measures]`` config section."""
+    return {
+        "num_states": config.num_states,
+        "binning": config.binning,
+        "lag": config.lag,
+        "fixed_range": tuple(config.fixed_range),
+        "weighting": config.weighting,
+        "normalize": config.normalize,
+        "ddof": config.ddof,
+    }
+
+
+def compute_measures_config(
+    movie: Any, config: MeasuresConfig, measures: Sequence[str] = MEASURES
+) -> dict[str, jax.Array]:
+    """``compute_measures`` with the options of a ``MeasuresConfig``."""
+    return compute_measures(movie, measures=measures, **measure_options(config))
+
+
+def compute_measures_file(*args: Any, **kwargs: Any):
+    """Measure maps of a whole HDF5 dataset; see ``jaxmag.io.measures_file.compute_measures_file``."""
+    from jaxmag.io.measures_file import compute_measures_file as impl  # avoids an import cycle
+
+    return impl(*args, **kwargs)
