@@ -1,0 +1,425 @@
+"""The simulation dataset on disk: HDF5 layout, crash-safe writing, resume, merge and summary.
+
+Layout (one file holds the rows ``run_start .. run_start + n - 1`` of a dataset of
+``num_runs`` runs; a single-process file has ``run_start = 0, n = num_runs``):
+
+==========================  =====================  ==============================================
+path                        shape, dtype           meaning
+==========================  =====================  ==============================================
+``/m``                      (n, T, C, ny, nx)      magnetisation components (``components``),
+                            ``store_dtype``        one chunk per run
+``/labels``                 (n, ny, nx) uint8      0 background, 1..4 blob id
+``/material/A``             (n, ny, nx) float32    exchange stiffness A_ex, J/m
+``/material/Ku``            (n, ny, nx) float32    uniaxial anisotropy K_u, J/m³
+``/material/easy_axis``     (n, ny, nx, 3) f32     anisotropy axis (unit vector)
+``/t``                      (T,) float64           frame times, s
+``/done``                   (n,) bool              row i holds a complete run
+``/run_index``              (n,) int64             global run index of each row
+==========================  =====================  ==============================================
+
+Root attributes: ``config`` (resolved TOML), ``config_hash`` (of the sections that determine
+the data), ``jaxmag_version``, ``seed``, ``components``, ``cell_size_m``, ``num_runs``,
+``run_start``, ``format`` and ``format_version``.
+
+Crash safety. HDF5 keeps its metadata (object headers, chunk B-trees, free space) in a cache
+that it writes back lazily; a process killed while metadata is dirty can leave a file that no
+longer opens. The writer therefore never changes metadata after creation:
+
+* the file is built complete (all datasets, attributes, ``/done`` all false) under a temporary
+  name, flushed, fsynced and atomically renamed into place;
+* every dataset is allocated at creation (``alloc_time = early``, no timestamps), so writing a
+  run only overwrites raw bytes at fixed offsets and never touches a B-tree or object header;
+* per batch: write the rows, flush + fsync, then set ``/done`` for those rows, flush + fsync.
+
+A kill at any moment therefore leaves valid metadata, complete rows marked done, and at worst a
+partly written row whose ``/done`` is still false, which ``--resume`` recomputes. (Superblock
+version 0, the default, has no "file open for writing" flag, so the file reopens without
+``h5clear``.) ``tests/test_dataset.py`` checks that writing a batch leaves every byte outside the
+raw data unchanged and kills a writer with SIGKILL.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+
+from jaxmag import __version__
+from jaxmag.config import Config, config_hash, loads_config
+
+FORMAT = "jaxmag.dataset"
+FORMAT_VERSION = 1
+DATA_SECTIONS = ("grid", "material", "defects", "simulation")  # what determines the data
+
+
+@dataclasses.dataclass(frozen=True)
+class FileSpec:
+    """What a dataset file must contain; two files with equal specs are interchangeable."""
+
+    config_text: str
+    config_hash: str
+    seed: int
+    num_runs: int  # of the whole dataset
+    run_start: int  # first global run index held by this file
+    num_rows: int  # runs held by this file
+    num_frames: int
+    components: str
+    ny: int
+    nx: int
+    store_dtype: str
+    cell_size_m: tuple[float, float, float]
+    t: np.ndarray  # (T,) s
+
+    @classmethod
+    def from_config(cls, config: Config, t: np.ndarray, run_start: int, num_rows: int) -> "FileSpec":
+        s, g = config.simulation, config.grid
+        return cls(
+            config_text=config.to_toml(),
+            config_hash=data_hash(config),
+            seed=config.dataset.seed,
+            num_runs=config.dataset.num_runs,
+            run_start=run_start,
+            num_rows=num_rows,
+            num_frames=s.num_frames,
+            components=s.components,
+            ny=g.ny,
+            nx=g.nx,
+            store_dtype=s.store_dtype,
+            cell_size_m=tuple(float(c) for c in g.cell_size_m),
+            t=np.asarray(t, dtype=np.float64),
+        )
+
+    @property
+    def m_shape(self) -> tuple[int, int, int, int, int]:
+        return (self.num_rows, self.num_frames, len(self.components), self.ny, self.nx)
+
+
+def data_hash(config: Config) -> str:
+    """Hash of everything that determines a run's data (batch size and other sections excluded)."""
+    return config_hash(config, *DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
+
+
+def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Path:
+    """Create an empty dataset file (all rows not done) atomically at ``path``.
+
+    Refuses an existing ``path`` unless ``force`` (which replaces it only once the new file is
+    complete)."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} exists: use --resume to continue it or --force to overwrite it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {path.parent}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            _write_skeleton(f, spec)
+            f.flush()
+            os.fsync(f.id.get_vfd_handle())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _preallocated(group: h5py.Group, name: str, shape: tuple[int, ...], dtype, chunks=None) -> h5py.Dataset:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # all file space now: later writes touch raw data only
+    return group.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, dcpl=dcpl, fill_time="never", track_times=False)
+
+
+def _write_skeleton(f: h5py.File, spec: FileSpec) -> None:
+    n = spec.num_rows
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": spec.config_text,
+        "config_hash": spec.config_hash,
+        "jaxmag_version": __version__,
+        "seed": spec.seed,
+        "components": spec.components,
+        "cell_size_m": np.asarray(spec.cell_size_m, dtype=np.float64),
+        "num_runs": spec.num_runs,
+        "run_start": spec.run_start,
+    }
+    f.attrs.update(attrs)
+    # /m is never read where /done is false, so leaving its bytes unwritten (sparse) is fine;
+    # the small datasets are zeroed so that an unfinished row reads as background.
+    _preallocated(f, "m", spec.m_shape, spec.store_dtype, chunks=(1,) + spec.m_shape[1:])
+    _preallocated(f, "labels", (n, spec.ny, spec.nx), np.uint8)[...] = 0
+    mat = f.create_group("material", track_order=False)
+    _preallocated(mat, "A", (n, spec.ny, spec.nx), np.float32)[...] = 0
+    _preallocated(mat, "Ku", (n, spec.ny, spec.nx), np.float32)[...] = 0
+    _preallocated(mat, "easy_axis", (n, spec.ny, spec.nx, 3), np.float32)[...] = 0
+    _preallocated(f, "done", (n,), bool)[...] = False
+    _preallocated(f, "run_index", (n,), np.int64)[...] = np.arange(spec.run_start, spec.run_start + n)
+    _preallocated(f, "t", spec.t.shape, np.float64)[...] = spec.t
+
+
+def check_matches(path: str | Path, spec: FileSpec) -> None:
+    """Raise ``ValueError`` naming the first difference if ``path`` was not written for ``spec``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot resume: {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"cannot resume: {path} is not a readable HDF5 file ({exc})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"cannot resume: {path} is not a jaxmag dataset file")
+        if f.attrs["config_hash"] != spec.config_hash:
+            diff = _config_difference(str(f.attrs["config"]), spec.config_text)
+            raise ValueError(f"cannot resume {path}: it was written with a different config ({diff}); use --force to overwrite it")
+        have = (int(f.attrs["run_start"]), f["m"].shape, f["m"].dtype.name)
+        want = (spec.run_start, spec.m_shape, spec.store_dtype)
+        if have != want:
+            raise ValueError(f"cannot resume {path}: it holds rows/shape/dtype {have}, this run needs {want}")
+
+
+def _config_difference(old_text: str, new_text: str) -> str:
+    old = loads_config(old_text, "file").to_dict()
+    new = loads_config(new_text, "now").to_dict()
+    for section in DATA_SECTIONS + ("dataset",):
+        for key, value in new[section].items():
+            if old[section].get(key) != value and key != "batch_size":
+                return f"{section}.{key}: {old[section].get(key)!r} in the file, {value!r} now"
+    return "config hash differs"
+
+
+def pending_rows(path: str | Path) -> np.ndarray:
+    """Global run indices of the rows of ``path`` not yet done, ascending."""
+    with h5py.File(path, "r") as f:
+        done = f["done"][...]
+        return f["run_index"][...][~done]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRows:
+    """A batch of finished runs to store; leading axis B, global run indices ``run_index``.
+
+    m: (B, T, C, ny, nx); labels: (B, ny, nx) uint8; A, Ku: (B, ny, nx); easy_axis: (B, ny, nx, 3).
+    """
+
+    run_index: np.ndarray
+    m: np.ndarray
+    labels: np.ndarray
+    A: np.ndarray
+    Ku: np.ndarray
+    easy_axis: np.ndarray
+
+
+class DatasetWriter:
+    """Appends finished runs to a file made by ``create_file`` (use as a context manager)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = h5py.File(self.path, "r+")
+        self._run_start = int(self._f.attrs["run_start"])
+        self._rows = self._f["done"].shape[0]
+
+    def __enter__(self) -> "DatasetWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._f.id.valid:
+            self._f.close()
+
+    def _sync(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.id.get_vfd_handle())  # durable against power loss too, not just kills
+
+    def write(self, rows: RunRows) -> None:
+        """Write the rows, make them durable, then mark them done (see module docstring)."""
+        f = self._f
+        local = np.asarray(rows.run_index) - self._run_start
+        if np.any(local < 0) or np.any(local >= self._rows):
+            raise ValueError(f"run indices {rows.run_index} are outside the rows of {self.path}")
+        for b, j in enumerate(local):
+            f["m"][j] = rows.m[b]
+            f["labels"][j] = rows.labels[b]
+            f["material/A"][j] = rows.A[b]
+            f["material/Ku"][j] = rows.Ku[b]
+            f["material/easy_axis"][j] = rows.easy_axis[b]
+        self._sync()
+        done = f["done"]
+        for j in local:
+            done[j] = True
+        self._sync()
+
+
+def shard_path(out: str | Path, process_id: int, num_processes: int) -> Path:
+    """``data.h5`` for one process, else ``data.shard003-of-008.h5``."""
+    out = Path(out)
+    if num_processes == 1:
+        return out
+    return out.with_name(f"{out.stem}.shard{process_id:03d}-of-{num_processes:03d}{out.suffix}")
+
+
+_ROW_DATASETS = ("m", "labels", "material/A", "material/Ku", "material/easy_axis", "done", "run_index")
+
+
+def merge(shards: Sequence[str | Path], out: str | Path, *, copy: bool = False, force: bool = False) -> Path:
+    """Present shard files as one dataset at ``out``.
+
+    By default ``out`` holds HDF5 virtual datasets that read the shards in place (they must stay
+    next to ``out``: sources are stored relative to its directory); ``copy=True`` writes one
+    self-contained file instead. Shards must come from the same config and not overlap; runs no
+    shard holds read as not done.
+    """
+    out = Path(out)
+    if not shards:
+        raise ValueError("merge needs at least one shard file")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists: use --force to overwrite it")
+    infos = [_shard_info(Path(p)) for p in shards]
+    first = infos[0]
+    for info in infos[1:]:
+        if info["config_hash"] != first["config_hash"]:
+            raise ValueError(f"{info['path']} was written with a different config than {first['path']}")
+    infos.sort(key=lambda i: i["run_start"])
+    for a, b in zip(infos, infos[1:]):
+        if a["run_start"] + a["rows"] > b["run_start"]:
+            raise ValueError(f"{a['path']} and {b['path']} hold overlapping runs")
+    n = int(first["num_runs"])
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as dst, h5py.File(infos[0]["path"], "r") as ref:
+            dst.attrs.update({k: v for k, v in ref.attrs.items()})
+            dst.attrs["run_start"] = 0
+            dst["t"] = ref["t"][...]
+            for name in _ROW_DATASETS:
+                src = ref[name]
+                shape = (n,) + src.shape[1:]
+                if copy:
+                    chunks = (1,) + shape[1:] if name == "m" else None
+                    d = dst.create_dataset(name, shape=shape, dtype=src.dtype, chunks=chunks, fillvalue=_fill(name, src.dtype))
+                    for info in infos:
+                        with h5py.File(info["path"], "r") as s:
+                            for j in range(info["rows"]):  # row by row: /m rows are large
+                                d[info["run_start"] + j] = s[name][j]
+                else:
+                    layout = h5py.VirtualLayout(shape=shape, dtype=src.dtype)
+                    for info in infos:
+                        rel = os.path.relpath(Path(info["path"]).resolve(), out.resolve().parent)
+                        source = h5py.VirtualSource(rel, name, shape=(info["rows"],) + src.shape[1:])
+                        layout[info["run_start"] : info["run_start"] + info["rows"]] = source
+                    dst.create_virtual_dataset(name, layout, fillvalue=_fill(name, src.dtype))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _fill(name: str, dtype: np.dtype):
+    if name == "run_index":
+        return -1  # rows that no shard holds
+    return np.zeros((), dtype=dtype)[()]
+
+
+def _shard_info(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"shard file not found: {path}")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a jaxmag dataset file")
+            return {
+                "path": str(path),
+                "config_hash": str(f.attrs["config_hash"]),
+                "num_runs": int(f.attrs["num_runs"]),
+                "run_start": int(f.attrs["run_start"]),
+                "rows": int(f["done"].shape[0]),
+            }
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file ({exc})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSummary:
+    path: str
+    runs_done: int
+    num_rows: int
+    run_start: int
+    m_shape: tuple[int, ...]
+    m_dtype: str
+    file_bytes: int  # on disk (allocated blocks), this file only
+    data_bytes: int  # logical size of /m
+    virtual: bool
+    config_hash: str
+    seed: int
+    components: str
+    cell_size_m: tuple[float, ...]
+    jaxmag_version: str
+
+    def format(self) -> str:
+        gib = 1024**3
+        kind = "virtual (reads its shard files)" if self.virtual else "regular"
+        return "\n".join(
+            [
+                f"file:          {self.path} ({kind})",
+                f"runs done:     {self.runs_done} / {self.num_rows} (rows {self.run_start}..{self.run_start + self.num_rows - 1})",
+                f"/m:            {self.m_shape} {self.m_dtype}, {self.data_bytes / gib:.3f} GiB",
+                f"on disk:       {self.file_bytes / gib:.3f} GiB",
+                f"components:    {self.components}",
+                f"cell size:     {' x '.join(f'{c * 1e9:g}' for c in self.cell_size_m)} nm",
+                f"seed:          {self.seed}",
+                f"config hash:   {self.config_hash}",
+                f"written by:    jaxmag {self.jaxmag_version}",
+            ]
+        )
+
+
+def summary(path: str | Path) -> DatasetSummary:
+    """Facts about a dataset file (``jaxmag dataset info``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 file ({exc})") from None
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a jaxmag dataset file")
+        m = f["m"]
+        return DatasetSummary(
+            path=str(path),
+            runs_done=int(np.count_nonzero(f["done"][...])),
+            num_rows=int(m.shape[0]),
+            run_start=int(f.attrs["run_start"]),
+            m_shape=tuple(m.shape),
+            m_dtype=m.dtype.name,
+            file_bytes=os.stat(path).st_blocks * 512,
+            data_bytes=int(np.prod(m.shape)) * m.dtype.itemsize,
+            virtual=m.is_virtual,
+            config_hash=str(f.attrs["config_hash"]),
+            seed=int(f.attrs["seed"]),
+            components=str(f.attrs["components"]),
+            cell_size_m=tuple(float(c) for c in f.attrs["cell_size_m"]),
+            jaxmag_version=str(f.attrs["jaxmag_version"]),
+        )
+
+
+def read_runs(path: str | Path, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Load rows of a dataset into memory: ``{"m", "labels", "A", "Ku", "easy_axis", "done",
+    "run_index", "t"}`` (all rows when ``indices`` is None; indices are rows of this file)."""
+    with h5py.File(path, "r") as f:
+        sel = slice(None) if indices is None else np.asarray(indices)
+        return {
+            "m": f["m"][sel],
+            "labels": f["labels"][sel],
+            "A": f["material/A"][sel],
+            "Ku": f["material/Ku"][sel],
+            "easy_axis": f["material/easy_axis"][sel],
+            "done": f["done"][sel],
+            "run_index": f["run_index"][sel],
+            "t": f["t"][...],
+        }
