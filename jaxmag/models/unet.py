@@ -1,0 +1,127 @@
+"""The U-Net of Knapman et al. (2026, appendix A), in Flax NNX.
+
+Layout is channel-last everywhere: inputs ``(B, ny, nx, C)`` float, logits ``(B, ny, nx, 2)``
+(channel 0 background, channel 1 defect). ``ny`` and ``nx`` must be divisible by ``2**depth``.
+
+Architecture (Ronneberger et al. 2015, padded "same" convolutions):
+
+- encoder level ``i`` (``i = 0 .. depth-1``) has ``base_features * 2**i`` channels;
+- the bottleneck has ``base_features * 2**depth`` channels;
+- every block (encoder, bottleneck, decoder) is Conv3x3 + ReLU, spatial (channel-wise)
+  dropout, Conv3x3 + ReLU; the dropout mask is drawn per (image, channel) and shared over
+  pixels, as in ``torch.nn.Dropout2d``;
+- 2x2 max pooling down, 2x2 stride-2 transposed convolution up, skip connections by
+  concatenation, and a final 1x1 convolution to 2 logits.
+
+The paper configuration (``in_channels=1, base_features=64, depth=4``: levels 64-128-256-512,
+bottleneck 1024) has **31,030,658** parameters (checked in ``tests/test_unet.py``).
+
+Dropout takes its randomness from an explicit ``rngs`` argument at call time, so the model
+holds parameters only and training stays a pure function of (params, key).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+PAPER_PARAMETER_COUNT = 31_030_658
+
+
+class ConvBlock(nnx.Module):
+    """Conv3x3 + ReLU, spatial dropout, Conv3x3 + ReLU: ``(B, H, W, c_in) -> (B, H, W, c_out)``."""
+
+    def __init__(self, c_in: int, c_out: int, dropout: float, *, dtype, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+        # broadcast over H and W: one keep/drop decision per (image, channel).
+        self.dropout = nnx.Dropout(dropout, broadcast_dims=(1, 2))
+        self.conv2 = nnx.Conv(c_out, c_out, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, train: bool, rngs: nnx.Rngs | None) -> jax.Array:
+        x = nnx.relu(self.conv1(x))
+        x = self.dropout(x, deterministic=not train, rngs=rngs)
+        return nnx.relu(self.conv2(x))
+
+
+class UNet(nnx.Module):
+    """U-Net segmenter: ``(B, ny, nx, in_channels) -> (B, ny, nx, 2)`` float32 logits.
+
+    Args:
+        in_channels: number of input maps stacked channel-last (>= 1).
+        base_features: channels of the first level (paper: 64).
+        depth: number of pooling levels (paper: 4); the bottleneck has
+            ``base_features * 2**depth`` channels.
+        dropout: spatial dropout probability inside every block.
+        compute_dtype: dtype of the convolutions (``jnp.float32`` or ``jnp.bfloat16``);
+            parameters are always stored in float32 and logits are returned in float32.
+        rngs: initialisation randomness (``nnx.Rngs(params=key)``).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        *,
+        base_features: int = 64,
+        depth: int = 4,
+        dropout: float = 0.1,
+        compute_dtype=jnp.float32,
+        num_classes: int = 2,
+        rngs: nnx.Rngs,
+    ):
+        if in_channels < 1:
+            raise ValueError(f"UNet in_channels must be >= 1, got {in_channels}")
+        if base_features < 1 or depth < 1:
+            raise ValueError(f"UNet base_features and depth must be >= 1, got {base_features}, {depth}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
+        self.in_channels = in_channels
+        self.depth = depth
+        widths = [base_features * 2**i for i in range(depth + 1)]
+        dt = compute_dtype
+        self.down = nnx.List(
+            [
+                ConvBlock(in_channels if i == 0 else widths[i - 1], widths[i], dropout, dtype=dt, rngs=rngs)
+                for i in range(depth)
+            ]
+        )
+        self.bottleneck = ConvBlock(widths[depth - 1], widths[depth], dropout, dtype=dt, rngs=rngs)
+        self.up = nnx.List(
+            [
+                nnx.ConvTranspose(widths[i + 1], widths[i], (2, 2), strides=(2, 2), padding="VALID", dtype=dt, rngs=rngs)
+                for i in reversed(range(depth))
+            ]
+        )
+        # after concatenation with the skip, the decoder block sees 2 * widths[i] channels.
+        self.up_blocks = nnx.List(
+            [ConvBlock(2 * widths[i], widths[i], dropout, dtype=dt, rngs=rngs) for i in reversed(range(depth))]
+        )
+        self.head = nnx.Conv(widths[0], num_classes, (1, 1), dtype=dt, rngs=rngs)
+
+    def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
+        """Logits ``(B, ny, nx, 2)`` float32 for inputs ``(B, ny, nx, in_channels)``.
+
+        ``train=True`` enables dropout and needs ``rngs=nnx.Rngs(dropout=key)``.
+        """
+        if x.ndim != 4 or x.shape[-1] != self.in_channels:
+            raise ValueError(f"UNet expects inputs (B, ny, nx, {self.in_channels}), got shape {x.shape}")
+        factor = 2**self.depth
+        if x.shape[1] % factor or x.shape[2] % factor:
+            raise ValueError(
+                f"UNet with depth {self.depth} needs image sides divisible by {factor}, got {x.shape[1]}x{x.shape[2]}"
+            )
+        skips = []
+        for block in self.down:
+            x = block(x, train=train, rngs=rngs)
+            skips.append(x)
+            x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+        x = self.bottleneck(x, train=train, rngs=rngs)
+        for upconv, block, skip in zip(self.up, self.up_blocks, reversed(skips)):
+            x = upconv(x)
+            x = jnp.concatenate([skip.astype(x.dtype), x], axis=-1)
+            x = block(x, train=train, rngs=rngs)
+        return self.head(x).astype(jnp.float32)
+
+
+def count_parameters(model: nnx.Module) -> int:
+    """Number of scalar parameters of a model."""
+    return sum(int(p.size) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))

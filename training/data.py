@@ -1,0 +1,450 @@
+"""Data sources for training: one interface, two implementations.
+
+A source yields **normalised, globally sharded** batches, channel-last:
+
+- ``train_batches(epoch, key)`` -> iterator of ``(inputs (B, ny, nx, C) float32,
+  labels (B, ny, nx) int32)``, ``B`` the global batch, sharded over the mesh's ``"data"`` axis;
+  the order is a pure function of ``key`` (the loop derives it from (seed, epoch));
+- ``val_set()`` / ``test_set()`` -> an ``EvalSet`` whose ``batches()`` add a ``mask (B,)`` that
+  marks the padding of the last batch;
+- ``norm_stats`` (``training.normalization``), ``input_names`` (``("mean:x", ...)``),
+  ``train_condition`` and ``describe()`` (JSON-able, stored in ``run.json``).
+
+``HDF5Source`` reads a measures file written by ``jaxmag measures``::
+
+    /<condition>/<measure>/<component>   (N, ny, nx) float32   condition "clean", "gaussian_1e-2", ...
+    /labels                              (N, ny, nx) uint8     0 background, > 0 defect blob id
+
+``OnlineSource`` wraps a jittable generator ``make_batch(key) -> (inputs, labels)`` (for
+example the solver + measures + noise, all on the accelerator): each step's batch is generated
+on device, sharded like any batch, and never visits the host.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import h5py
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from training import normalization, sharding
+from training.splits import epoch_permutation, split_indices
+
+Batch = tuple[jax.Array, jax.Array]
+
+
+class DataSource(Protocol):
+    input_names: tuple[str, ...]
+    norm_stats: dict
+    train_condition: str
+    batch_size: int
+    steps_per_epoch: int
+
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]: ...
+
+    def val_set(self) -> "EvalSet": ...
+
+    def test_set(self) -> "EvalSet": ...
+
+    def describe(self) -> dict: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation sets
+
+
+@dataclasses.dataclass
+class EvalSet:
+    """A fixed set of normalised images for validation or testing.
+
+    Either host arrays (``inputs (N, ny, nx, C)``, ``labels (N, ny, nx)``, NumPy; every process
+    holds all of them and loads its slice of each batch) or ``device_batches``, a list of
+    already sharded full batches ``(inputs, labels)`` (online source).
+    """
+
+    inputs: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    indices: np.ndarray | None = None  # sample indices in the source file, if any
+    device_batches: list[Batch] | None = None
+    condition: str = "clean"
+
+    def __len__(self) -> int:
+        if self.device_batches is not None:
+            return sum(int(b[1].shape[0]) for b in self.device_batches)
+        return int(self.labels.shape[0])
+
+    def batches(self, batch_size: int, mesh: Mesh) -> Iterator[tuple[jax.Array, jax.Array, jax.Array]]:
+        """Global ``(inputs, labels, mask)`` batches of ``batch_size``; the last one padded (mask 0)."""
+        bsh = sharding.batch_sharding(mesh)
+        if self.device_batches is not None:
+            for x, y in self.device_batches:
+                ones = np.ones((y.shape[0],), np.float32)[sharding.process_slice(y.shape[0])]
+                yield x, y, sharding.global_batch(ones, bsh, y.shape[0])
+            return
+        n = len(self)
+        rows = sharding.process_slice(batch_size)
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, start + batch_size)
+            mask = (idx < n).astype(np.float32)
+            idx = np.minimum(idx, n - 1)[rows]  # padding repeats the last image, masked out
+            yield (
+                sharding.global_batch(self.inputs[idx], bsh, batch_size),
+                sharding.global_batch(self.labels[idx], bsh, batch_size),
+                sharding.global_batch(mask[rows], bsh, batch_size),
+            )
+
+    def examples(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` images ``(inputs, labels)`` as host arrays (for figures)."""
+        if self.device_batches is not None:
+            from jax.experimental import multihost_utils
+
+            xs, ys = zip(*self.device_batches)
+            x = np.concatenate([np.asarray(multihost_utils.process_allgather(a, tiled=True)) for a in xs])
+            y = np.concatenate([np.asarray(multihost_utils.process_allgather(a, tiled=True)) for a in ys])
+            return x[:k], y[:k]
+        return self.inputs[:k], self.labels[:k]
+
+
+# ---------------------------------------------------------------------------------------------
+# HDF5 measures files
+
+
+def channel_name(measure: str, component: str) -> str:
+    return f"{measure}:{component}"
+
+
+def _layout(f: h5py.File) -> dict[str, dict[str, list[str]]]:
+    """``{condition: {measure: [components]}}`` of an open measures file."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for cond, group in f.items():
+        if not isinstance(group, h5py.Group):
+            continue
+        out[cond] = {m: sorted(g.keys()) for m, g in group.items() if isinstance(g, h5py.Group)}
+    return out
+
+
+def _describe_layout(layout: dict) -> str:
+    parts = []
+    for cond, measures in sorted(layout.items()):
+        inner = ", ".join(f"{m}:{'/'.join(c)}" for m, c in sorted(measures.items()))
+        parts.append(f"{cond} ({inner or 'empty'})")
+    return "; ".join(parts) or "nothing"
+
+
+def resolve_condition(available: list[str], spec: str) -> str:
+    """Map ``"clean"``, ``"gaussian_1e-2"`` or ``"gaussian:1e-2"`` to a condition group name.
+
+    ``kind:variance`` matches a group ``kind_<v>`` with the same numeric variance, whatever
+    way it was written (``1e-2`` and ``0.01`` are the same). Raises ``ValueError`` listing the
+    conditions that exist.
+    """
+    if spec in available:
+        return spec
+    kind, sep, var = spec.replace("_", ":", 1).partition(":")
+    if sep:
+        try:
+            wanted = float(var)
+        except ValueError:
+            wanted = None
+        if wanted is not None:
+            for name in available:
+                k, _, v = name.partition("_")
+                try:
+                    if k == kind and math.isclose(float(v), wanted, rel_tol=1e-9):
+                        return name
+                except ValueError:
+                    continue
+    raise ValueError(f"noise condition {spec!r} is not in the measures file; it has: {', '.join(sorted(available))}")
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """SHA-256 (16 hex digits) of a label array: identifies the dataset a split belongs to."""
+    h = hashlib.sha256(str(labels.shape).encode())
+    h.update(np.ascontiguousarray(labels).tobytes())
+    return h.hexdigest()[:16]
+
+
+class HDF5Source:
+    """Training data from a measures HDF5 file (see the module docstring for its layout).
+
+    Args:
+        path: the measures file.
+        inputs: ``((measure, component), ...)`` channels to stack, in order.
+        train_condition: ``"clean"`` or a noise condition (``"gaussian:1e-2"`` or
+            ``"gaussian_1e-2"``); training and validation inputs come from that group.
+        batch_size: global batch; an epoch has ``n_train // batch_size`` steps (the remainder is
+            dropped, differently each epoch since the order is reshuffled).
+        split, seed: fractions and seed of ``split_indices`` (ignored if ``indices`` is given).
+        indices: a stored split ``{"train", "val", "test"}`` (resume, evaluation).
+        norm_stats: stored statistics; computed from the clean training subset if ``None``.
+        mesh: device mesh (default: all devices).
+
+    The whole train and validation arrays are read into host memory once.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        inputs: tuple[tuple[str, str], ...],
+        *,
+        train_condition: str = "clean",
+        batch_size: int = 32,
+        split: tuple[float, float, float] = (0.70, 0.15, 0.15),
+        seed: int = 0,
+        indices: dict | None = None,
+        norm_stats: dict | None = None,
+        mesh: Mesh | None = None,
+        load_train: bool = True,
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"measures file not found: {self.path}")
+        if not inputs:
+            raise ValueError("at least one input (measure, component) is required")
+        self.inputs = tuple(tuple(i) for i in inputs)
+        self.input_names = tuple(channel_name(m, c) for m, c in self.inputs)
+        self.batch_size = int(batch_size)
+        self.mesh = mesh if mesh is not None else sharding.data_mesh()
+        sharding.check_batch_size(self.batch_size, self.mesh)
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise ValueError(f"cannot read measures file {self.path}: {exc}") from None
+        with f:
+            if "labels" not in f or not isinstance(f["labels"], h5py.Dataset):
+                raise ValueError(f"measures file {self.path} has no /labels dataset")
+            labels = f["labels"]
+            if labels.ndim != 3:
+                raise ValueError(f"/labels in {self.path} must be (N, ny, nx), got shape {labels.shape}")
+            self.shape = tuple(labels.shape)
+            self.layout = _layout(f)
+            self.train_condition = resolve_condition(list(self.layout), train_condition)
+            self._check_condition("clean")
+            self._check_condition(self.train_condition)
+            self._labels = (labels[...] > 0).astype(np.int32)
+        self.labels_sha256 = labels_digest(self._labels)
+        n = self.shape[0]
+        if indices is None:
+            indices = split_indices(n, tuple(split), seed)
+        self.indices = {k: np.asarray(v, np.int64) for k, v in indices.items()}
+        for k, v in self.indices.items():
+            if v.size and (v.min() < 0 or v.max() >= n):
+                raise ValueError(f"stored {k} split indices do not fit the {n} samples of {self.path}")
+        if norm_stats is None:
+            norm_stats = normalization.compute_stats(self._read("clean", self.indices["train"]), list(self.input_names))
+        if list(norm_stats["channels"]) != list(self.input_names):
+            raise ValueError(f"normalisation statistics are for {norm_stats['channels']}, inputs are {list(self.input_names)}")
+        self.norm_stats = norm_stats
+        self._train = None
+        if load_train:
+            n_train = self.indices["train"].size
+            if n_train < self.batch_size:
+                raise ValueError(
+                    f"the training split has {n_train} samples, fewer than the batch size {self.batch_size}; "
+                    "lower training.batch_size or use more data"
+                )
+            self._train = self._load(self.train_condition, "train")
+        self.steps_per_epoch = self.indices["train"].size // self.batch_size
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _check_condition(self, condition: str) -> None:
+        have = self.layout.get(condition, {})
+        missing = [channel_name(m, c) for m, c in self.inputs if c not in have.get(m, [])]
+        if condition not in self.layout or missing:
+            raise ValueError(
+                f"measures file {self.path} lacks {', '.join(f'/{condition}/' + x.replace(':', '/') for x in missing) or '/' + condition} "
+                f"(it has: {_describe_layout(self.layout)})"
+            )
+
+    def _read(self, condition: str, idx: np.ndarray) -> np.ndarray:
+        """Raw channels ``(len(idx), ny, nx, C)`` float32 of the given samples."""
+        self._check_condition(condition)
+        chans = []
+        with h5py.File(self.path, "r") as f:
+            for m, c in self.inputs:
+                ds = f[condition][m][c]
+                if tuple(ds.shape) != self.shape:
+                    raise ValueError(
+                        f"/{condition}/{m}/{c} in {self.path} has shape {tuple(ds.shape)} but /labels has {self.shape}"
+                    )
+                chans.append(np.asarray(ds[...], np.float32)[idx])
+        x = np.stack(chans, axis=-1)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"measures file {self.path} has NaN or inf in condition {condition}")
+        return x
+
+    def _load(self, condition: str, part: str) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.indices[part]
+        return normalization.normalize(self._read(condition, idx), self.norm_stats), self._labels[idx]
+
+    # -- the interface ------------------------------------------------------------------------
+
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
+        """``steps_per_epoch`` global batches in the order given by ``key``."""
+        x, y = self._train
+        perm = epoch_permutation(x.shape[0], key)
+        bsh = sharding.batch_sharding(self.mesh)
+        rows = sharding.process_slice(self.batch_size)
+        for s in range(self.steps_per_epoch):
+            idx = np.sort(perm[s * self.batch_size : (s + 1) * self.batch_size][rows])
+            yield sharding.global_batch(x[idx], bsh, self.batch_size), sharding.global_batch(y[idx], bsh, self.batch_size)
+
+    def val_set(self) -> EvalSet:
+        """The validation split, in the training condition."""
+        x, y = self._load(self.train_condition, "val")
+        return EvalSet(x, y, self.indices["val"], condition=self.train_condition)
+
+    def test_set(self, condition: str | None = None) -> EvalSet:
+        """The test split in ``condition`` (default: the training condition)."""
+        cond = self.train_condition if condition is None else resolve_condition(list(self.layout), condition)
+        x, y = self._load(cond, "test")
+        return EvalSet(x, y, self.indices["test"], condition=cond)
+
+    def describe(self) -> dict:
+        return {
+            "kind": "hdf5",
+            "path": str(self.path.resolve()),
+            "labels_sha256": self.labels_sha256,
+            "num_samples": self.shape[0],
+            "image_shape": list(self.shape[1:]),
+            "conditions": sorted(self.layout),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# on-the-fly generation
+
+
+class OnlineSource:
+    """Batches generated on the accelerator at every step by ``make_batch``.
+
+    Args:
+        make_batch: jittable ``make_batch(key) -> (inputs (B, ny, nx, C) float32 raw, labels
+            (B, ny, nx) int, > 0 is defect)`` with ``B == batch_size``, producing the training
+            condition (clean or noisy). It is traced once and jitted with the batch sharding as
+            output sharding, so generation itself is split over the devices.
+        input_names: channel names, e.g. ``("std:z",)``.
+        batch_size: the global batch ``B``.
+        steps_per_epoch: generated batches per epoch.
+        num_val_batches, num_test_batches: size of the fixed validation/test sets, in batches.
+        seed: fixes the validation, test and calibration keys.
+        make_clean_batch: the same generator without noise, for the normalisation statistics
+            (defaults to ``make_batch``, right when training on clean data).
+        norm_stats: stored statistics (resume); otherwise computed from one clean calibration
+            batch generated from a fixed key.
+        train_condition: a name for the condition ``make_batch`` produces ("clean", ...).
+
+    Keys: the batch of step ``s`` in an epoch with data key ``k`` is ``make_batch(fold_in(k, s))``;
+    validation batch ``i`` uses ``fold_in(fold_in(key(seed), 1), i)``, test ``... 2 ...``, the
+    calibration batch ``fold_in(key(seed), 3)``.
+    """
+
+    def __init__(
+        self,
+        make_batch: Callable[[jax.Array], Batch],
+        input_names: tuple[str, ...],
+        *,
+        batch_size: int,
+        steps_per_epoch: int,
+        num_val_batches: int = 4,
+        num_test_batches: int = 4,
+        seed: int = 0,
+        make_clean_batch: Callable[[jax.Array], Batch] | None = None,
+        norm_stats: dict | None = None,
+        train_condition: str = "clean",
+        mesh: Mesh | None = None,
+    ):
+        if steps_per_epoch < 1 or num_val_batches < 1 or num_test_batches < 1:
+            raise ValueError("steps_per_epoch, num_val_batches and num_test_batches must be >= 1")
+        self.input_names = tuple(input_names)
+        self.batch_size = int(batch_size)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.num_val_batches = int(num_val_batches)
+        self.num_test_batches = int(num_test_batches)
+        self.seed = int(seed)
+        self.train_condition = train_condition
+        self.mesh = mesh if mesh is not None else sharding.data_mesh()
+        sharding.check_batch_size(self.batch_size, self.mesh)
+        self._check_generator(make_batch)
+        clean = make_batch if make_clean_batch is None else make_clean_batch
+        if make_clean_batch is not None:
+            self._check_generator(make_clean_batch)
+        bsh = sharding.batch_sharding(self.mesh)
+        rep = sharding.replicated(self.mesh)
+
+        if norm_stats is None:
+            calib = jax.jit(lambda: _channel_moments(clean(_key(self.seed, 3, None, None, None))[0]), out_shardings=rep)
+            mean, std = (np.asarray(a, np.float64) for a in calib())
+            for name, s in zip(self.input_names, std):
+                if not s > 0:
+                    raise ValueError(f"generated input channel {name} is constant over the calibration batch")
+            norm_stats = {"channels": list(self.input_names), "mean": mean.tolist(), "std": std.tolist()}
+        self.norm_stats = norm_stats
+
+        def generate(a, b, step):
+            # the key is rebuilt on device from scalars: no host array enters the jitted call,
+            # which multi-process jit requires.
+            x, y = make_batch(_key(None, None, a, b, step))
+            return normalization.normalize(x, self.norm_stats), (y > 0).astype(jnp.int32)
+
+        self._generate = jax.jit(generate, out_shardings=(bsh, bsh))
+        self._fixed = jax.jit(lambda stream, i: generate(*_fixed_bits(self.seed, stream), i), out_shardings=(bsh, bsh))
+
+    def _check_generator(self, fn) -> None:
+        x, y = jax.eval_shape(fn, jax.random.key(0))
+        c = len(self.input_names)
+        if x.ndim != 4 or x.shape[0] != self.batch_size or x.shape[-1] != c:
+            raise ValueError(f"make_batch must return inputs (B={self.batch_size}, ny, nx, C={c}), got {x.shape}")
+        if tuple(y.shape) != tuple(x.shape[:3]):
+            raise ValueError(f"make_batch labels shape {tuple(y.shape)} does not match inputs {tuple(x.shape[:3])}")
+        self.image_shape = tuple(x.shape[1:3])
+
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
+        a, b = (int(v) for v in np.asarray(jax.random.key_data(key)).ravel()[:2])
+        for s in range(self.steps_per_epoch):
+            yield self._generate(np.uint32(a), np.uint32(b), s)
+
+    def _fixed_set(self, stream: int, n: int, name: str) -> EvalSet:
+        return EvalSet(device_batches=[self._fixed(stream, i) for i in range(n)], condition=name)
+
+    def val_set(self) -> EvalSet:
+        return self._fixed_set(1, self.num_val_batches, self.train_condition)
+
+    def test_set(self) -> EvalSet:
+        return self._fixed_set(2, self.num_test_batches, self.train_condition)
+
+    def describe(self) -> dict:
+        return {
+            "kind": "online",
+            "seed": self.seed,
+            "steps_per_epoch": self.steps_per_epoch,
+            "num_val_batches": self.num_val_batches,
+            "num_test_batches": self.num_test_batches,
+            "image_shape": list(self.image_shape),
+        }
+
+
+def _fixed_bits(seed: int, stream: int) -> tuple[jax.Array, jax.Array]:
+    data = jax.random.key_data(jax.random.fold_in(jax.random.key(seed), stream))
+    return data[0], data[1]
+
+
+def _key(seed, stream, a, b, step) -> jax.Array:
+    """A typed key from raw bits ``(a, b)`` (or from ``seed``/``stream`` with a=b=0), folded with ``step``."""
+    if seed is not None:
+        key = jax.random.fold_in(jax.random.key(seed), stream)
+    else:
+        key = jax.random.wrap_key_data(jnp.stack([jnp.asarray(a, jnp.uint32), jnp.asarray(b, jnp.uint32)]))
+    return key if step is None else jax.random.fold_in(key, step)
+
+
+def _channel_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x = x.astype(jnp.float32)
+    return jnp.mean(x, axis=(0, 1, 2)), jnp.std(x, axis=(0, 1, 2))

@@ -1,0 +1,185 @@
+"""Using a trained run: load it, predict, and evaluate it on any noise condition.
+
+- ``load_trained(run_dir) -> (model, run_info)``: the U-Net with the best checkpoint's
+  parameters and the run's ``run.json`` (inputs, normalisation statistics, split, ...).
+- ``predict_logits(model, inputs)`` / ``predict_proba(model, inputs)``: inputs already
+  normalised with ``normalise_inputs(raw, run_info)``, ``(N, ny, nx, C)`` ->
+  logits ``(N, ny, nx, 2)`` / defect probability ``(N, ny, nx)``.
+- ``evaluate(model, eval_set)``: test metrics (``training.metrics.summarize``).
+- ``evaluate_run(run_dir, measures, condition)``: the test split of a measures file in a noise
+  condition, normalised with the run's clean statistics; writes ``eval_<condition>.json`` and
+  ``eval_<condition>.png`` (example inputs, truth, predicted probability and mask).
+"""
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxmag.config import load_config
+from training import checkpoint, normalization, sharding
+from training.loop import _write_json, evaluate_params, make_model, read_run_info
+
+
+def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, dict]:
+    """The model of a run with the parameters of checkpoint ``slot`` (``best`` or ``latest``).
+
+    Returns ``(model, run_info)``; ``run_info`` is ``run.json`` plus ``"run_dir"``,
+    ``"config"`` (the resolved ``Config``) and ``"checkpoint_epoch"``.
+    """
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir)
+    config = load_config(run_dir / "config.toml")
+    in_channels = len(info["inputs"])
+    abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0)))
+    graphdef, params = nnx.split(abstract, nnx.Param)
+    rep = sharding.replicated(sharding.data_mesh(jax.local_devices()[:1]))
+    target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), params)
+    tree, meta = _restore_params(run_dir / "checkpoints", slot, target)
+    model = nnx.merge(graphdef, tree)
+    return model, {**info, "run_dir": str(run_dir), "config": config, "checkpoint_epoch": meta.get("epoch")}
+
+
+def _restore_params(ckpt_dir: Path, slot: str, target):
+    # restore only the parameters: the optimiser state need not be described.
+    import orbax.checkpoint as ocp
+
+    path = ckpt_dir / slot
+    if not path.is_dir():
+        raise FileNotFoundError(f"no '{slot}' checkpoint in {ckpt_dir}")
+    try:
+        with ocp.CheckpointManager(path.resolve(), options=ocp.CheckpointManagerOptions(create=False)) as mngr:
+            step = mngr.latest_step()
+            if step is None:
+                raise FileNotFoundError(f"no '{slot}' checkpoint in {ckpt_dir}")
+            restored = mngr.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.PyTreeRestore(
+                        item={"params": target},
+                        restore_args={"params": jax.tree.map(lambda a: ocp.ArrayRestoreArgs(sharding=a.sharding), target)},
+                        partial_restore=True,
+                    ),
+                    meta=ocp.args.JsonRestore(),
+                ),
+            )
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} is corrupt or does not match the run's model ({type(exc).__name__}: {exc})") from exc
+    return restored["state"]["params"], restored["meta"]
+
+
+def normalise_inputs(raw: np.ndarray, run_info: dict) -> np.ndarray:
+    """Normalise raw channels ``(N, ny, nx, C)`` with the run's clean-training statistics."""
+    return normalization.normalize(np.asarray(raw, np.float32), run_info["norm_stats"])
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _logits(graphdef, params, x):
+    return nnx.merge(graphdef, params)(x, train=False)
+
+
+def predict_logits(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Logits ``(N, ny, nx, 2)`` float32 for normalised ``inputs (N, ny, nx, C)`` (dropout off)."""
+    graphdef, params = nnx.split(model, nnx.Param)
+    inputs = np.asarray(inputs, np.float32)
+    if inputs.ndim == 3:
+        raise ValueError(f"inputs must be (N, ny, nx, C) channel-last, got {inputs.shape}; add a channel axis")
+    out = []
+    for start in range(0, inputs.shape[0], batch_size):
+        chunk = inputs[start : start + batch_size]
+        pad = batch_size - chunk.shape[0]
+        if pad and inputs.shape[0] > batch_size:  # keep one compiled shape
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+        out.append(np.asarray(_logits(graphdef, params, chunk))[: batch_size - pad])
+    return np.concatenate(out)
+
+
+def predict_proba(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Defect probability ``(N, ny, nx)`` (softmax of the logits, channel 1)."""
+    logits = predict_logits(model, inputs, batch_size)
+    return np.asarray(jax.nn.softmax(jnp.asarray(logits), axis=-1)[..., 1])
+
+
+def evaluate(model: nnx.Module, eval_set, batch_size: int = 32, mesh=None) -> dict:
+    """Test metrics of ``model`` over an ``EvalSet`` (aggregated and per-image Dice, loss, counts)."""
+    mesh = mesh if mesh is not None else sharding.data_mesh()
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = jax.device_put(params, sharding.replicated(mesh))
+    return evaluate_params(graphdef, params, eval_set, batch_size, mesh)
+
+
+def save_eval_report(run_dir: str | Path, eval_set, metrics: dict, model: nnx.Module, extra: dict | None = None, num_examples: int = 4) -> dict:
+    """Write ``eval_<condition>.json`` and ``eval_<condition>.png`` into the run folder; returns the record."""
+    run_dir = Path(run_dir)
+    record = {"condition": eval_set.condition, **metrics, **(extra or {})}
+    if eval_set.indices is not None:
+        record["test_indices"] = [int(i) for i in eval_set.indices]
+    x, y = eval_set.examples(num_examples)
+    if jax.process_index() == 0:
+        info = read_run_info(run_dir)
+        record.update(inputs=info["inputs"], train_condition=info["train_condition"], config_hash=info["config_hash"])
+        _write_json(run_dir / f"eval_{eval_set.condition}.json", record)
+        proba = predict_proba(model, x, batch_size=max(1, len(x)))
+        _plot_examples(run_dir / f"eval_{eval_set.condition}.png", x, y, proba, info["inputs"], eval_set.condition, metrics["dice"])
+    return record
+
+
+def _plot_examples(path: Path, x, y, proba, names, condition: str, dice: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(x)
+    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n + 0.4), squeeze=False)
+    for i in range(n):
+        panels = [(x[i, ..., 0], f"input {names[0]} (norm.)", "viridis"), (y[i], "truth", "gray"),
+                  (proba[i], "P(defect)", "magma"), (proba[i] > 0.5, "prediction", "gray")]
+        for ax, (img, title, cmap) in zip(axes[i], panels):
+            ax.imshow(img, cmap=cmap, interpolation="nearest", **({"vmin": 0, "vmax": 1} if cmap != "viridis" else {}))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    fig.suptitle(f"{condition}: test Dice {dice:.3f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "clean", batch_size: int | None = None) -> dict:
+    """Evaluate a run's best model on the test split of ``measures`` in ``condition``.
+
+    The measures file must hold the same labels as the one the run was trained on (checked by
+    hash), since the stored test indices refer to it. Writes ``eval_<condition>.{json,png}``.
+    """
+    from training.data import HDF5Source
+
+    model, info = load_trained(run_dir)
+    if info["split"] is None:
+        raise ValueError(f"{run_dir} was trained on generated data; it has no stored split of a measures file")
+    inputs = tuple(tuple(name.split(":")) for name in info["inputs"])
+    bs = batch_size or info["config"].training.batch_size
+    mesh = sharding.data_mesh()
+    bs = max(mesh.devices.size, bs - bs % mesh.devices.size)
+    source = HDF5Source(
+        measures, inputs, train_condition="clean", batch_size=bs, indices=info["split"],
+        norm_stats=info["norm_stats"], mesh=mesh, load_train=False,
+    )
+    if source.labels_sha256 != info["source"].get("labels_sha256"):
+        raise ValueError(
+            f"{measures} does not hold the labels the run was trained on (labels hash {source.labels_sha256} "
+            f"vs {info['source'].get('labels_sha256')}); its stored test split would be meaningless"
+        )
+    test = source.test_set(condition)
+    t0 = time.perf_counter()
+    metrics = evaluate(model, test, bs, mesh)
+    metrics["seconds"] = time.perf_counter() - t0
+    return save_eval_report(run_dir, test, metrics, model, extra={"checkpoint": "best", "checkpoint_epoch": info["checkpoint_epoch"], "measures_file": str(Path(measures).resolve())})

@@ -1,0 +1,359 @@
+"""The training loop: ``create_train_state``, ``train_step``, ``eval_step``, ``train_and_evaluate``.
+
+Training is a pure function of (params, optimiser state, step, key, batch). The model object
+is split once into a static ``graphdef`` and its parameters (``flax.nnx.split``); the steps
+merge them back inside ``jax.jit``. Both steps are compiled once per run with explicit
+shardings (``training.sharding``): batches split over the ``"data"`` mesh axis, everything
+else replicated, so the same code runs on 1 device, N devices or N hosts.
+
+Randomness: the parameters come from ``fold_in(key(seed), 0)``; dropout at step ``s`` uses
+``fold_in(fold_in(key(seed), 1), s)``; the data order of epoch ``e`` comes from
+``fold_in(fold_in(key(seed), 2), e)``. Nothing depends on how many epochs ran before in
+this process, so ``--resume`` reproduces an uninterrupted run exactly.
+
+The run folder (``out_dir``) holds ``config.toml``, ``run.json`` (inputs, train condition,
+split, normalisation, config hash, source), ``history.json``, ``checkpoints/{best,latest}``
+and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm.auto import tqdm
+
+from jaxmag.config import Config, config_hash
+from jaxmag.models.unet import UNet
+from jaxmag.pytree import pytree_dataclass, static_field
+from training import checkpoint, sharding
+from training.metrics import cross_entropy, segmentation_sums, summarize
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.json"
+
+
+@pytree_dataclass
+class TrainState:
+    """Everything that changes during training, as a pytree (replicated over the mesh).
+
+    ``rng`` is the raw ``key_data`` (uint32[2]) of the dropout key, so it checkpoints as a
+    plain array. ``graphdef`` (model structure) and ``tx`` (optimiser) are static.
+    """
+
+    step: jax.Array  # int32 scalar: optimiser steps taken
+    params: nnx.State
+    opt_state: Any
+    rng: jax.Array
+    graphdef: Any = static_field()
+    tx: Any = static_field()
+
+    def checkpoint_tree(self) -> dict:
+        return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng}
+
+
+def make_model(config: Config, in_channels: int, key: jax.Array) -> UNet:
+    """The U-Net described by ``config.model`` (and ``training.compute_dtype``)."""
+    m = config.model
+    dtype = jnp.bfloat16 if config.training.compute_dtype == "bfloat16" else jnp.float32
+    return UNet(
+        in_channels,
+        base_features=m.base_features,
+        depth=m.depth,
+        dropout=m.dropout,
+        compute_dtype=dtype,
+        rngs=nnx.Rngs(params=key),
+    )
+
+
+def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransformation:
+    """Adam (AdamW when ``weight_decay > 0``) with the configured schedule and clipping.
+
+    Schedules: ``constant``; ``cosine`` (decay to 0 over ``total_steps``); ``warmup_cosine``
+    (linear warm-up over ``warmup_steps`` from 0, then cosine decay to 0).
+    """
+    t = config.training
+    total = max(int(total_steps), 1)
+    if t.schedule == "constant":
+        lr = optax.constant_schedule(t.learning_rate)
+    elif t.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(t.learning_rate, decay_steps=total)
+    else:
+        warm = min(t.warmup_steps, total - 1)
+        lr = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, warmup_steps=max(warm, 0), decay_steps=total)
+    opt = optax.adamw(lr, weight_decay=t.weight_decay) if t.weight_decay > 0 else optax.adam(lr)
+    if t.grad_clip > 0:
+        return optax.chain(optax.clip_by_global_norm(t.grad_clip), opt)
+    return opt
+
+
+def create_train_state(
+    config: Config, in_channels: int, key: jax.Array, total_steps: int, mesh: jax.sharding.Mesh
+) -> TrainState:
+    """Fresh parameters and optimiser state, replicated on ``mesh``.
+
+    ``key`` is a typed PRNG key; parameters use ``fold_in(key, 0)``, dropout ``fold_in(key, 1)``.
+    Every process computes the same values and assembles them as replicated global arrays.
+    """
+    tx = make_optimizer(config, total_steps)
+    # initialise eagerly and replicate from the host: compiling the initialisers as one jitted
+    # program costs far more than running them, and every process derives the same values.
+    model = make_model(config, in_channels, jax.random.fold_in(key, 0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    host = jax.device_get(params)
+    params = jax.tree.map(lambda a: sharding.replicate(a, mesh), host)
+    rng = sharding.replicate(np.asarray(jax.random.key_data(jax.random.fold_in(key, 1))), mesh)
+    step = sharding.replicate(np.zeros((), np.int32), mesh)
+    opt_state = jax.jit(tx.init, out_shardings=sharding.replicated(mesh))(params)
+    return TrainState(step=step, params=params, opt_state=opt_state, rng=rng, graphdef=graphdef, tx=tx)
+
+
+def train_step(state: TrainState, inputs: jax.Array, labels: jax.Array) -> tuple[TrainState, dict]:
+    """One Adam step on a global batch: ``inputs (B, ny, nx, C)``, ``labels (B, ny, nx)`` int32.
+
+    Loss: mean pixel-wise cross-entropy over the batch. Returns the new state and
+    ``{"loss": scalar}`` (the loss before the update).
+    """
+    dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+    def loss_fn(params):
+        model = nnx.merge(state.graphdef, params)
+        logits = model(inputs, train=True, rngs=nnx.Rngs(dropout=dropout_key))
+        return jnp.mean(cross_entropy(logits, labels))
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = TrainState(
+        step=state.step + 1, params=params, opt_state=opt_state, rng=state.rng, graphdef=state.graphdef, tx=state.tx
+    )
+    return new, {"loss": loss}
+
+
+def eval_step(graphdef, params: nnx.State, inputs: jax.Array, labels: jax.Array, mask: jax.Array) -> dict:
+    """Additive metric sums (``training.metrics.segmentation_sums``) of one batch, dropout off."""
+    logits = nnx.merge(graphdef, params)(inputs, train=False)
+    return segmentation_sums(logits, labels, mask)
+
+
+def compiled_eval_step(graphdef, mesh) -> Callable:
+    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    return jax.jit(
+        lambda params, x, y, m: eval_step(graphdef, params, x, y, m),
+        in_shardings=(rep, bsh, bsh, bsh),
+        out_shardings=rep,
+    )
+
+
+def evaluate_params(graphdef, params, eval_set, batch_size: int, mesh, step_fn: Callable | None = None) -> dict:
+    """Metrics (``training.metrics.summarize``) of ``params`` over an ``EvalSet``."""
+    step_fn = step_fn or compiled_eval_step(graphdef, mesh)
+    total = None
+    for x, y, m in eval_set.batches(batch_size, mesh):
+        sums = step_fn(params, x, y, m)
+        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    if total is None:
+        raise ValueError("the evaluation set is empty")
+    return summarize(jax.device_get(total))
+
+
+# ---------------------------------------------------------------------------------------------
+# run folder
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file + rename), from process 0 only."""
+    if jax.process_index() != 0:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """The ``run.json`` of a run folder (``FileNotFoundError`` if it is not a run)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir)} is not a training run (no {RUN_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is corrupt: {exc}") from None
+
+
+def _run_info(config: Config, source) -> dict:
+    indices = getattr(source, "indices", None)
+    return {
+        "inputs": list(source.input_names),
+        "train_condition": source.train_condition,
+        "config_hash": config_hash(config),
+        "model": {"in_channels": len(source.input_names), **config.to_dict()["model"]},
+        "compute_dtype": config.training.compute_dtype,
+        "norm_stats": source.norm_stats,
+        "split": None if indices is None else {k: [int(i) for i in v] for k, v in indices.items()},
+        "source": source.describe(),
+    }
+
+
+def _check_resumable(stored: dict, fresh: dict, run_dir: Path) -> None:
+    for key, what in (
+        ("config_hash", "config"),
+        ("inputs", "inputs"),
+        ("train_condition", "training condition"),
+        ("split", "split"),
+        ("norm_stats", "normalisation statistics"),
+    ):
+        if stored.get(key) != fresh.get(key):
+            raise ValueError(
+                f"cannot resume {run_dir}: its {what} differs from this invocation "
+                f"({stored.get(key)!r:.80} vs {fresh.get(key)!r:.80}); use a new --out"
+            )
+    a, b = stored.get("source", {}), fresh.get("source", {})
+    if a.get("labels_sha256") != b.get("labels_sha256"):
+        raise ValueError(f"cannot resume {run_dir}: the measures file's labels differ from the run's")
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def train_and_evaluate(
+    config: Config,
+    source,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    mesh: jax.sharding.Mesh | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    evaluate_test: bool = True,
+) -> dict:
+    """Train a U-Net on ``source``, keep the best (validation Dice) and latest checkpoints.
+
+    Args:
+        config: the resolved config (``model`` and ``training`` sections are used).
+        source: a ``training.data`` source (HDF5 or online) built on ``mesh``.
+        out_dir: the run folder; must not hold a run unless ``resume``.
+        resume: continue from ``checkpoints/latest`` (same config, split and normalisation
+            required); the result equals an uninterrupted run.
+        on_epoch_end: called as ``on_epoch_end(epoch_index, record)`` after each epoch's
+            checkpoint is saved (raising ``KeyboardInterrupt`` there simulates an interrupt).
+        evaluate_test: after training, evaluate the best checkpoint on ``source.test_set()``
+            and write ``eval_<condition>.{json,png}``.
+
+    Returns ``{"best_val_dice", "best_epoch", "history", "test"}``.
+    """
+    t = config.training
+    mesh = mesh if mesh is not None else sharding.data_mesh()
+    sharding.check_batch_size(t.batch_size, mesh)
+    if source.batch_size != t.batch_size:
+        raise ValueError(f"source batch size {source.batch_size} differs from training.batch_size {t.batch_size}")
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    info = _run_info(config, source)
+    in_channels = len(source.input_names)
+    steps_per_epoch = source.steps_per_epoch
+    root = jax.random.key(t.seed)
+    state = create_train_state(config, in_channels, root, t.epochs * steps_per_epoch, mesh)
+
+    if resume:
+        _check_resumable(read_run_info(out), info, out)
+        tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
+        state = TrainState(**tree, graphdef=state.graphdef, tx=state.tx)
+        start_epoch = int(meta["epoch"])
+        best_dice, best_epoch = float(meta["best_dice"]), int(meta["best_epoch"])
+        history = list(meta["history"])
+    else:
+        if (out / RUN_FILE).exists():
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        if jax.process_index() == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.toml").write_text(config.to_toml())
+        _write_json(out / RUN_FILE, info)
+        start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
+
+    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    step_fn = _compile_train_step(state, source, mesh)
+    eval_fn = compiled_eval_step(state.graphdef, mesh)
+    val_set = source.val_set()
+    data_root = jax.random.fold_in(root, 2)
+    show = progress and jax.process_index() == 0
+    last_val = history[-1].get("val_dice") if history else None
+
+    for epoch in range(start_epoch, t.epochs):
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
+        loss_sum = jnp.zeros((), jnp.float32)
+        t0 = time.perf_counter()
+        fetch_every = max(1, steps_per_epoch // 10)
+        for s, (x, y) in enumerate(source.train_batches(epoch, jax.random.fold_in(data_root, epoch))):
+            state, metrics = step_fn(state, x, y)
+            loss_sum = loss_sum + metrics["loss"]
+            bar.update(1)
+            if show and (s + 1) % fetch_every == 0:
+                rate = (s + 1) * t.batch_size / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", val_dice=_fmt(last_val), img_s=f"{rate:.1f}")
+        loss = float(loss_sum) / steps_per_epoch  # float() waits for the last step
+        seconds = time.perf_counter() - t0
+        bar.close()
+        record = {"epoch": epoch + 1, "loss": loss, "images_per_s": steps_per_epoch * t.batch_size / seconds, "seconds": seconds}
+        if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
+            val = evaluate_params(state.graphdef, state.params, val_set, t.batch_size, mesh, eval_fn)
+            record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
+            last_val = val["dice"]
+            if val["dice"] > best_dice:
+                best_dice, best_epoch = val["dice"], epoch + 1
+                checkpoint.save(ckpt_dir, "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
+        history.append(record)
+        meta = {"epoch": epoch + 1, "best_dice": best_dice, "best_epoch": best_epoch, "history": history}
+        checkpoint.save(ckpt_dir, "latest", epoch + 1, state.checkpoint_tree(), meta)
+        _write_json(out / HISTORY_FILE, history)
+        if show:
+            tqdm.write(
+                f"epoch {epoch + 1}/{t.epochs}  loss {loss:.4f}  val dice {_fmt(record.get('val_dice'))}  "
+                f"{record['images_per_s']:.1f} img/s"
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    result = {"best_val_dice": best_dice, "best_epoch": best_epoch, "history": history, "test": None}
+    if evaluate_test:
+        from training.evaluation import save_eval_report
+
+        tree, _ = checkpoint.restore(ckpt_dir, "best", _abstract(state.checkpoint_tree()))
+        test_set = source.test_set()
+        metrics = evaluate_params(state.graphdef, tree["params"], test_set, t.batch_size, mesh, eval_fn)
+        model = nnx.merge(state.graphdef, tree["params"])
+        result["test"] = save_eval_report(out, test_set, metrics, model, extra={"checkpoint": "best", "best_epoch": best_epoch})
+    return result
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _abstract(tree):
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
+
+
+def _compile_train_step(state: TrainState, source, mesh) -> Callable:
+    """``train_step`` jitted with shardings and compiled ahead of time (no recompiles, honest timings)."""
+    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    jitted = jax.jit(train_step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
+    ny, nx = _image_shape(source)
+    b, c = source.batch_size, len(source.input_names)
+    x = jax.ShapeDtypeStruct((b, ny, nx, c), jnp.float32, sharding=bsh)
+    y = jax.ShapeDtypeStruct((b, ny, nx), jnp.int32, sharding=bsh)
+    return jitted.lower(state, x, y).compile()
+
+
+def _image_shape(source) -> tuple[int, int]:
+    shape = source.describe()["image_shape"]
+    return int(shape[0]), int(shape[1])

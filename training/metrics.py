@@ -1,0 +1,92 @@
+"""Segmentation metrics, pure jnp functions that run on device inside the jitted steps.
+
+Shapes: ``logits (B, ny, nx, 2)`` float (channel 1 = defect), ``labels (B, ny, nx)`` int
+(0 background, 1 defect), ``mask (B,)`` float (1 for real images, 0 for padding added to make
+the last evaluation batch full).
+
+Dice for the defect class, with ``P`` the predicted defect pixels (``argmax(logits) == 1``) and
+``T`` the true ones:
+
+- **per image**: ``2|P∩T| / (|P| + |T|)``; if both are empty the image is scored 1 (nothing to
+  find, nothing claimed), if exactly one is empty it is scored 0;
+- **aggregated** (the headline ``dice``): pixel counts summed over the whole set before
+  dividing, ``2ΣTP / (2ΣTP + ΣFP + ΣFN)``; it is 1 if the set has no true and no predicted
+  defect pixel at all. Large defects weigh more than small ones, and images without defects
+  contribute only their false positives.
+
+The ``*_sums`` functions return additive sums so that batches (and devices) combine exactly.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Pixel-wise cross-entropy per image: ``(B, ny, nx, 2), (B, ny, nx) -> (B,)`` mean over pixels."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return -jnp.mean(picked, axis=(1, 2))
+
+
+def confusion_counts(pred: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-image (TP, FP, FN) pixel counts of the defect class: ``(B, ny, nx)`` bool/int -> 3 x ``(B,)`` float32."""
+    p = pred.astype(bool)
+    t = labels.astype(bool)
+    tp = jnp.sum(p & t, axis=(1, 2), dtype=jnp.float32)
+    fp = jnp.sum(p & ~t, axis=(1, 2), dtype=jnp.float32)
+    fn = jnp.sum(~p & t, axis=(1, 2), dtype=jnp.float32)
+    return tp, fp, fn
+
+
+def dice_per_image(pred: jax.Array, labels: jax.Array) -> jax.Array:
+    """Defect-class Dice of each image ``(B,)``: both empty -> 1, exactly one empty -> 0."""
+    tp, fp, fn = confusion_counts(pred, labels)
+    denom = 2 * tp + fp + fn
+    return jnp.where(denom > 0, 2 * tp / jnp.maximum(denom, 1.0), 1.0)
+
+
+def dice_from_counts(tp: float, fp: float, fn: float) -> float:
+    """Aggregated Dice ``2TP / (2TP + FP + FN)`` from summed counts (1 when all are zero)."""
+    denom = 2 * tp + fp + fn
+    return float(2 * tp / denom) if denom > 0 else 1.0
+
+
+def segmentation_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+    """Additive metric sums over the real images of a batch (scalars, float32).
+
+    Keys: ``loss_sum`` (sum of per-image cross-entropy), ``dice_image_sum`` (sum of per-image
+    Dice), ``tp``, ``fp``, ``fn`` (pixel counts), ``pred_pixels`` and ``count`` (images).
+    """
+    mask = mask.astype(jnp.float32)
+    pred = jnp.argmax(logits, axis=-1) == 1
+    tp, fp, fn = confusion_counts(pred, labels)
+    return {
+        "loss_sum": jnp.sum(cross_entropy(logits, labels) * mask),
+        "dice_image_sum": jnp.sum(dice_per_image(pred, labels) * mask),
+        "tp": jnp.sum(tp * mask),
+        "fp": jnp.sum(fp * mask),
+        "fn": jnp.sum(fn * mask),
+        "pred_pixels": jnp.sum((tp + fp) * mask),
+        "count": jnp.sum(mask),
+    }
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    """Turn accumulated ``segmentation_sums`` into reported metrics.
+
+    Returns ``dice`` (aggregated), ``dice_per_image`` (mean of per-image Dice), ``loss``
+    (mean cross-entropy), ``tp``/``fp``/``fn`` and ``num_images``.
+    """
+    n = float(sums["count"])
+    if n <= 0:
+        raise ValueError("cannot summarise metrics over an empty set")
+    return {
+        "dice": dice_from_counts(float(sums["tp"]), float(sums["fp"]), float(sums["fn"])),
+        "dice_per_image": float(sums["dice_image_sum"]) / n,
+        "loss": float(sums["loss_sum"]) / n,
+        "tp": int(sums["tp"]),
+        "fp": int(sums["fp"]),
+        "fn": int(sums["fn"]),
+        "num_images": int(n),
+    }
