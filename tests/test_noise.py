@@ -1,0 +1,161 @@
+"""Noise models, condition names and keys, and the background noise-level estimator."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from jaxmag.config import NoiseConfig
+from jaxmag.noise import (
+    CLEAN,
+    NoiseSpec,
+    add_gaussian,
+    add_speckle,
+    apply_noise,
+    estimate_noise_variance,
+    estimate_noise_variances,
+    noise_key,
+    noise_specs_from_config,
+    parse_noise_spec,
+)
+
+
+# ---------------------------------------------------------------------- specs and names
+@pytest.mark.parametrize(
+    "text,kind,variance,name",
+    [
+        ("gaussian:1e-2", "gaussian", 1e-2, "gaussian_1e-2"),
+        ("speckle:0.1", "speckle", 0.1, "speckle_1e-1"),
+        ("gaussian:0.25", "gaussian", 0.25, "gaussian_2.5e-1"),
+        ("speckle:1", "speckle", 1.0, "speckle_1e0"),
+        ("gaussian_1e-4", "gaussian", 1e-4, "gaussian_1e-4"),
+        ("clean", "clean", 0.0, "clean"),
+    ],
+)
+def test_parse_noise_spec_and_condition_names(text, kind, variance, name):
+    spec = parse_noise_spec(text)
+    assert (spec.kind, spec.variance, spec.name) == (kind, variance, name)
+    assert parse_noise_spec(spec.name) == spec  # names parse back to the same condition
+
+
+@pytest.mark.parametrize("text", ["poisson:1e-2", "gaussian", "gaussian:", "gaussian:abc", "speckle:-1",
+                                  "gaussian:0", "gaussian:nan", "1e-2"])
+def test_bad_noise_specs_name_the_accepted_forms(text):
+    with pytest.raises(ValueError, match=r"accepted forms are 'clean', 'gaussian:VARIANCE' or 'speckle:VARIANCE'"):
+        parse_noise_spec(text)
+
+
+def test_specs_from_config_cover_types_times_variances():
+    specs = noise_specs_from_config(NoiseConfig(types=("gaussian", "speckle"), variances=(1e-3, 1.0)))
+    assert [s.name for s in specs] == ["gaussian_1e-3", "gaussian_1e0", "speckle_1e-3", "speckle_1e0"]
+
+
+# ---------------------------------------------------------------------- noise statistics
+def test_gaussian_noise_variance_within_three_standard_errors():
+    x = jnp.linspace(-1, 1, 200 * 500, dtype=jnp.float32).reshape(200, 500)
+    for variance in (1e-4, 1e-1):
+        n = np.asarray(add_gaussian(x, variance, jax.random.key(3)) - x, np.float64)
+        se = variance * math.sqrt(2 / (n.size - 1))
+        assert abs(n.var(ddof=1) - variance) < 3 * se
+        assert abs(n.mean()) < 3 * math.sqrt(variance / n.size)
+
+
+def test_speckle_noise_scales_with_the_signal():
+    variance = 0.05
+    levels = np.array([-2.0, 0.5, 1.0, 0.0], np.float32)
+    x = jnp.asarray(np.repeat(levels[:, None], 50000, axis=1))
+    n = np.asarray(add_speckle(x, variance, jax.random.key(4)) - x, np.float64)
+    assert (n[3] == 0).all()  # no signal, no speckle
+    for row, level in enumerate(levels[:3]):
+        rel = n[row] / level
+        se = variance * math.sqrt(2 / (rel.size - 1))
+        assert abs(rel.var(ddof=1) - variance) < 3 * se
+    ratio = n[0].std() / n[1].std()
+    assert ratio == pytest.approx(4.0, rel=0.03)  # std proportional to |x|
+
+
+def test_noise_is_deterministic_given_the_key():
+    x = jnp.ones((4, 8, 8), jnp.float32)
+    k1, k2 = jax.random.key(0), jax.random.key(1)
+    for add in (add_gaussian, add_speckle):
+        np.testing.assert_array_equal(add(x, 0.1, k1), add(x, 0.1, k1))
+        assert not np.array_equal(add(x, 0.1, k1), add(x, 0.1, k2))
+    spec = parse_noise_spec("speckle:1e-1")
+    np.testing.assert_array_equal(apply_noise(x, spec, k1), add_speckle(x, 0.1, k1))
+    assert apply_noise(x, CLEAN, k1) is x
+
+
+def test_noise_keys_depend_on_seed_run_and_condition_only():
+    data = lambda k: np.asarray(jax.random.key_data(k))
+    base = data(noise_key(0, 3, "gaussian_1e-2"))
+    assert np.array_equal(base, data(noise_key(0, 3, NoiseSpec("gaussian", 1e-2))))
+    for other in (noise_key(1, 3, "gaussian_1e-2"), noise_key(0, 4, "gaussian_1e-2"), noise_key(0, 3, "speckle_1e-2")):
+        assert not np.array_equal(base, data(other))
+    batch = data(noise_key(0, np.arange(6), "gaussian_1e-2"))  # vectorised == one by one
+    assert np.array_equal(batch[3], base)
+    # Stable across processes (no salted hash()).
+    code = ("import jax, numpy as np; from jaxmag.noise import noise_key; "
+            "print(np.asarray(jax.random.key_data(noise_key(0, 3, 'gaussian_1e-2'))).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(base.tolist())
+
+
+# ---------------------------------------------------------------------- estimator
+@pytest.fixture(scope="module")
+def synthetic_movie():
+    """(T, ny, nx) background that fluctuates strongly and independently from frame to frame (but is
+    smooth in space, as exchange makes it), over a static pattern, plus a defect disc of white
+    uniform signal that only the mask excludes. Returns (movie, background mask)."""
+    rng = np.random.default_rng(11)
+    T, ny, nx = 100, 64, 64
+    static = gaussian_filter(rng.standard_normal((ny, nx)), 6, mode="wrap")
+    static = 0.6 + 0.2 * static / static.std()
+    fluct = gaussian_filter(rng.standard_normal((T, ny, nx)), (0, 6, 6), mode="wrap")
+    x = static + 0.3 * fluct / fluct.std()
+    yy, xx = np.mgrid[:ny, :nx]
+    defect = (yy - 20) ** 2 + (xx - 30) ** 2 < 36
+    x[:, defect] = rng.uniform(-1, 1, (T, defect.sum()))
+    return jnp.asarray(x, jnp.float32), ~defect
+
+
+@pytest.mark.parametrize("kind,variance", [("gaussian", 1e-3), ("gaussian", 1e-1), ("speckle", 1e-2), ("speckle", 1.0)])
+def test_estimator_recovers_the_variance_within_10_percent(synthetic_movie, kind, variance):
+    x, background = synthetic_movie
+    add = add_gaussian if kind == "gaussian" else add_speckle
+    y = add(x, variance, jax.random.key(5))
+    estimate = estimate_noise_variance(y, background, kind=kind)
+    assert estimate == pytest.approx(variance, rel=0.10)
+    # A plain temporal estimator confuses the signal's own fluctuation with noise.
+    naive = float(jnp.var(jnp.diff(y, axis=0)[:, background])) / 2
+    if kind == "gaussian":
+        naive_rel = naive / variance - 1
+    else:
+        naive_rel = naive / (variance * float(jnp.mean(x[:, background] ** 2))) - 1
+    assert naive_rel > 0.5 or variance >= 1e-1
+
+
+def test_estimator_on_clean_data_and_both_hypotheses(synthetic_movie):
+    x, background = synthetic_movie
+    floor = estimate_noise_variances(x, background)
+    assert floor["gaussian"] < 1e-4 and floor["speckle"] < 2e-4  # the signal adds almost nothing
+    # Without the mask the robust (MAD) Gaussian estimate is still close despite the defect.
+    y = add_gaussian(x, 1e-2, jax.random.key(6))
+    assert estimate_noise_variance(y) == pytest.approx(1e-2, rel=0.10)
+
+
+def test_estimator_rejects_bad_input(synthetic_movie):
+    x, background = synthetic_movie
+    with pytest.raises(ValueError, match="background_mask must have shape"):
+        estimate_noise_variance(x, background[:10])
+    with pytest.raises(ValueError, match="no pair of background pixels"):
+        estimate_noise_variance(x, np.eye(64, dtype=bool))
+    with pytest.raises(ValueError, match="kind must be"):
+        estimate_noise_variance(x, kind="poisson")
+    with pytest.raises(ValueError, match="non-finite"):
+        estimate_noise_variance(x.at[3, 4, 5].set(jnp.nan))
