@@ -1,0 +1,104 @@
+"""Solver throughput: cell-steps per second of the stochastic Heun step (exchange, uniaxial
+anisotropy, FFT demag and thermal field) on 128 × 128 × 1 cells, batch 1, 8 and 32, against
+magnum.np's Heun step on the same problem measured in the same run.
+
+    python scripts/bench_solver.py [--steps 40] [--batches 1,8,32] [--peer-python /tmp/peervenv/bin/python]
+
+Make the peer's throwaway venv once (torch CPU wheel + magnum.np from PyPI):
+
+    python -m venv --system-site-packages /tmp/peervenv && /tmp/peervenv/bin/pip install torch==2.13.0 magnumnp
+
+Both codes run single-threaded (XLA eigen threads off; torch.set_num_threads(1)): on small
+machines threads fight and timings swing. Prints one JSON line per measurement.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from jaxmag.drivers import field_terms, run_steps  # noqa: E402
+from jaxmag.fields import effective_field  # noqa: E402
+from jaxmag.grid import Grid  # noqa: E402
+from jaxmag.integrators import stochastic_heun  # noqa: E402
+from jaxmag.material import Material  # noqa: E402
+
+
+def bench_jaxmag(n: int, batch: int, steps: int, dtype, repeats: int = 3) -> dict:
+    grid = Grid(n, n, 1, 4e-9, 4e-9, 4e-9, "open")
+    material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.02, temperature=300.0, dtype=dtype)
+    init_fn, step_fn = stochastic_heun(grid, effective_field(field_terms(grid, demag=True)), 1e-13)
+    m0 = jnp.zeros(grid.vector_shape, dtype).at[..., 0].set(1.0)
+
+    def one(key):
+        return run_steps(step_fn, init_fn(m0, key), material, steps).m
+
+    run = jax.jit(jax.vmap(one))
+    keys = jax.random.split(jax.random.key(0), batch)
+    run(keys).block_until_ready()  # compile
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(keys).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return {
+        "code": f"jaxmag (jax {jax.__version__})", "device": str(jax.devices()[0]), "dtype": jnp.dtype(dtype).name,
+        "cells": n * n, "batch": batch, "steps": steps, "seconds": best,
+        "cell_steps_per_s": batch * n * n * steps / best,
+    }
+
+
+def bench_peer(python: str, n: int, steps: int, dtype: str) -> dict:
+    script = Path(__file__).with_name("peer_magnumnp_step.py")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([python, str(script), "--n", str(n), "--steps", str(steps), "--dtype", dtype],
+                         capture_output=True, text=True, env=env, cwd="/tmp")
+    if out.returncode != 0:
+        return {"code": "magnum.np", "error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=128, help="cells per side")
+    parser.add_argument("--steps", type=int, default=40, help="Heun steps per timed call")
+    parser.add_argument("--batches", default="1,8,32")
+    parser.add_argument("--peer-python", default="/tmp/peervenv/bin/python")
+    parser.add_argument("--float64", action="store_true", help="also measure float64 at batch 1")
+    args = parser.parse_args()
+
+    results = []
+    if Path(args.peer_python).exists():
+        results.append(bench_peer(args.peer_python, args.n, args.steps, "float32"))
+        print(json.dumps(results[-1]), flush=True)
+    else:
+        print(json.dumps({"code": "magnum.np", "error": f"{args.peer_python} not found; see this script's docstring"}))
+    for batch in (int(b) for b in args.batches.split(",")):
+        results.append(bench_jaxmag(args.n, batch, args.steps, jnp.float32))
+        print(json.dumps(results[-1]), flush=True)
+    if args.float64:
+        jax.config.update("jax_enable_x64", True)
+        results.append(bench_jaxmag(args.n, 1, args.steps, jnp.float64))
+        print(json.dumps(results[-1]), flush=True)
+        if Path(args.peer_python).exists():
+            results.append(bench_peer(args.peer_python, args.n, args.steps, "float64"))
+            print(json.dumps(results[-1]), flush=True)
+    peer = next((r for r in results if r.get("code", "").startswith("magnum") and r.get("dtype") == "float32"), None)
+    ours = next((r for r in results if r.get("batch") == 1 and r.get("dtype") == "float32"), None)
+    if peer and ours and "cell_steps_per_s" in peer:
+        print(json.dumps({"summary": "jaxmag/magnum.np float32 batch 1", "speedup": ours["cell_steps_per_s"] / peer["cell_steps_per_s"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
