@@ -125,9 +125,19 @@ def apply_noise(x: jax.Array, spec: NoiseSpec, key: jax.Array) -> jax.Array:
     return add(x, spec.variance, key)
 
 
-def _stable_hash(text: str) -> int:
-    # Python's hash() is salted per process; a digest keeps keys identical across runs.
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+def condition_hash(condition: str | NoiseSpec) -> int:
+    """Stable 31-bit hash of a condition name (Python's ``hash`` is salted per process)."""
+    name = condition.name if isinstance(condition, NoiseSpec) else str(condition)
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def condition_keys(seed: Any, cond_hash: Any, run_index: Any) -> jax.Array:
+    """``noise_key`` with the condition already hashed; traceable in all arguments."""
+    base = jax.random.fold_in(jax.random.key(seed), cond_hash)
+    index = jnp.asarray(run_index, jnp.uint32)
+    if index.ndim == 0:
+        return jax.random.fold_in(base, index)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(index.ravel()).reshape(index.shape)
 
 
 def noise_key(seed: int, run_index: Any, condition: str | NoiseSpec) -> jax.Array:
@@ -136,12 +146,7 @@ def noise_key(seed: int, run_index: Any, condition: str | NoiseSpec) -> jax.Arra
     ``run_index`` may be an integer array (then a batch of keys, vectorised); the result does not
     depend on chunking because each run's key depends on its own index only.
     """
-    name = condition.name if isinstance(condition, NoiseSpec) else str(condition)
-    base = jax.random.fold_in(jax.random.key(seed), _stable_hash(name))
-    index = jnp.asarray(run_index, jnp.uint32)
-    if index.ndim == 0:
-        return jax.random.fold_in(base, index)
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(index.ravel()).reshape(index.shape)
+    return condition_keys(seed, condition_hash(condition), run_index)
 
 
 # --------------------------------------------------------------------------------------------
