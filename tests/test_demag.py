@@ -164,9 +164,9 @@ def test_asymptotic_region_within_bounds(oommf):
     r = np.linalg.norm(offsets, axis=-1)
     far = (r >= asymptotic_radius((1, 1, 1)))[..., None] & np.ones(6, bool)
     assert far[..., 0].sum() > 100, "the fixture should reach into the asymptotic region"
-    # The expansion alone (forced everywhere beyond 5 cells) also meets the bounds ...
+    # The expansion alone (forced everywhere beyond 6 cells) also meets the bounds ...
     forced = newell_tensor(offsets, (1, 1, 1), method="asymptotic")
-    assert_matches_oommf(forced, ref, (r >= 5.0)[..., None] & np.ones(6, bool))
+    assert_matches_oommf(forced, ref, (r >= 6.0)[..., None] & np.ones(6, bool))
     assert_matches_oommf(newell_tensor(offsets, (1, 1, 1)), ref, far)
     # ... and it is a real expansion, not the exact formula: close in, its error is visible.
     near = np.array([[2, 1, 0]])
@@ -420,9 +420,15 @@ def test_grad_wrt_ms_uses_symmetric_operator(small):
     np.testing.assert_allclose(grad, expect, rtol=1e-9, atol=1e-12 * np.abs(expect).max())
 
 
-def test_rejects_non_grid():
+def test_rejects_bad_arguments(small):
+    grid, field = small
     with pytest.raises(TypeError, match="Grid"):
         demag((4, 4, 1))
+    m, mat = uniform(grid, (1, 0, 0))
+    with pytest.raises(ValueError, match="expected"):
+        field(m[:, :, :-1], mat)
+    with pytest.raises(ValueError, match="expected"):
+        jax.jit(field)(m, mat.replace(Ms=mat.Ms[0]))
 
 
 def test_kernel_build_time_128x128():

@@ -214,6 +214,19 @@ def _asymptotic_polynomials(d: tuple[float, float, float]) -> tuple:
 def _tensor_asymptotic(x: np.ndarray, y: np.ndarray, z: np.ndarray, d) -> np.ndarray:
     """Far-field tensor ``(..., 6)`` at offsets ``x, y, z`` (length, not all zero)."""
     d = tuple(float(v) for v in d)
+    flat = [np.ravel(a) for a in (x, y, z)]
+    out = np.empty((flat[0].size, 6))
+    # Chunks keep the cached monomials of one chunk small (and in cache) for huge PBC windows.
+    for start in range(0, flat[0].size, _CHUNK):
+        stop = start + _CHUNK
+        out[start:stop] = _asymptotic_chunk(flat[0][start:stop], flat[1][start:stop], flat[2][start:stop], d)
+    return out.reshape(np.shape(x) + (6,))
+
+
+_CHUNK = 1 << 15
+
+
+def _asymptotic_chunk(x: np.ndarray, y: np.ndarray, z: np.ndarray, d: tuple[float, float, float]) -> np.ndarray:
     r = np.sqrt(x * x + y * y + z * z)
     u = (x / r, y / r, z / r)
     top = 2 * _ASYMPTOTIC_ORDER + 2
@@ -222,22 +235,29 @@ def _tensor_asymptotic(x: np.ndarray, y: np.ndarray, z: np.ndarray, d) -> np.nda
         for _ in range(top):
             powers_of_u[axis].append(powers_of_u[axis][-1] * u[axis])
     zero_axis = [not np.any(u[axis]) for axis in range(3)]  # e.g. z for a film: skip monomials
-    inv_r = 1.0 / r
-    inv_r2 = inv_r * inv_r
+    monomials: dict[tuple[int, int, int], np.ndarray] = {}  # shared by the six components
+
+    def monomial(px: int, py: int, pz: int) -> np.ndarray:
+        key = (px, py, pz)
+        if key not in monomials:
+            monomials[key] = powers_of_u[0][px] * powers_of_u[1][py] * powers_of_u[2][pz]
+        return monomials[key]
+
+    inv_r2 = 1.0 / (r * r)
     volume = d[0] * d[1] * d[2]
     out = np.empty(r.shape + (6,))
     for comp, orders in enumerate(_asymptotic_polynomials(d)):
         total = np.zeros_like(r)
-        scale = inv_r2 * inv_r  # R^-(2k+3), starting at k = 0
+        scale = inv_r2 / r  # R^-(2k+3), starting at k = 0
         for powers, coeffs in orders:
             poly = np.zeros_like(r)
-            for (px, py, pz), c in zip(powers, coeffs):
+            for (px, py, pz), c in zip(powers.tolist(), coeffs.tolist()):
                 if (px and zero_axis[0]) or (py and zero_axis[1]) or (pz and zero_axis[2]):
                     continue
-                poly += c * (powers_of_u[0][px] * powers_of_u[1][py] * powers_of_u[2][pz])
+                poly += c * monomial(px, py, pz)
             total += poly * scale
             scale = scale * inv_r2
-        out[..., comp] = -volume / (4.0 * math.pi) * total
+        out[:, comp] = -volume / (4.0 * math.pi) * total
     return out
 
 
@@ -269,20 +289,19 @@ def _check_cell_size(cell_size) -> tuple[float, float, float]:
 def _tensor_octant(i: np.ndarray, j: np.ndarray, k: np.ndarray, d, method: Method) -> np.ndarray:
     """Tensor at non-negative integer offsets ``(i, j, k)`` (any broadcastable shape)."""
     i, j, k = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (i, j, k)))
-    x, y, z = i * d[0], j * d[1], k * d[2]
-    out = np.empty(x.shape + (6,))
+    shape = i.shape
+    x, y, z = np.ravel(i) * d[0], np.ravel(j) * d[1], np.ravel(k) * d[2]
     if method == "exact":
-        near = np.ones(x.shape, dtype=bool)
-    elif method == "asymptotic":
-        near = (x == 0) & (y == 0) & (z == 0)  # the expansion diverges at the origin
-    else:
-        near = np.sqrt(x * x + y * y + z * z) < asymptotic_radius(d)
-    if np.any(near):
-        out[near] = _tensor_exact(x[near], y[near], z[near], d)
-    far = ~near
-    if np.any(far):
-        out[far] = _tensor_asymptotic(x[far], y[far], z[far], d)
-    return out
+        return _tensor_exact(x, y, z, d).reshape(shape + (6,))
+    r2 = x * x + y * y + z * z
+    radius = 0.0 if method == "asymptotic" else asymptotic_radius(d)
+    near = np.nonzero((r2 < radius * radius) | (r2 == 0))  # the expansion diverges at 0
+    # The expansion everywhere (the origin moved out of harm's way), then the few near
+    # offsets overwritten: cheaper than masked copies of the large far set.
+    origin = r2 == 0
+    out = _tensor_asymptotic(np.where(origin, 1.0, x), y, z, d)
+    out[near] = _tensor_exact(x[near], y[near], z[near], d)
+    return out.reshape(shape + (6,))
 
 
 def _apply_signs(octant: np.ndarray, i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -366,9 +385,13 @@ def _fold(values: np.ndarray, axis: int, window: int, size: int) -> np.ndarray:
     the periodic image sum (for open axes ``size >= 2 window + 1`` and nothing collides).
     """
     values = np.moveaxis(values, axis, 0)
-    out = np.zeros((size,) + values.shape[1:])
-    np.add.at(out, np.arange(-window, window + 1) % size, values)
-    return np.moveaxis(out, 0, axis)
+    count = values.shape[0]  # 2 window + 1
+    reps = -(-count // size)
+    padded = np.zeros((reps * size,) + values.shape[1:])
+    padded[:count] = values
+    # row t of the sum holds offsets -window + t + q size, i.e. index (t - window) mod size
+    folded = padded.reshape((reps, size) + values.shape[1:]).sum(axis=0)
+    return np.moveaxis(np.roll(folded, -window, axis=0), 0, axis)
 
 
 def _signed_full(octant: np.ndarray, axis: int, odd_components: tuple[int, ...]) -> np.ndarray:
@@ -438,6 +461,12 @@ def demag(grid: Grid) -> FieldFn:
     two_d = nz == 1
 
     def field(m: jax.Array, material: Material) -> jax.Array:
+        # Shapes are static, so this check runs at trace time, never inside compiled code.
+        if tuple(m.shape) != grid.vector_shape or tuple(material.Ms.shape) != grid.shape:
+            raise ValueError(
+                f"demag field: m has shape {tuple(m.shape)} and Ms {tuple(material.Ms.shape)}, expected "
+                f"{grid.vector_shape} and {grid.shape} for this grid (use jax.vmap for batches)"
+            )
         magnetisation = m * material.Ms[..., None]  # A/m, (nz, ny, nx, 3)
         dtype = magnetisation.dtype
         spectrum = jnp.asarray(spectrum64, dtype=dtype)
