@@ -46,16 +46,19 @@ def baseline(grid: Grid):
     return field
 
 
-def time_call(fn, *args, reps: int = 30) -> float:
-    jitted = jax.jit(fn)
-    jitted(*args).block_until_ready()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(reps):
-            out = jitted(*args)
-        out.block_until_ready()
-        best = min(best, (time.perf_counter() - start) / reps)
+def time_calls(fns, *args, reps: int = 20, rounds: int = 15) -> list[float]:
+    """Best time per call of each function; rounds interleave them so load changes hit all."""
+    jitted = [jax.jit(fn) for fn in fns]
+    for f in jitted:
+        f(*args).block_until_ready()
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for n, f in enumerate(jitted):
+            start = time.perf_counter()
+            for _ in range(reps):
+                out = f(*args)
+            out.block_until_ready()
+            best[n] = min(best[n], (time.perf_counter() - start) / reps)
     return best
 
 
@@ -84,7 +87,7 @@ def field_timing(grid: Grid) -> dict:
     material = Material.uniform(grid, Ms=MS, A_ex=1.3e-11)
     ours, base = D.demag(grid), baseline(grid)
     diff = float(jnp.abs(jax.jit(ours)(m, material) - jax.jit(base)(m, material)).max() / (MU0 * MS))
-    t_ours, t_base = time_call(ours, m, material), time_call(base, m, material)
+    t_ours, t_base = time_calls([ours, base], m, material)
     return {
         "what": "field_eval_float32",
         "grid": [grid.nx, grid.ny, grid.nz],
