@@ -1,0 +1,92 @@
+"""``jaxmag train``: train a U-Net on a measures file (see ``docs/training.md``).
+
+    jaxmag train CONFIG --measures measures.h5 --measure std --component z \
+        [--train-noise gaussian:1e-2] --out runs/NAME [--resume]
+    jaxmag train CONFIG --measures measures.h5 --inputs mean:x,std:z --out runs/multi
+
+Multi-host: start one process per host with ``--coordinator HOST:PORT --num-processes N
+--process-id I`` (or ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jaxmag.config import load_config, parse_input_spec
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("multi-host (jax.distributed)")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS)")
+    g.add_argument("--num-processes", type=int, help="number of processes (default: $JAX_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, help="this process's index (default: $JAX_PROCESS_ID)")
+
+
+def input_channels(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The (measure, component) channels from ``--inputs`` or ``--measure``/``--component``."""
+    if args.inputs and (args.measure or args.component):
+        raise ValueError("give either --inputs or --measure/--component, not both")
+    if args.inputs:
+        return parse_input_spec(args.inputs)
+    if not (args.measure and args.component):
+        raise ValueError("name the input with --measure and --component (or --inputs mean:x,std:z)")
+    return parse_input_spec(f"{args.measure}:{args.component}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a U-Net defect segmenter on measure maps",
+        description="Train the U-Net on measure maps of an HDF5 measures file; keeps the best "
+        "(validation Dice) and latest checkpoints in the run folder.",
+    )
+    p.add_argument("config", type=Path, help="TOML config ([model] and [training] are used)")
+    p.add_argument("--measures", type=Path, required=True, help="measures HDF5 file (from `jaxmag measures`)")
+    p.add_argument("--measure", choices=("mean", "std", "latent_entropy"), help="input measure")
+    p.add_argument("--component", choices=("x", "y", "z"), help="input magnetisation component")
+    p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
+    p.add_argument("--train-noise", default="clean", metavar="KIND:VAR",
+                   help="train (and validate) on a noise condition of the file, e.g. gaussian:1e-2 (default: clean)")
+    p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_distributed_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training import sharding
+
+    # before anything touches a device
+    sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    import jax
+
+    from training.data import HDF5Source
+    from training.loop import read_run_info, train_and_evaluate
+
+    config = load_config(args.config)
+    inputs = input_channels(args)
+    stored = read_run_info(args.out) if args.resume else None
+    if stored is None and (args.out / "run.json").exists():
+        raise FileExistsError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    mesh = sharding.data_mesh()
+    source = HDF5Source(
+        args.measures,
+        inputs,
+        train_condition=args.train_noise,
+        batch_size=config.training.batch_size,
+        split=config.training.split,
+        seed=config.training.seed,
+        indices=None if stored is None else stored["split"],
+        norm_stats=None if stored is None else stored["norm_stats"],
+        mesh=mesh,
+    )
+    result = train_and_evaluate(config, source, args.out, resume=args.resume, mesh=mesh, progress=not args.no_progress)
+    if jax.process_index() == 0:
+        test = result["test"]
+        print(
+            f"{args.out}: best validation Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}); "
+            f"test Dice on {test['condition']} {test['dice']:.4f} (per image {test['dice_per_image']:.4f}, "
+            f"{test['num_images']} images)"
+        )
+    return 0

@@ -1,0 +1,81 @@
+"""The U-Net: shapes, parameter count, spatial dropout, compute dtype, input checks."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxmag.models import PAPER_PARAMETER_COUNT, UNet, count_parameters
+
+
+def _conv(k, c_in, c_out):
+    return k * k * c_in * c_out + c_out
+
+
+def expected_parameters(in_channels, base, depth, classes=2):
+    """Closed-form count of the paper architecture (convs with biases, no normalisation)."""
+    w = [base * 2**i for i in range(depth + 1)]
+    n, c = 0, in_channels
+    for i in range(depth):
+        n += _conv(3, c, w[i]) + _conv(3, w[i], w[i])
+        c = w[i]
+    n += _conv(3, w[depth - 1], w[depth]) + _conv(3, w[depth], w[depth])
+    for i in range(depth):
+        n += _conv(2, w[i + 1], w[i]) + _conv(3, 2 * w[i], w[i]) + _conv(3, w[i], w[i])
+    return n + _conv(1, w[0], classes)
+
+
+def test_paper_parameter_count():
+    # eval_shape: the paper model's shapes without allocating or initialising 31M parameters
+    model = nnx.eval_shape(lambda: UNet(1, base_features=64, depth=4, rngs=nnx.Rngs(0)))
+    assert count_parameters(model) == expected_parameters(1, 64, 4) == PAPER_PARAMETER_COUNT == 31_030_658
+    # a second input channel adds one 3x3x64 kernel slice
+    model3 = nnx.eval_shape(lambda: UNet(3, base_features=64, depth=4, rngs=nnx.Rngs(0)))
+    assert count_parameters(model3) == PAPER_PARAMETER_COUNT + 2 * 9 * 64
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_output_shape_and_dtype(in_channels):
+    model = UNet(in_channels, base_features=4, depth=2, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, 16, 32, in_channels))
+    y = model(x)
+    assert y.shape == (2, 16, 32, 2) and y.dtype == jnp.float32
+    assert count_parameters(model) == expected_parameters(in_channels, 4, 2)
+
+
+def test_dropout_is_spatial_and_keyed():
+    model = UNet(1, base_features=4, depth=2, dropout=0.5, rngs=nnx.Rngs(0))
+    x = jnp.ones((2, 8, 8, 4))
+    block = model.down[0]
+    dropped = block.dropout(x, deterministic=False, rngs=nnx.Rngs(dropout=3))
+    # one decision per (image, channel), shared by every pixel
+    flat = np.asarray(dropped).reshape(2, 64, 4)
+    assert np.all(flat == flat[:, :1, :])
+    assert set(np.unique(flat)) <= {0.0, 2.0} and len(np.unique(flat)) == 2
+    img = jax.random.normal(jax.random.key(2), (2, 16, 16, 1))
+    a = model(img, train=True, rngs=nnx.Rngs(dropout=1))
+    b = model(img, train=True, rngs=nnx.Rngs(dropout=1))
+    c = model(img, train=True, rngs=nnx.Rngs(dropout=2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    np.testing.assert_array_equal(model(img), model(img))  # eval: deterministic, no key needed
+
+
+def test_bfloat16_compute_close_to_float32():
+    x = jax.random.normal(jax.random.key(1), (2, 16, 16, 1))
+    f32 = UNet(1, base_features=4, depth=2, rngs=nnx.Rngs(0))
+    bf16 = UNet(1, base_features=4, depth=2, compute_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    assert jax.tree.leaves(nnx.state(bf16, nnx.Param))[0].dtype == jnp.float32  # params stay f32
+    y32, y16 = f32(x), bf16(x)
+    assert y16.dtype == jnp.float32
+    np.testing.assert_allclose(y16, y32, atol=0.05 * float(jnp.abs(y32).max()) + 1e-3)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="in_channels"):
+        UNet(0, base_features=4, depth=2, rngs=nnx.Rngs(0))
+    model = UNet(1, base_features=4, depth=2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(jnp.ones((1, 18, 16, 1)))
+    with pytest.raises(ValueError, match=r"\(B, ny, nx, 1\)"):
+        model(jnp.ones((1, 16, 16, 2)))
