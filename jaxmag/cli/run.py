@@ -1,0 +1,27 @@
+"""``jaxmag run CONFIG --out DIR``: the main job (simulate → measures → train → evaluate → report)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from training.pipeline import run_pipeline
+
+    result = run_pipeline(args.config, args.out, mode="run", progress=not args.quiet)
+    best = max(result["results"], key=lambda r: r["dice"] if r["eval_condition"] == "clean" else -1)
+    print(f"clean test Dice of {best['inputs']}: {best['dice']:.3f}; report: {result['report']}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="the main job: simulate, measure, train, evaluate and report (resumable)",
+        description="Simulate the dataset of CONFIG, compute the measures (clean and every [noise] condition), "
+                    "train the U-Nets listed in [run] models, evaluate them and write results.json and report.md. "
+                    "Rerunning the same command resumes and skips finished stages.",
+    )
+    p.add_argument("config", type=Path, help="TOML config, e.g. configs/quick.toml")
+    p.add_argument("--out", type=Path, required=True, help="output folder, e.g. runs/quick")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)

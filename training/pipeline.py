@@ -1,0 +1,99 @@
+"""The end-to-end jobs: ``jaxmag run`` (the main job) and ``jaxmag study`` (the paper's grid).
+
+Stages, each resumable and skipped when its output is complete for the same config:
+
+1. simulate → ``<out>/data.h5`` (``jaxmag.simulate``; resumes unfinished runs);
+2. measures → ``<out>/measures.h5``, clean and every ``[noise]`` condition (resumes per chunk);
+3. train and evaluate units → ``<out>/units/*`` and ``results.json``/``results.csv``
+   (``training.study``; finished units are skipped, interrupted ones resume);
+4. report → ``report.md`` and figures (``training.report``), always rebuilt from the results.
+
+The output folder keeps ``config.toml``; rerunning with a different config is refused (choose
+another ``--out``) so results of two configs are never mixed.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import h5py
+import numpy as np
+
+from jaxmag.config import Config, config_hash, load_config
+from training.report import write_report
+from training.study import noise_conditions, plan_run, plan_study, run_units
+
+Mode = Literal["run", "study"]
+
+
+def _check_out_dir(out_dir: Path, config: Config) -> None:
+    stored = out_dir / "config.toml"
+    if stored.is_file():
+        from jaxmag.config import loads_config
+
+        previous = loads_config(stored.read_text(), source=str(stored))
+        if config_hash(previous) != config_hash(config):
+            raise ValueError(
+                f"{out_dir} holds results of another config (hash {config_hash(previous)}, now "
+                f"{config_hash(config)}); choose another --out or delete the folder"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stored.write_text(config.to_toml())
+
+
+def _dataset_complete(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with h5py.File(path, "r") as f:
+        return "done" in f and bool(np.all(f["done"][...]))
+
+
+def run_pipeline(
+    config: Config | str | Path,
+    out_dir: str | Path,
+    *,
+    mode: Mode = "run",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run (or resume) the whole job; returns ``{"results": [...], "report": path, "timings": {...}}``."""
+    from jaxmag.io.measures_file import compute_measures_file
+    from jaxmag.simulate import simulate
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, config)
+    timings_file = out_dir / "timings.json"
+    timings: dict[str, float] = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+
+    def stage(name: str, fn: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        result = fn()
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        timings_file.write_text(json.dumps(timings, indent=1))
+        return result
+
+    data = out_dir / "data.h5"
+    if _dataset_complete(data):
+        log(f"simulate: {data} complete, skipped")
+    else:
+        log(f"simulate: {config.dataset.num_runs} runs of {config.grid.nx}×{config.grid.ny} cells → {data}")
+        stage("simulate", lambda: simulate(config, out=data, resume=data.exists(), progress=progress))
+
+    measures = out_dir / "measures.h5"
+    conditions = noise_conditions(config)
+    log(f"measures: clean + {len(conditions)} noise conditions → {measures}")
+    stage("measures", lambda: compute_measures_file(data, measures, [c.replace("_", ":", 1) for c in conditions],
+                                                    config=config, resume=measures.exists(), progress=progress))
+
+    units = plan_run(config) if mode == "run" else plan_study(config)
+    log(f"train/evaluate: {len(units)} models")
+    records = stage("train_evaluate", lambda: run_units(units, config, measures, out_dir, progress=progress, log=log))
+
+    title = f"jaxmag {mode}: {config.name}"
+    report = stage("report", lambda: write_report(out_dir, config, records, measures, title=title, timings=timings))
+    log(f"report: {report}")
+    return {"results": records, "report": report, "timings": timings}

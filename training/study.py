@@ -1,0 +1,243 @@
+"""The study: units of work (one trained model each) and the results table they produce.
+
+A *unit* trains one U-Net on one input (a measure/component channel, or several stacked) under
+one training condition (``clean``, or a noise condition such as ``gaussian_1e-2`` for
+noise-matched training) and evaluates it on the test split of one or more evaluation
+conditions. The paper's grid (Knapman et al. 2026, Fig. 3) is
+
+    measures {mean, std, latent_entropy} × components {x, z}
+      × training {clean (evaluated on clean and every noise condition),
+                  matched (one model per noise condition, evaluated on that condition)}
+
+plus optional multi-channel rows (``[study] multichannel``).
+
+Each unit lives in ``<out>/units/<unit id>/``: the training run in ``run/`` (resumable
+checkpoints) and, once evaluated, ``result.json`` (written atomically, last). A unit whose
+``result.json`` exists for the same config hash is skipped; a unit with checkpoints resumes
+from its latest one; anything else starts afresh. After every unit the aggregated
+``results.json`` / ``results.csv`` are rewritten atomically, one record per (unit, evaluation
+condition) with ``measure``, ``component``, ``inputs``, ``train_condition``,
+``eval_condition``, ``noise_type``, ``noise_variance``, ``dice``, ``dice_per_image``,
+``pred_fraction``, ``true_fraction`` and ``config_hash``.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from jaxmag.config import Config, config_hash, parse_input_spec
+from jaxmag.noise import parse_noise_spec
+
+RESULT_FILE = "result.json"
+RESULT_FIELDS = (
+    "unit", "measure", "component", "inputs", "train_condition", "eval_condition", "noise_type",
+    "noise_variance", "dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images",
+    "config_hash",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One model: ``inputs`` like ``"std:z"`` or ``"mean:x,std:z"``; conditions are names
+    (``"clean"``, ``"gaussian_1e-2"``)."""
+
+    inputs: str
+    train_condition: str
+    eval_conditions: tuple[str, ...]
+
+    @property
+    def channels(self) -> tuple[tuple[str, str], ...]:
+        return parse_input_spec(self.inputs)
+
+    @property
+    def id(self) -> str:
+        chans = "+".join(f"{m}-{c}" for m, c in self.channels)
+        return f"{chans}__{self.train_condition}"
+
+
+def noise_conditions(config: Config) -> tuple[str, ...]:
+    """Condition names of every (type, variance) in ``[noise]``, types outermost."""
+    return tuple(
+        parse_noise_spec(f"{kind}:{variance!r}").name for kind in config.noise.types for variance in config.noise.variances
+    )
+
+
+def plan_study(config: Config) -> list[Unit]:
+    """All units of the study grid described by ``[study]`` and ``[noise]``."""
+    noisy = noise_conditions(config)
+    inputs = [f"{m}:{c}" for m in config.study.measures for c in config.study.components]
+    inputs += list(config.study.multichannel)
+    units: list[Unit] = []
+    for spec in inputs:
+        if "clean" in config.study.train_conditions:
+            units.append(Unit(spec, "clean", ("clean",) + noisy))
+        if "matched" in config.study.train_conditions:
+            units.extend(Unit(spec, cond, (cond,)) for cond in noisy)
+    return units
+
+
+def plan_run(config: Config) -> list[Unit]:
+    """The units of ``jaxmag run``: each ``[run] models`` entry trained clean, evaluated on
+    clean data and every ``[noise]`` condition."""
+    return [Unit(spec, "clean", ("clean",) + noise_conditions(config)) for spec in config.run.models]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _condition_parts(name: str) -> tuple[str, float]:
+    spec = parse_noise_spec(name)
+    return spec.kind, float(spec.variance)
+
+
+def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_image: int) -> list[dict]:
+    """Result records of one evaluated unit (one per evaluation condition)."""
+    channels = unit.channels
+    single = len(channels) == 1
+    records = []
+    for cond in unit.eval_conditions:
+        m = evals[cond]
+        kind, variance = _condition_parts(cond)
+        pixels = max(1, m["num_images"] * pixels_per_image)
+        records.append({
+            "unit": unit.id,
+            "measure": channels[0][0] if single else "+".join(c[0] for c in channels),
+            "component": channels[0][1] if single else "+".join(c[1] for c in channels),
+            "inputs": unit.inputs,
+            "train_condition": unit.train_condition,
+            "eval_condition": cond,
+            "noise_type": kind,
+            "noise_variance": variance,
+            "dice": float(m["dice"]),
+            "dice_per_image": float(m["dice_per_image"]),
+            "pred_fraction": (m["tp"] + m["fp"]) / pixels,
+            "true_fraction": (m["tp"] + m["fn"]) / pixels,
+            "num_images": int(m["num_images"]),
+            "config_hash": cfg_hash,
+        })
+    return records
+
+
+def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *, progress: bool = True) -> list[dict]:
+    """Train (or resume) and evaluate one unit; returns its records (from ``result.json`` when
+    the unit was already finished with the same config)."""
+    import h5py
+
+    from training.data import HDF5Source
+    from training.evaluation import evaluate_run
+    from training.loop import train_and_evaluate
+
+    cfg_hash = config_hash(config)
+    unit_dir = units_dir / unit.id
+    result_file = unit_dir / RESULT_FILE
+    if result_file.is_file():
+        stored = json.loads(result_file.read_text())
+        if stored.get("config_hash") == cfg_hash and tuple(stored.get("eval_conditions", ())) == unit.eval_conditions:
+            return stored["records"]
+        raise ValueError(
+            f"{unit_dir} holds results of another config (hash {stored.get('config_hash')}, now {cfg_hash}); "
+            "use a fresh output folder or delete that unit"
+        )
+    run_dir = unit_dir / "run"
+    resume = (run_dir / "checkpoints" / "latest").exists()
+    if run_dir.exists() and not resume:
+        # Killed before its first checkpoint: nothing in it is worth keeping.
+        shutil.rmtree(run_dir)
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    source = HDF5Source(
+        measures_path, unit.channels, train_condition=unit.train_condition,
+        batch_size=config.training.batch_size, split=config.training.split, seed=config.training.seed,
+    )
+    train_and_evaluate(config, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
+    evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in unit.eval_conditions}
+    with h5py.File(measures_path, "r") as f:
+        _, ny, nx = f["labels"].shape
+    records = unit_records(unit, evals, cfg_hash, ny * nx)
+    payload = {
+        "unit": unit.id, "inputs": unit.inputs, "train_condition": unit.train_condition,
+        "eval_conditions": list(unit.eval_conditions), "config_hash": cfg_hash,
+        "seconds": time.perf_counter() - started, "records": records,
+    }
+    _atomic_write(result_file, json.dumps(payload, indent=1))
+    return records
+
+
+def write_results(out_dir: Path, records: Sequence[dict]) -> None:
+    """``results.json`` and ``results.csv`` (atomic rewrites)."""
+    _atomic_write(out_dir / "results.json", json.dumps(list(records), indent=1))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    _atomic_write(out_dir / "results.csv", buf.getvalue())
+
+
+def run_units(
+    units: Iterable[Unit],
+    config: Config,
+    measures_path: Path,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Run every unit in order (skipping finished ones); rewrite the results table after each."""
+    units = list(units)
+    ids = [u.id for u in units]
+    if len(set(ids)) != len(ids):
+        raise ValueError("the study plan contains duplicate units")
+    units_dir = out_dir / "units"
+    units_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict] = []
+    for i, unit in enumerate(units, 1):
+        done = (units_dir / unit.id / RESULT_FILE).is_file()
+        log(f"[{i}/{len(units)}] {unit.id}: {'finished, skipped' if done else 'training'}")
+        unit_recs = run_unit(unit, config, measures_path, units_dir, progress=progress)
+        records.extend(unit_recs)
+        write_results(out_dir, records)
+        if not done:
+            summary = ", ".join(f"{r['eval_condition']} {r['dice']:.3f}" for r in unit_recs)
+            log(f"    test Dice: {summary}")
+    return records
+
+
+def load_results(out_dir: Path) -> list[dict]:
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results table at {path}")
+    return json.loads(path.read_text())
+
+
+def lookup(records: Sequence[dict], **where) -> float | None:
+    """Dice of the one record matching ``where`` (None if absent)."""
+    hits = [r for r in records if all(r.get(k) == v for k, v in where.items())]
+    return float(hits[0]["dice"]) if hits else None
+
+
+def mean_perimeter_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over images of (boundary length / area) of predicted over true masks: < 1 means the
+    predictions are smoother (less jagged) than the ground truth. Images with an empty mask on
+    either side are skipped; NaN if none remain."""
+    def ratio(mask: np.ndarray) -> float:
+        m = mask.astype(bool)
+        edges = np.sum(m[:, 1:] != m[:, :-1]) + np.sum(m[1:, :] != m[:-1, :])
+        return edges / m.sum()
+
+    values = [ratio(p) / ratio(t) for p, t in zip(pred, truth) if p.any() and t.any()]
+    return float(np.mean(values)) if values else float("nan")
