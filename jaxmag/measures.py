@@ -63,15 +63,20 @@ def check_movie(movie: Any, *, name: str = "movie") -> jax.Array:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
     if isinstance(x, jax.core.Tracer) or not jnp.issubdtype(x.dtype, jnp.inexact):
         return x
-    bad = ~jnp.isfinite(x)
-    count = int(bad.sum())
+    count = int(_count_nonfinite(x))
     if count:
-        first = np.unravel_index(int(jnp.argmax(bad.ravel())), x.shape)
+        first = np.unravel_index(int(jnp.argmax(~jnp.isfinite(x).ravel())), x.shape)
         raise ValueError(
             f"{name} contains {count} non-finite value(s) (NaN or inf); first at index "
             f"{tuple(int(i) for i in first)} of shape {tuple(x.shape)} (layout (..., T, ny, nx))"
         )
     return x
+
+
+@jax.jit
+def _count_nonfinite(x: jax.Array) -> jax.Array:
+    # One fused pass; the boolean mask is never materialised.
+    return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
 
 
 def check_options(
@@ -174,16 +179,17 @@ def _state_fn(x: jax.Array, num_states: int, binning: str, fixed_range: tuple[fl
     if binning == "minmax":
         lo = jnp.min(x, axis=1)
         span = jnp.max(x, axis=1) - lo
-        # A constant series (span 0) is all state 0.
-        scale = jnp.where(span > 0, K / jnp.where(span > 0, span, 1), 0)
+        # A constant series (span 0) has x - lo = 0: all state 0.
+        span = jnp.where(span > 0, span, 1)
     else:  # fixed
         a, b = fixed_range
-        lo = jnp.asarray(a, x.dtype)
-        scale = jnp.asarray(K / (b - a), x.dtype)
+        lo, span = jnp.asarray(a, x.dtype), jnp.asarray(b - a, x.dtype)
 
     def state(t):
-        # Clipping closes the last bin on the right (x = max -> K-1) and clips fixed-range outliers.
-        u = jnp.floor((frame(t) - lo) * scale)
+        # floor((x - lo) / span * K), in this order, as the definition reads (a reciprocal multiply
+        # would move a few values that sit within one ulp of a bin edge). Clipping closes the last
+        # bin on the right (x = max -> K-1) and clips fixed-range outliers.
+        u = jnp.floor((frame(t) - lo) / span * K)
         return jnp.clip(u, 0, K - 1).astype(jnp.uint32)
 
     return state
@@ -202,23 +208,29 @@ def _pair_counts(state, num_frames: int, lag: int, num_states: int, shape: tuple
     B, P = shape
     pad_shift = jnp.uint32(1 << 20)  # any shift >= 32 bits in every word
 
-    def step(u, words):
+    def step(u, carry):
+        current, words = carry  # current = state(u) when lag == 1 (saves binning every frame twice)
         valid = u < n
         u = jnp.minimum(u, n - 1)
-        shift = (state(u + lag) * K + state(u)) * _FIELD_BITS + jnp.where(valid, jnp.uint32(0), pad_shift)
+        later = state(u + lag)
+        current = current if lag == 1 else state(u)
+        shift = (later * K + current) * _FIELD_BITS + jnp.where(valid, jnp.uint32(0), pad_shift)
         one = jnp.uint32(1)
-        return tuple(w + jnp.left_shift(one, shift - jnp.uint32(32 * g)) for g, w in enumerate(words))
+        words = tuple(w + jnp.left_shift(one, shift - jnp.uint32(32 * g)) for g, w in enumerate(words))
+        return later, words
 
-    def block(b, counts):
+    def block(b, carry):
+        current, counts = carry
         words = tuple(jnp.zeros((B, P), jnp.uint32) for _ in range(num_words))
-        words = jax.lax.fori_loop(b * _BLOCK, (b + 1) * _BLOCK, step, words)
+        current, words = jax.lax.fori_loop(b * _BLOCK, (b + 1) * _BLOCK, step, (current, words))
         fields = [
             (words[c // _FIELDS_PER_WORD] >> (_FIELD_BITS * (c % _FIELDS_PER_WORD))) & _BLOCK
             for c in range(num_codes)
         ]
-        return counts + jnp.stack(fields, axis=1).astype(jnp.float32)
+        return current, counts + jnp.stack(fields, axis=1).astype(jnp.float32)
 
-    return jax.lax.fori_loop(0, num_blocks, block, jnp.zeros((B, num_codes, P), jnp.float32))
+    init = (state(0), jnp.zeros((B, num_codes, P), jnp.float32))
+    return jax.lax.fori_loop(0, num_blocks, block, init)[1]
 
 
 def _entropy_from_counts(counts: jax.Array, weighting: str, normalize: bool) -> jax.Array:
