@@ -18,6 +18,7 @@ steps, at ``t_k = burn_in_s + (k + 1) * frame_interval_s``. Stored frames have l
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -27,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxmag import drivers
-from jaxmag.config import Config, load_config
+from jaxmag.config import Config, GridConfig, SimulationConfig, load_config
 from jaxmag.defects import Defects, apply_defects, defect_rng, generate_defects
 from jaxmag.io import dataset as ds
 from jaxmag.material import Material, validate_material
@@ -64,7 +65,10 @@ def thermal_seed(seed: int, run_index: int) -> int:
 
 def step_counts(config: Config) -> tuple[int, int]:
     """``(burn_in_steps, steps_per_frame)`` from ``[simulation]`` (validated multiples of dt)."""
-    s = config.simulation
+    return _steps(config.simulation)
+
+
+def _steps(s: SimulationConfig) -> tuple[int, int]:
     return int(round(s.burn_in_s / s.dt)), int(round(s.frame_interval_s / s.dt))
 
 
@@ -132,11 +136,17 @@ def batch_simulator(config: Config, mesh: Mesh) -> Callable[[Material, jax.Array
     material: maps with a leading batch axis B (a multiple of the mesh size); m0: (B, nz, ny,
     nx, 3); seeds: (B,) uint32 thermal seeds. frames: (B, T, C, ny, nx) in ``store_dtype``.
     """
-    grid = config.grid.to_grid()
-    if grid.nz != 1:
-        raise ValueError(f"datasets store 2-D frames of a film one cell thick: grid.nz must be 1, got {grid.nz}")
-    s = config.simulation
-    burn, spf = step_counts(config)
+    if config.grid.nz != 1:
+        raise ValueError(f"datasets store 2-D frames of a film one cell thick: grid.nz must be 1, got {config.grid.nz}")
+    return _compiled_batch_simulator(config.grid, config.simulation, mesh)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_batch_simulator(grid_config: GridConfig, s: SimulationConfig, mesh: Mesh):
+    # Cached on what the compiled code depends on (not seed or run count), so repeated
+    # simulate() calls with the same grid and time stepping reuse the jit cache: no recompiles.
+    grid = grid_config.to_grid()
+    burn, spf = _steps(s)
     one = drivers.movie_simulator(
         grid, dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames, demag=s.demag, components=s.components
     )
@@ -305,7 +315,16 @@ def _run_batches(
 
     indices = list(indices)
     total = len(indices) if total is None else total
-    bar = tqdm(total=total, initial=total - len(indices), unit="run", desc="simulate", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=total - len(indices),
+        unit="run",
+        desc="simulate",
+        disable=not progress,
+        dynamic_ncols=True,
+        # always runs/s (tqdm would switch to s/run below 1 run/s)
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]",
+    )
     try:
         groups = list(_batches(indices, size))
         if not groups:

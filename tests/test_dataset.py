@@ -16,7 +16,7 @@ import pytest
 from jaxmag import drivers
 from jaxmag.config import load_config
 from jaxmag.io import dataset as ds
-from jaxmag.simulate import build_run, frame_times, resolve_config, simulate, step_counts, thermal_seed
+from jaxmag.simulate import batch_simulator, build_run, frame_times, local_mesh, resolve_config, simulate, step_counts, thermal_seed
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.toml"
@@ -89,6 +89,13 @@ def test_run_is_reproducible_alone(tiny, written):
 
 def test_in_memory_equals_file_and_independent_of_batch(tiny, written):
     data = simulate(tiny, batch=3, progress=False)
+    # one compiled program per batch shape, shared across seeds and calls: no recompiles
+    step = batch_simulator(tiny, local_mesh())
+    assert step is batch_simulator(resolve_config(tiny, seed=9, num=100), local_mesh())
+    compiled = step._cache_size()
+    other = simulate(tiny, batch=3, num=3, seed=3, progress=False)
+    assert step._cache_size() == compiled
+    assert not np.array_equal(other.labels, data.labels[:3])  # another seed, other films
     rows = ds.read_runs(written)
     np.testing.assert_array_equal(data.m, rows["m"])  # batch 4 (file) vs 3: bit for bit
     np.testing.assert_array_equal(data.labels, rows["labels"])

@@ -18,9 +18,9 @@ TINY = REPO / "configs" / "tiny.toml"
 
 
 def _slow_tiny(tmp_path: Path) -> Path:
-    """tiny.toml with a longer burn-in (400 steps), so a batch takes about a second."""
+    """tiny.toml with a longer burn-in (250 steps), so a batch takes about a second."""
     path = tmp_path / "slow.toml"
-    path.write_text(f'base = "{TINY}"\n[simulation]\nburn_in_s = 4e-11\n')
+    path.write_text(f'base = "{TINY}"\n[simulation]\nburn_in_s = 2.5e-11\n')
     return path
 
 
