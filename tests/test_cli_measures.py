@@ -17,6 +17,7 @@ from jaxmag.noise import add_gaussian, apply_noise, noise_key, parse_noise_spec
 
 N, T, NY, NX = 5, 12, 6, 7
 COMPONENTS = "xz"
+RUN_START = 100  # noise keys must use the global run index
 
 
 def make_config() -> Config:
@@ -33,6 +34,7 @@ def write_dataset(path, done=None, seed=0) -> np.ndarray:
         f["m"] = m
         f["labels"] = labels
         f["done"] = np.ones(N, bool) if done is None else np.asarray(done, bool)
+        f["run_index"] = np.arange(N, dtype=np.int64) + RUN_START  # rows of a part file
         f.attrs["components"] = COMPONENTS
         f.attrs["config"] = make_config().to_toml()
         f.attrs["seed"] = 0
@@ -47,7 +49,7 @@ def expected_maps(m: np.ndarray, spec_text: str, seed: int = 9) -> dict[str, np.
     for r in range(N):
         for c_i, comp in enumerate(COMPONENTS):
             x = jnp.asarray(m[r, :, c_i])
-            key = jax.random.fold_in(noise_key(seed, r, spec), ord(comp))
+            key = jax.random.fold_in(noise_key(seed, RUN_START + r, spec), ord(comp))
             maps = compute_measures(apply_noise(x, spec, key), **options)
             for name, value in maps.items():
                 out.setdefault(name, np.zeros((N, len(COMPONENTS), NY, NX), np.float32))[r, c_i] = value

@@ -1,8 +1,9 @@
 """Measure maps of a whole simulated dataset, streamed in chunks, resumable.
 
 Input (written by ``jaxmag simulate``): ``/m`` float (N, T, C, ny, nx) with root attribute
-``components`` (e.g. ``"xz"``), ``/labels`` uint8 (N, ny, nx), ``/done`` bool (N,), root
-attributes ``config`` (TOML text) and ``seed``.
+``components`` (e.g. ``"xz"``), ``/labels`` uint8 (N, ny, nx), ``/done`` bool (N,), optional
+``/run_index`` (N,) (global run index of each row; default the row number), root attributes
+``config`` (TOML text) and ``seed``.
 
 Output: ``/<condition>/<measure>/<component>`` float32 (N, ny, nx) for every condition
 (``clean`` always, then e.g. ``gaussian_1e-2``), ``/<condition>/done`` bool (N,), ``/labels``
@@ -214,6 +215,9 @@ class _open_output:
 def _stream(src, out, groups, conditions, done, seed, components, measures, options, chunk, progress) -> None:
     pending = np.stack([done & ~np.asarray(g["done"][...], bool) for g in groups])  # (conditions, N)
     todo = np.flatnonzero(pending.any(axis=0))
+    # Noise keys use the global run index (files written in parts hold rows run_start..), so a
+    # run gets the same noise in a part file and in the merged dataset.
+    run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
     option_items = tuple(sorted((k, v) for k, v in options.items())) + (("measures", measures),)
     bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
     try:
@@ -222,7 +226,7 @@ def _stream(src, out, groups, conditions, done, seed, components, measures, opti
             m = src["m"][idx]  # sorted indices: one h5py read per chunk
             # Pad the last chunk to the full size so every chunk reuses one compiled kernel.
             pad = chunk - idx.size
-            padded_idx = np.concatenate([idx, np.repeat(idx[-1:], pad)])
+            padded_idx = run_ids[np.concatenate([idx, np.repeat(idx[-1:], pad)])]
             m = np.concatenate([m, np.repeat(m[-1:], pad, axis=0)]) if pad else m
             for ci, (spec, group) in enumerate(zip(conditions, groups)):
                 rows = pending[ci, idx]
