@@ -130,6 +130,10 @@ def test_missing_config_and_bad_arguments(tmp_path, capsys):
     assert main(["simulate", str(TINY), "--out", str(out), "--resume", "--force"]) == 2
     assert main(["simulate", str(TINY), "--out", str(tmp_path / "no" / "dir.h5")]) == 2
     assert "output directory does not exist" in capsys.readouterr().err
+    (tmp_path / "d").mkdir()
+    assert main(["simulate", str(TINY), "--out", str(tmp_path / "d")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    (tmp_path / "d").rmdir()
     assert list(tmp_path.iterdir()) == []
 
 

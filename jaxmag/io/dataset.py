@@ -108,6 +108,8 @@ def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Pat
     Refuses an existing ``path`` unless ``force`` (which replaces it only once the new file is
     complete)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output path {path} is a directory, expected a file name such as data.h5")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists: use --resume to continue it or --force to overwrite it")
     if not path.parent.is_dir():
