@@ -22,7 +22,7 @@ import functools
 import hashlib
 import math
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
