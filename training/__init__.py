@@ -1,0 +1,12 @@
+"""Training and evaluation of the U-Net defect segmenter (see ``docs/training.md``).
+
+- ``data``: data sources (``HDF5Source`` for measures files, ``OnlineSource`` for batches
+  generated on the accelerator) behind one interface;
+- ``splits``, ``normalization``: reproducible splits and clean-train normalisation;
+- ``metrics``: cross-entropy and Dice (per image and aggregated), on device;
+- ``sharding``: the data-parallel mesh and multi-host setup;
+- ``checkpoint``: orbax best/latest checkpoints;
+- ``loop``: ``create_train_state``, ``train_step``, ``eval_step``, ``train_and_evaluate``;
+- ``evaluation``: ``load_trained``, ``predict_logits``/``predict_proba``, ``evaluate_run``;
+- ``synthetic``: disc-shaped synthetic data for tests and benchmarks.
+"""

@@ -293,7 +293,7 @@ class HDF5Source:
         bsh = sharding.batch_sharding(self.mesh)
         rows = sharding.process_slice(self.batch_size)
         for s in range(self.steps_per_epoch):
-            idx = np.sort(perm[s * self.batch_size : (s + 1) * self.batch_size][rows])
+            idx = perm[s * self.batch_size : (s + 1) * self.batch_size][rows]  # rows of the global batch
             yield sharding.global_batch(x[idx], bsh, self.batch_size), sharding.global_batch(y[idx], bsh, self.batch_size)
 
     def val_set(self) -> EvalSet:

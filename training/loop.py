@@ -18,7 +18,6 @@ and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -266,13 +265,18 @@ def train_and_evaluate(
 
     if resume:
         _check_resumable(read_run_info(out), info, out)
-        tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
-        state = TrainState(**tree, graphdef=state.graphdef, tx=state.tx)
-        start_epoch = int(meta["epoch"])
-        best_dice, best_epoch = float(meta["best_dice"]), int(meta["best_epoch"])
-        history = list(meta["history"])
+        if checkpoint.exists(ckpt_dir, "latest"):
+            tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
+            state = TrainState(**tree, graphdef=state.graphdef, tx=state.tx)
+            start_epoch = int(meta["epoch"])
+            best_dice, best_epoch = float(meta["best_dice"]), int(meta["best_epoch"])
+            history = list(meta["history"])
+        else:  # interrupted before the first epoch ended: nothing to restore, start over
+            start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
     else:
-        if (out / RUN_FILE).exists():
+        taken = (out / RUN_FILE).exists()
+        sharding.barrier("run_folder_checked")  # every process looked before process 0 writes
+        if taken:
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if jax.process_index() == 0:
             out.mkdir(parents=True, exist_ok=True)
@@ -280,14 +284,15 @@ def train_and_evaluate(
         _write_json(out / RUN_FILE, info)
         start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
 
-    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-    step_fn = _compile_train_step(state, source, mesh)
+    ny, nx = _image_shape(source)
+    step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, in_channels))
     eval_fn = compiled_eval_step(state.graphdef, mesh)
     val_set = source.val_set()
     data_root = jax.random.fold_in(root, 2)
     show = progress and jax.process_index() == 0
     last_val = history[-1].get("val_dice") if history else None
 
+    sharding.barrier("train_start")  # all processes compiled: start the collectives together
     for epoch in range(start_epoch, t.epochs):
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
         loss_sum = jnp.zeros((), jnp.float32)
@@ -343,14 +348,16 @@ def _abstract(tree):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
 
 
-def _compile_train_step(state: TrainState, source, mesh) -> Callable:
-    """``train_step`` jitted with shardings and compiled ahead of time (no recompiles, honest timings)."""
+def compile_train_step(state: TrainState, mesh: jax.sharding.Mesh, batch_shape: tuple[int, int, int, int]) -> Callable:
+    """``train_step`` jitted with the data-parallel shardings and compiled ahead of time.
+
+    ``batch_shape`` is the global ``(B, ny, nx, C)``. Compiling once up front means no
+    recompiles during training and epoch timings free of compilation.
+    """
     bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
     jitted = jax.jit(train_step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
-    ny, nx = _image_shape(source)
-    b, c = source.batch_size, len(source.input_names)
-    x = jax.ShapeDtypeStruct((b, ny, nx, c), jnp.float32, sharding=bsh)
-    y = jax.ShapeDtypeStruct((b, ny, nx), jnp.int32, sharding=bsh)
+    x = jax.ShapeDtypeStruct(tuple(batch_shape), jnp.float32, sharding=bsh)
+    y = jax.ShapeDtypeStruct(tuple(batch_shape[:3]), jnp.int32, sharding=bsh)
     return jitted.lower(state, x, y).compile()
 
 

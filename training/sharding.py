@@ -98,3 +98,29 @@ def replicate(value: np.ndarray, mesh: Mesh) -> jax.Array:
     """A host array (identical on every process) as a replicated global array on ``mesh``."""
     value = np.asarray(value)
     return jax.make_array_from_callback(value.shape, replicated(mesh), lambda index: value[index])
+
+
+_barriers = 0
+
+
+def barrier(name: str, timeout_s: float = 900.0) -> None:
+    """Wait until every process reaches this point (no-op with one process).
+
+    Gloo creates its CPU communicator lazily at the first collective and gives the peers only
+    30 s to arrive; processes that compile at different speeds miss that. This barrier uses
+    the coordination service's key-value store instead, with a generous timeout, so the first
+    collective starts in step.
+    """
+    global _barriers
+    if jax.process_count() == 1:
+        return
+    _barriers += 1
+    from jax._src import distributed  # the public multihost_utils barrier is itself a collective
+
+    client = distributed.global_state.client
+    if client is None or not hasattr(client, "wait_at_barrier"):
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+        return
+    client.wait_at_barrier(f"jaxmag_{name}_{_barriers}", int(timeout_s * 1000))

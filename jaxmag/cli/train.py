@@ -90,3 +90,49 @@ def run(args: argparse.Namespace) -> int:
             f"{test['num_images']} images)"
         )
     return 0
+
+
+def train_online(
+    config,
+    make_batch,
+    input_names: tuple[str, ...],
+    out: Path,
+    *,
+    steps_per_epoch: int,
+    num_val_batches: int = 4,
+    num_test_batches: int = 4,
+    make_clean_batch=None,
+    train_condition: str = "clean",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train on batches generated on the accelerator by ``make_batch(key) -> (inputs, labels)``.
+
+    ``make_batch`` must be jittable and return ``(inputs (B, ny, nx, C) float32 raw,
+    labels (B, ny, nx) int)`` with ``B = config.training.batch_size``; ``make_clean_batch`` is
+    the same without noise (normalisation calibration). On ``resume`` the stored normalisation
+    statistics are reused. Call ``training.sharding.initialize_distributed`` first on several
+    hosts. Returns ``train_and_evaluate``'s result.
+    """
+    from training import sharding
+    from training.data import OnlineSource
+    from training.loop import read_run_info, train_and_evaluate
+
+    stored = read_run_info(out) if resume else None
+    if stored is None and (Path(out) / "run.json").exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    mesh = sharding.data_mesh()
+    source = OnlineSource(
+        make_batch,
+        tuple(input_names),
+        batch_size=config.training.batch_size,
+        steps_per_epoch=steps_per_epoch,
+        num_val_batches=num_val_batches,
+        num_test_batches=num_test_batches,
+        seed=config.training.seed,
+        make_clean_batch=make_clean_batch,
+        norm_stats=None if stored is None else stored["norm_stats"],
+        train_condition=train_condition,
+        mesh=mesh,
+    )
+    return train_and_evaluate(config, source, out, resume=resume, mesh=mesh, progress=progress)

@@ -1,0 +1,193 @@
+"""Training throughput of the paper U-Net: jaxmag (JAX/Flax) against the same network in PyTorch.
+
+Prints JSON lines: one per framework (``images_per_s`` of full training steps: forward,
+backward, Adam update, on random data at 1x128x128, batch 32) and a summary with the ratio.
+
+On CPU both run single-threaded (XLA: no multi-threaded Eigen, one intra-op thread; torch:
+``set_num_threads(1)``) so the comparison does not depend on how busy the machine's other
+cores are. The PyTorch part runs in a separate virtual environment when one exists::
+
+    python -m venv --system-site-packages /tmp/torchvenv
+    /tmp/torchvenv/bin/pip install torch==2.13.0
+
+Usage: ``python scripts/bench_train.py [--steps 2] [--batch 32] [--size 128] [--device cpu|gpu]
+[--dtype float32|bfloat16] [--torch-python /tmp/torchvenv/bin/python]``. ``--device gpu``
+skips the single-thread flags and PyTorch and also reports the projected time of one paper
+training run (500 epochs of 0.70 x 2048 images).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TORCH_SCRIPT = r"""
+import json, sys, time
+import torch
+from torch import nn
+
+steps, batch, size, base, depth = (int(a) for a in sys.argv[1:6])
+torch.set_num_threads(1)
+torch.manual_seed(0)
+
+
+class Block(nn.Sequential):
+    def __init__(self, c_in, c_out):
+        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Dropout2d(0.1),
+                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
+
+
+class UNet(nn.Module):
+    def __init__(self, c_in=1, base=64, depth=4):
+        super().__init__()
+        w = [base * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([Block(c_in if i == 0 else w[i - 1], w[i]) for i in range(depth)])
+        self.mid = Block(w[depth - 1], w[depth])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in reversed(range(depth))])
+        self.dec = nn.ModuleList([Block(2 * w[i], w[i]) for i in reversed(range(depth))])
+        self.head = nn.Conv2d(w[0], 2, 1)
+
+    def forward(self, x):
+        skips = []
+        for b in self.down:
+            x = b(x)
+            skips.append(x)
+            x = nn.functional.max_pool2d(x, 2)
+        x = self.mid(x)
+        for up, dec, s in zip(self.up, self.dec, reversed(skips)):
+            x = dec(torch.cat([s, up(x)], 1))
+        return self.head(x)
+
+
+model = UNet(1, base, depth)
+params = sum(p.numel() for p in model.parameters())
+opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+x = torch.randn(batch, 1, size, size)
+y = (torch.rand(batch, size, size) > 0.9).long()
+loss_fn = nn.CrossEntropyLoss()
+
+
+def step():
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+step()  # warm-up
+t0 = time.perf_counter()
+for _ in range(steps):
+    step()
+dt = time.perf_counter() - t0
+print(json.dumps({"framework": "pytorch", "version": torch.__version__, "parameters": params,
+                  "images_per_s": steps * batch / dt, "seconds_per_step": dt / steps}))
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--base-features", type=int, default=64)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--torch-python", default="/tmp/torchvenv/bin/python")
+    return p.parse_args()
+
+
+def bench_jax(args: argparse.Namespace) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxmag.config import loads_config
+    from jaxmag.models import count_parameters
+    from training import sharding
+    from training.loop import compile_train_step, create_train_state
+
+    config = loads_config(
+        f"[model]\nbase_features = {args.base_features}\ndepth = {args.depth}\ndropout = 0.1\n"
+        f"[training]\nbatch_size = {args.batch}\nlearning_rate = 1e-4\ncompute_dtype = \"{args.dtype}\"\n"
+    )
+    mesh = sharding.data_mesh()
+    shape = (args.batch, args.size, args.size, 1)
+    state = create_train_state(config, 1, jax.random.key(0), 1000, mesh)
+    t0 = time.perf_counter()
+    step = compile_train_step(state, mesh, shape)  # the exact step `jaxmag train` runs
+    compile_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    bsh = sharding.batch_sharding(mesh)
+    x = sharding.global_batch(rng.normal(size=shape).astype(np.float32), bsh, args.batch)
+    y = sharding.global_batch((rng.random(shape[:3]) > 0.9).astype(np.int32), bsh, args.batch)
+    state, m = step(state, x, y)  # warm-up
+    jax.block_until_ready(m)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        state, m = step(state, x, y)
+    jax.block_until_ready((state, m))
+    dt = time.perf_counter() - t0
+    params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(state.params))
+    return {
+        "framework": "jax",
+        "version": jax.__version__,
+        "device": str(jax.devices()[0].device_kind),
+        "num_devices": jax.device_count(),
+        "dtype": args.dtype,
+        "parameters": params,
+        "compile_s": compile_s,
+        "images_per_s": args.steps * args.batch / dt,
+        "seconds_per_step": dt / args.steps,
+    }
+
+
+def bench_torch(args: argparse.Namespace) -> dict | None:
+    py = Path(args.torch_python)
+    if not py.exists():
+        print(
+            json.dumps({"framework": "pytorch", "skipped": f"{py} not found; create it with: python -m venv "
+                        "--system-site-packages /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0"}),
+            flush=True,
+        )
+        return None
+    cmd = [str(py), "-c", TORCH_SCRIPT, str(args.steps), str(args.batch), str(args.size), str(args.base_features), str(args.depth)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if res.returncode != 0:
+        raise RuntimeError(f"the PyTorch benchmark failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = parse_args()
+    if args.device == "cpu":
+        # single-threaded, fixed before JAX starts
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    common = {"batch": args.batch, "image": [args.size, args.size], "base_features": args.base_features, "depth": args.depth, "steps": args.steps}
+    jax_result = {**bench_jax(args), **common}
+    print(json.dumps(jax_result), flush=True)
+    summary = {"summary": True, "jax_images_per_s": jax_result["images_per_s"], **common}
+    if args.device == "cpu":
+        torch_result = bench_torch(args)
+        if torch_result is not None:
+            print(json.dumps({**torch_result, **common}), flush=True)
+            summary["pytorch_images_per_s"] = torch_result["images_per_s"]
+            summary["jax_over_pytorch"] = jax_result["images_per_s"] / torch_result["images_per_s"]
+            summary["target_met"] = summary["jax_over_pytorch"] >= 1 / 1.3
+    else:
+        images = 500 * int(0.70 * 2048)
+        summary["paper_run_hours"] = images / jax_result["images_per_s"] / 3600
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
