@@ -79,3 +79,14 @@ def test_bad_inputs_raise():
         model(jnp.ones((1, 18, 16, 1)))
     with pytest.raises(ValueError, match=r"\(B, ny, nx, 1\)"):
         model(jnp.ones((1, 16, 16, 2)))
+
+
+def test_up_convolution_is_a_stride_two_transposed_convolution():
+    from jaxmag.models.unet import UpConv2x2
+
+    up = UpConv2x2(3, 5, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, 4, 6, 3))
+    # out[2h+i, 2w+j] = x[h, w] @ kernel[i, j] (PyTorch ConvTranspose2d convention); lax flips the kernel
+    ref = jax.lax.conv_transpose(x, up.kernel[...][::-1, ::-1], (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(up(x), ref, atol=1e-5)
+    assert up(x).shape == (2, 8, 12, 5)

@@ -17,6 +17,7 @@ and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -79,7 +80,14 @@ def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransforma
     Schedules: ``constant``; ``cosine`` (decay to 0 over ``total_steps``); ``warmup_cosine``
     (linear warm-up over ``warmup_steps`` from 0, then cosine decay to 0).
     """
-    t = config.training
+    # a constant schedule does not depend on the run length: share one optimiser object
+    return _optimizer(config.training, int(total_steps) if config.training.schedule != "constant" else 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer(t, total_steps: int) -> optax.GradientTransformation:
+    # cached: the optimiser is a static part of TrainState, so an equal config must give the
+    # same object for jit to reuse compiled steps (resume, studies, tests).
     total = max(int(total_steps), 1)
     if t.schedule == "constant":
         lr = optax.constant_schedule(t.learning_rate)
@@ -143,7 +151,9 @@ def eval_step(graphdef, params: nnx.State, inputs: jax.Array, labels: jax.Array,
     return segmentation_sums(logits, labels, mask)
 
 
+@functools.lru_cache(maxsize=16)
 def compiled_eval_step(graphdef, mesh) -> Callable:
+    """``eval_step`` for ``graphdef`` jitted with the data-parallel shardings of ``mesh`` (cached)."""
     bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
     return jax.jit(
         lambda params, x, y, m: eval_step(graphdef, params, x, y, m),
@@ -354,11 +364,17 @@ def compile_train_step(state: TrainState, mesh: jax.sharding.Mesh, batch_shape: 
     ``batch_shape`` is the global ``(B, ny, nx, C)``. Compiling once up front means no
     recompiles during training and epoch timings free of compilation.
     """
-    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-    jitted = jax.jit(train_step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
+    jitted = _jitted_train_step(mesh)
+    bsh = sharding.batch_sharding(mesh)
     x = jax.ShapeDtypeStruct(tuple(batch_shape), jnp.float32, sharding=bsh)
     y = jax.ShapeDtypeStruct(tuple(batch_shape[:3]), jnp.int32, sharding=bsh)
     return jitted.lower(state, x, y).compile()
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_train_step(mesh) -> Callable:
+    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+    return jax.jit(train_step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
 
 
 def _image_shape(source) -> tuple[int, int]:

@@ -43,6 +43,28 @@ class ConvBlock(nnx.Module):
         return nnx.relu(self.conv2(x))
 
 
+class UpConv2x2(nnx.Module):
+    """2x2 transposed convolution with stride 2: ``(B, H, W, c_in) -> (B, 2H, 2W, c_out)``.
+
+    With stride equal to the kernel size the output 2x2 blocks do not overlap, so each is one
+    matrix product of the input pixel with ``kernel[i, j]``. Written as an einsum instead of
+    ``nnx.ConvTranspose`` (a convolution over a zero-dilated input, 4x the work) it trains
+    about 1.8x faster on CPU; same parameters (kernel ``(2, 2, c_in, c_out)`` + bias), same
+    default initialisation.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, dtype, rngs: nnx.Rngs):
+        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (2, 2, c_in, c_out), jnp.float32))
+        self.bias = nnx.Param(jnp.zeros((c_out,), jnp.float32))
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, h, w, _ = x.shape
+        k = self.kernel[...].astype(self.dtype)
+        y = jnp.einsum("bhwc,ijcd->bhiwjd", x.astype(self.dtype), k)
+        return y.reshape(b, 2 * h, 2 * w, k.shape[-1]) + self.bias[...].astype(self.dtype)
+
+
 class UNet(nnx.Module):
     """U-Net segmenter: ``(B, ny, nx, in_channels) -> (B, ny, nx, 2)`` float32 logits.
 
@@ -87,7 +109,7 @@ class UNet(nnx.Module):
         self.bottleneck = ConvBlock(widths[depth - 1], widths[depth], dropout, dtype=dt, rngs=rngs)
         self.up = nnx.List(
             [
-                nnx.ConvTranspose(widths[i + 1], widths[i], (2, 2), strides=(2, 2), padding="VALID", dtype=dt, rngs=rngs)
+                UpConv2x2(widths[i + 1], widths[i], dtype=dt, rngs=rngs)
                 for i in reversed(range(depth))
             ]
         )
