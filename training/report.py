@@ -75,7 +75,7 @@ def plot_examples(out_dir: Path, config: Config, records: Sequence[dict], measur
             axes[row, col].imshow(x[0, ..., 0], cmap="viridis")
             axes[row, col].set_title(f"{MEASURE_LABEL.get(measure, measure)} m_{comp}\n{cond}", fontsize=7)
             axes[row, col + 1].imshow(p[0] > 0.5, cmap="gray", vmin=0, vmax=1)
-            axes[row, col + 1].set_title(f"prediction\nDice {dice:.2f}" if dice is not None else "prediction", fontsize=7)
+            axes[row, col + 1].set_title(f"prediction\n(test-set Dice {dice:.2f})" if dice is not None else "prediction", fontsize=7)
             col += 2
         axes[row, col].imshow(y[0] > 0, cmap="gray", vmin=0, vmax=1)
         axes[row, col].set_title("truth", fontsize=7)
