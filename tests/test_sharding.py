@@ -100,6 +100,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two fresh JAX processes plus a reference run: about 2 minutes on 2 cores
 def test_two_process_distributed_training(tmp_path):
     from jaxmag.config import loads_config
     from training.data import HDF5Source
