@@ -3,6 +3,12 @@
     jaxmag train CONFIG --measures measures.h5 --measure std --component z \
         [--train-noise gaussian:1e-2] --out runs/NAME [--resume]
     jaxmag train CONFIG --measures measures.h5 --inputs mean:x,std:z --out runs/multi
+    jaxmag train CONFIG --online --measure std --component z [--train-noise gaussian:1e-2] \
+        --steps-per-epoch 16 --out runs/online
+
+``--online`` generates every training batch on the accelerator from the config's physics
+(solver → noise → measures, ``jaxmag.online``): no dataset on disk, no host round trip;
+validation and test sets are generated once from fixed keys.
 
 Multi-host: start one process per host with ``--coordinator HOST:PORT --num-processes N
 --process-id I`` (or ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``).
@@ -41,7 +47,13 @@ def register(subparsers) -> None:
         "(validation Dice) and latest checkpoints in the run folder.",
     )
     p.add_argument("config", type=Path, help="TOML config ([model] and [training] are used)")
-    p.add_argument("--measures", type=Path, required=True, help="measures HDF5 file (from `jaxmag measures`)")
+    p.add_argument("--measures", type=Path, help="measures HDF5 file (from `jaxmag measures`)")
+    p.add_argument("--online", action="store_true",
+                   help="generate training data on the fly with the solver instead of reading --measures")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="--online: generated batches per epoch (default: dataset.num_runs * split[0] // batch)")
+    p.add_argument("--pool-size", type=int, default=256,
+                   help="--online: defect films drawn on the host once and sampled on device (jaxmag.online)")
     p.add_argument("--measure", choices=("mean", "std", "latent_entropy"), help="input measure")
     p.add_argument("--component", choices=("x", "y", "z"), help="input magnetisation component")
     p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
@@ -66,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     inputs = input_channels(args)
+    if args.online == (args.measures is not None):
+        raise ValueError("give exactly one data source: --measures FILE or --online")
+    if args.online:
+        return _run_online(args, config, inputs)
     stored = read_run_info(args.out) if args.resume else None
     if stored is None and (args.out / "run.json").exists():
         raise FileExistsError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
@@ -89,6 +105,29 @@ def run(args: argparse.Namespace) -> int:
             f"test Dice on {test['condition']} {test['dice']:.4f} (per image {test['dice_per_image']:.4f}, "
             f"{test['num_images']} images)"
         )
+    return 0
+
+
+def _run_online(args: argparse.Namespace, config, inputs) -> int:
+    import jax
+
+    from jaxmag.noise import parse_noise_spec
+    from jaxmag.online import make_online_generator
+
+    spec = parse_noise_spec(args.train_noise)
+    t = config.training
+    steps = args.steps_per_epoch or max(1, int(config.dataset.num_runs * t.split[0]) // t.batch_size)
+    if steps < 1:
+        raise ValueError(f"--steps-per-epoch must be positive, got {steps}")
+    make = make_online_generator(config, inputs, spec, t.batch_size, pool_size=args.pool_size)
+    make_clean = make_online_generator(config, inputs, "clean", t.batch_size, pool_size=args.pool_size)
+    names = tuple(f"{m}:{c}" for m, c in inputs)
+    result = train_online(config, make, names, args.out, steps_per_epoch=steps, make_clean_batch=make_clean,
+                          train_condition=spec.name, resume=args.resume, progress=not args.no_progress)
+    if jax.process_index() == 0:
+        test = result["test"]
+        print(f"{args.out}: best validation Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}); "
+              f"test Dice on generated {test['condition']} data {test['dice']:.4f}")
     return 0
 
 
