@@ -206,3 +206,16 @@ def test_cli_noise_estimate_on_npy_and_dataset(tmp_path, capsys):
     assert "run 2 component z" in text and "gaussian (x + n)" in text and "speckle" in text
     assert main(["noise-estimate", str(path), "--component", "y"]) == 2
     assert "--component must be one of x, z" in capsys.readouterr().err
+
+
+def test_noise_estimate_reads_a_tiff_stack(tmp_path, capsys):
+    import tifffile
+
+    from jaxmag.cli import main
+
+    rng = np.random.default_rng(3)
+    movie = (0.5 + rng.normal(0.0, 0.1, (24, 16, 16))).astype(np.float32)  # sigma^2 = 1e-2 on a flat signal
+    tifffile.imwrite(tmp_path / "movie.tif", movie)
+    assert main(["noise-estimate", str(tmp_path / "movie.tif")]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("gaussian"))
+    assert abs(float(line.split("=")[1]) / 1e-2 - 1) < 0.1

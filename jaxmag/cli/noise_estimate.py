@@ -14,9 +14,18 @@ def load_movie(path: str | Path, run: int | None = None, component: str | None =
 
     ``.npy``: an array (T, ny, nx). HDF5 dataset (``/m`` (N, T, C, ny, nx)): run ``run`` (default 0),
     component ``component`` (default the first stored); background = ``/labels[run] == 0``.
+    TIFF stacks and folders of OVF frames (e.g. MuMax3 output) go through
+    ``jaxmag.io.movie.read_movie`` (component default z; no labels, so no mask).
     Returns (movie, background mask (ny, nx) bool or None, a one-line description).
     """
     path = Path(path)
+    if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
+        from jaxmag.io.movie import read_movie
+
+        if run is not None:
+            raise ValueError("--run applies to HDF5 datasets only")
+        movie = read_movie(path, component=component or "z")
+        return movie.data, None, movie.source
     if not path.is_file():
         raise FileNotFoundError(f"movie not found: {path}")
     if path.suffix == ".npy":
