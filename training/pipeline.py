@@ -44,8 +44,6 @@ def _check_out_dir(out_dir: Path, config: Config) -> None:
 
 
 def _dataset_complete(path: Path) -> bool:
-    if not path.is_file():
-        return False
     with h5py.File(path, "r") as f:
         return "done" in f and bool(np.all(f["done"][...]))
 
@@ -77,7 +75,10 @@ def run_pipeline(
         return result
 
     data = out_dir / "data.h5"
-    if _dataset_complete(data):
+    # An existing file is always resumed, which also refuses one simulated with other physics
+    # (jaxmag.io.dataset.check_matches); a complete one has nothing pending and returns at once.
+    if data.exists() and _dataset_complete(data):
+        simulate(config, out=data, resume=True, progress=False)
         log(f"simulate: {data} complete, skipped")
     else:
         log(f"simulate: {config.dataset.num_runs} runs of {config.grid.nx}×{config.grid.ny} cells → {data}")
