@@ -19,6 +19,12 @@ How it reuses ``training.loop.train_and_evaluate``: the new folder is seeded wit
 checkpoint at epoch 0 holding the parent's best parameters, a fresh optimiser state and the
 dropout key of ``training.seed``; training then "resumes" from it. ``resume=True`` continues an
 interrupted fine-tune the same way, exactly as ``jaxmag train --resume``.
+
+Model selection: the parent is the epoch-0 candidate. It is scored on the fine-tuning validation
+set and saved as the ``best`` checkpoint at epoch 0, and a fine-tuned epoch replaces it only
+with a strictly higher validation Dice. (The first steps of a fresh Adam state often degrade
+the parent, e.g. towards "nothing is defect", before it improves; without the parent as a
+candidate such a fine-tune returned a model worse than the one it started from.)
 """
 from __future__ import annotations
 
@@ -98,11 +104,17 @@ def build_source(
     )
 
 
-def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict, mesh) -> None:
-    """Write config.toml, run.json and a ``latest`` checkpoint at epoch 0 with the parent's best parameters.
+def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict, mesh) -> dict:
+    """Write config.toml, run.json and ``latest`` and ``best`` checkpoints at epoch 0 with the parent's best parameters.
 
     The tree has the layout of ``training.loop.create_train_state``: ``step`` 0, a fresh optimiser
     state, the dropout key ``fold_in(key(training.seed), 1)``, the parent's parameters.
+
+    The parent is the epoch-0 candidate of the best-validation selection: it is scored on the
+    fine-tuning validation set, saved as ``best`` and its Dice becomes the ``best_dice`` that a
+    fine-tuned epoch must beat. A fine-tune that never improves on the validation set at the
+    new noise therefore returns the parent, not its last degraded epoch. Returns the parent's
+    validation metrics.
     """
     from flax import nnx
 
@@ -124,15 +136,20 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
     if jax.process_index() == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.toml").write_text(config.to_toml())
+    val = evaluate_on(model, source, mesh, source.val_set())
+    record = {**record, "start_val": val}
     _write_json(out / RUN_FILE, {**_run_info(config, source), "finetune": record})
-    checkpoint.save(out / "checkpoints", "latest", 0, tree, {"epoch": 0, "best_dice": -1.0, "best_epoch": 0, "history": []})
+    checkpoint.save(out / "checkpoints", "best", 0, tree, {"epoch": 0, "val": val})
+    checkpoint.save(out / "checkpoints", "latest", 0, tree,
+                    {"epoch": 0, "best_dice": float(val["dice"]), "best_epoch": 0, "history": []})
+    return val
 
 
-def evaluate_on(model, source, mesh=None) -> dict:
-    """Metrics of ``model`` on ``source.test_set()`` (the fixed, noisy fine-tuning test set)."""
+def evaluate_on(model, source, mesh=None, eval_set=None) -> dict:
+    """Metrics of ``model`` on ``eval_set`` (default ``source.test_set()``, the fixed, noisy fine-tuning test set)."""
     from training.evaluation import evaluate
 
-    return evaluate(model, source.test_set(), source.batch_size, mesh)
+    return evaluate(model, source.test_set() if eval_set is None else eval_set, source.batch_size, mesh)
 
 
 def finetune(
@@ -165,7 +182,8 @@ def finetune(
         resume: continue an interrupted fine-tune in ``out_dir``.
 
     Returns ``train_and_evaluate``'s result plus ``"start_test"`` (the parent model on the same
-    noisy test set), ``"seconds"`` and ``"out"``.
+    noisy test set), ``"start_val"`` (the parent on the validation set: the Dice a fine-tuned
+    epoch must beat to be selected; ``best_epoch`` 0 means none did), ``"seconds"`` and ``"out"``.
     """
     from training import sharding
     from training.evaluation import load_trained
@@ -218,6 +236,8 @@ def finetune(
             "start_test": start,
         }
         source = FinetuneSource(online, info, {"finetuned_from": record["parent"]})
-        _seed_run(out, config, source, run_dir, record, mesh)
+        start_val = _seed_run(out, config, source, run_dir, record, mesh)
+        record["start_val"] = start_val
     result = train_and_evaluate(config, source, out, resume=True, mesh=mesh, progress=progress)
-    return {**result, "start_test": start, "seconds": time.perf_counter() - t0, "out": str(out)}
+    return {**result, "start_test": start, "start_val": record.get("start_val"),
+            "seconds": time.perf_counter() - t0, "out": str(out)}

@@ -65,6 +65,12 @@ def test_finetune_writes_a_run_that_predict_and_evaluate_use(parent, tmp_path):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-8)
     # the start model and the (unchanged) fine-tuned one score the same on the same test set
     assert result["start_test"]["dice"] == pytest.approx(result["test"]["dice"], abs=1e-6)
+    # the parent is the epoch-0 candidate of the best-validation selection: an epoch that does
+    # not beat it on the validation set is not selected (here epoch 1 only ties it)
+    assert info["finetune"]["start_val"]["dice"] == result["start_val"]["dice"]
+    assert result["best_epoch"] == 0 and result["best_val_dice"] == result["start_val"]["dice"]
+    assert json.loads((out / "history.json").read_text())[0]["val_dice"] == pytest.approx(result["best_val_dice"], abs=1e-6)
+    assert load_run(out)[1]["checkpoint_epoch"] == 0
     # predict and evaluate work on the new folder
     movie = np.random.default_rng(0).normal(0, 0.1, (4, 16, 16)).astype(np.float32)
     assert predict_movie(out, movie).mask.shape == (16, 16)
@@ -79,8 +85,9 @@ def test_finetune_writes_a_run_that_predict_and_evaluate_use(parent, tmp_path):
 # -- the point of it all: noise-matched fine-tuning beats the clean model at that noise ---------
 
 # A 16 x 16 film in a fast regime (strong anisotropy and damping, no demag, both blob kinds
-# softer than the film, easy axes tilted by N(0, 45 deg)) where the defects show in the temporal
-# mean of m_x after 40 ps. Not the paper's physics; small enough for a CPU test.
+# softer than the film, easy axes tilted by N(0, 45 deg)) where the defects show in every measure
+# after 16 ps of burn-in and 40 frames 0.4 ps apart. Not the paper's physics; small enough for a
+# CPU test.
 PHYSICS = """
 name = "finetune-physics"
 [grid]
@@ -101,7 +108,7 @@ angle_sigma_deg = 45.0
 dt = 8e-14
 burn_in_s = 1.6e-11
 frame_interval_s = 4e-13
-num_frames = 20
+num_frames = 40
 demag = false
 [dataset]
 num_runs = 64
@@ -119,26 +126,39 @@ seed = 0
 
 @pytest.mark.slow
 def test_finetune_improves_dice_at_matched_noise(tmp_path):
-    # per-frame noise of std 0.1: about 0.02 in the 20-frame mean, above the clean maps'
-    # background texture (0.009) that the clean model learned to ignore; a gentle learning rate
-    # (a tenth of the parent's) so the fine-tune adapts the clean model instead of collapsing to
-    # "nothing is defect"
-    noise = "gaussian:1e-2"
-    config = loads_config(PHYSICS.format(epochs=6))
-    inputs = (("mean", "x"),)
+    # Input: the latent entropy of m_z, H(s[t+1] | s[t]) of the trajectory quantised into 4
+    # min-max bins per pixel. The soft, tilted defects fluctuate slowly and coherently, so their
+    # entropy is low: clean background 0.83 +- 0.11 nats, defects 0.63 (measured with this
+    # generator). Per-frame Gaussian noise of variance 3e-3 (std 0.055, half the thermal std of
+    # m_z) decorrelates consecutive states and pushes every pixel towards the ln 4 ceiling: the
+    # background moves to 0.95, defects to 0.81, i.e. where the clean background used to be.
+    # Under the clean normalisation the clean model reads the whole film as background and its
+    # Dice collapses to near zero ("nothing is defect"), while the contrast that is left (about
+    # one background standard deviation; the best single-pixel threshold still gives Dice 0.49)
+    # is learnable: a noise-matched fine-tune recovers Dice ~0.55. This is the paper's finding 3
+    # (moderate noise: clean-trained fails, noise-matched holds).
+    # Measured (2 busy CPU cores, about 3.5 min): clean model 0.65 on clean films, 0.03 at
+    # gaussian:3e-3, fine-tuned 0.54 (another training seed: 0.64, 0.02 -> 0.56). The
+    # clean model leaves "nothing is defect" only after 4 to 6 epochs with some seeds, hence 8.
+    # The selection keeps the parent as the epoch-0 candidate, so the gain is an improvement on
+    # the fixed validation set, confirmed on a separate 64-film test set.
+    noise = "gaussian:3e-3"
+    config = loads_config(PHYSICS.format(epochs=8))
+    inputs = (("latent_entropy", "z"),)
     t0 = time.perf_counter()
     make = make_online_generator(config, inputs, "clean", 16, pool_size=128, first_index=1000)
-    clean_src = OnlineSource(make, ("mean:x",), batch_size=16, steps_per_epoch=8, num_val_batches=2,
+    clean_src = OnlineSource(make, ("latent_entropy:z",), batch_size=16, steps_per_epoch=8, num_val_batches=2,
                              num_test_batches=2, seed=5)
     clean = train_and_evaluate(config, clean_src, tmp_path / "clean", progress=False)
     t_clean = time.perf_counter() - t0
-    ft = finetune(tmp_path / "clean", noise, tmp_path / "ft", epochs=8, steps_per_epoch=8, learning_rate=3e-4, pool_size=128,
+    ft = finetune(tmp_path / "clean", noise, tmp_path / "ft", epochs=4, steps_per_epoch=8, learning_rate=1e-3, pool_size=128,
                   num_val_batches=2, num_test_batches=4, progress=False)
     before, after = ft["start_test"]["dice"], ft["test"]["dice"]
     print(f"\nclean model: clean test Dice {clean['test']['dice']:.3f} ({t_clean:.0f} s); at {noise}: "
           f"{before:.3f} -> fine-tuned {after:.3f} ({ft['seconds']:.0f} s)")
-    assert clean["test"]["dice"] > 0.3  # the clean model learned the defects
-    assert after > before + 0.05
+    assert clean["test"]["dice"] > 0.5  # the clean model learned the defects (all-defect scores 0.29)
+    assert before < 0.25  # ... and fails at the noise: less than predicting every pixel a defect
+    assert after > 0.4 and after > before + 0.2
     # resuming a finished fine-tune changes nothing
     again = finetune(tmp_path / "clean", noise, tmp_path / "ft", resume=True, progress=False)
     assert again["best_epoch"] == ft["best_epoch"] and again["test"]["dice"] == pytest.approx(after, abs=1e-6)
