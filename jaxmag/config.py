@@ -97,6 +97,12 @@ class MeasuresConfig:
     binning: Literal["minmax", "fixed", "quantile"] = "minmax"
     lag: int = 1
     fixed_range: tuple[float, float] = (-1.0, 1.0)
+    # Per-component ranges for binning = "fixed" (empty: use fixed_range). m_x of a film
+    # magnetised along x lives near 1 and m_z near 0, so one shared range bins one of them
+    # into a single state (docs/calibration.md).
+    fixed_range_x: tuple[float, ...] = ()
+    fixed_range_y: tuple[float, ...] = ()
+    fixed_range_z: tuple[float, ...] = ()
     weighting: Literal["frequency", "uniform"] = "frequency"
     normalize: bool = False
     ddof: int = 0
@@ -337,6 +343,10 @@ def _check_ranges(config: Config, source: str) -> None:
     need(m.num_states >= 2, "measures.num_states", "must be >= 2")
     need(m.lag >= 1, "measures.lag", "must be >= 1")
     need(m.fixed_range[0] < m.fixed_range[1], "measures.fixed_range", "must be increasing")
+    for comp in "xyz":
+        r = getattr(m, f"fixed_range_{comp}")
+        need(len(r) in (0, 2) and (not r or r[0] < r[1]), f"measures.fixed_range_{comp}",
+             "must be empty or two increasing numbers")
     need(m.ddof >= 0, "measures.ddof", "must be >= 0")
     for t in config.noise.types:
         need(t in ("gaussian", "speckle"), "noise.types", f"entries must be 'gaussian' or 'speckle', got {t!r}")

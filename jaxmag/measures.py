@@ -365,13 +365,18 @@ def compute_measures(
                            normalize=bool(normalize), ddof=int(ddof))
 
 
-def measure_options(config: MeasuresConfig) -> dict[str, Any]:
-    """Keyword arguments of ``compute_measures`` taken from a ``[measures]`` config section."""
+def measure_options(config: MeasuresConfig, component: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``compute_measures`` taken from a ``[measures]`` config section.
+
+    With ``component`` (``"x"``, ``"y"``, ``"z"``) the fixed binning range is that component's
+    (``fixed_range_<component>``) when one is set, else the shared ``fixed_range``.
+    """
+    own = tuple(getattr(config, f"fixed_range_{component}", ())) if component else ()
     return {
         "num_states": config.num_states,
         "binning": config.binning,
         "lag": config.lag,
-        "fixed_range": tuple(config.fixed_range),
+        "fixed_range": tuple(map(float, own or config.fixed_range)),
         "weighting": config.weighting,
         "normalize": config.normalize,
         "ddof": config.ddof,
@@ -379,10 +384,11 @@ def measure_options(config: MeasuresConfig) -> dict[str, Any]:
 
 
 def compute_measures_config(
-    movie: Any, config: MeasuresConfig, measures: Sequence[str] = MEASURES
+    movie: Any, config: MeasuresConfig, measures: Sequence[str] = MEASURES, component: str | None = None
 ) -> dict[str, jax.Array]:
-    """``compute_measures`` with the options of a ``MeasuresConfig``."""
-    return compute_measures(movie, measures=measures, **measure_options(config))
+    """``compute_measures`` with the options of a ``MeasuresConfig`` (``component`` picks its
+    fixed binning range)."""
+    return compute_measures(movie, measures=measures, **measure_options(config, component))
 
 
 def compute_measures_file(*args: Any, **kwargs: Any):

@@ -123,8 +123,6 @@ def make_online_generator(
     if grid.nz != 1:
         raise ValueError(f"online generation needs a film one cell thick: grid.nz must be 1, got {grid.nz}")
     s = config.simulation
-    options = measure_options(config.measures)
-    check_options(num_frames=s.num_frames, measures=measures, **{k: v for k, v in options.items() if k != "normalize"})
     burn, spf = step_counts(config)
     dtype = _compute_dtype(config)
     pool = defect_pool(config, pool_size, seed=seed, first_index=first_index)
@@ -146,7 +144,9 @@ def make_online_generator(
     periodic = grid.periodic
     B, ny, nx = int(batch_size), grid.ny, grid.nx
     channel_index = [(m, components.index(c)) for m, c in inputs]
-    kernel_options = {**options, "fixed_range": tuple(map(float, options["fixed_range"]))}
+    comp_options = [measure_options(config.measures, c) for c in components]  # per-component fixed ranges
+    for opts in comp_options:
+        check_options(num_frames=s.num_frames, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
 
     def one_film(key):
         k_pick, k_flip, k_shift = jax.random.split(key, 3)
@@ -173,7 +173,8 @@ def make_online_generator(
         frames = jax.vmap(lambda m, k: simulate(m, m0, k))(materials, jax.random.split(k_thermal, B))
         movies = jnp.moveaxis(frames[:, :, 0], -1, 1)  # (B, T, ny, nx, C) -> (B, C, T, ny, nx)
         movies = apply_noise(movies, noise_spec, k_noise)
-        maps = measures_kernel(movies, measures=measures, **kernel_options)  # {m: (B, C, ny, nx)}
+        per_comp = [measures_kernel(movies[:, c], measures=measures, **opts) for c, opts in enumerate(comp_options)]
+        maps = {m: jnp.stack([o[m] for o in per_comp], axis=1) for m in measures}  # {m: (B, C, ny, nx)}
         x = jnp.stack([maps[m][:, c] for m, c in channel_index], axis=-1)
         return x.astype(jnp.float32), labels
 

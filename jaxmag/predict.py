@@ -119,9 +119,9 @@ def measure_maps(movies: Any, info: Mapping) -> np.ndarray:
 
     inputs = run_inputs(info)
     by_comp = _as_movies(movies, run_components(info))
-    options = measure_options(info["config"].measures)
     measures = tuple(dict.fromkeys(m for m, _ in inputs))
-    maps = {c: compute_measures(mv, measures=measures, **options) for c, mv in by_comp.items()}
+    maps = {c: compute_measures(mv, measures=measures, **measure_options(info["config"].measures, c))
+            for c, mv in by_comp.items()}
     return np.stack([np.asarray(maps[c][m], np.float32) for m, c in inputs], axis=-1)
 
 

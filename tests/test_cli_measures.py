@@ -219,3 +219,23 @@ def test_noise_estimate_reads_a_tiff_stack(tmp_path, capsys):
     assert main(["noise-estimate", str(tmp_path / "movie.tif")]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("gaussian"))
     assert abs(float(line.split("=")[1]) / 1e-2 - 1) < 0.1
+
+
+def test_fixed_binning_uses_each_components_own_range(dataset, tmp_path):
+    """m_x near 0.8 and m_z near 0 need different fixed ranges (docs/calibration.md): each
+    component's latent entropy is binned on its own ``fixed_range_<c>``."""
+    path, m = dataset
+    mconf = MeasuresConfig(num_states=4, binning="fixed", fixed_range_x=(0.2, 1.4), fixed_range_z=(-0.6, 0.6))
+    out = compute_measures_file(path, tmp_path / "fixed.h5", config=Config().replace(measures=mconf), progress=False)
+    got = read_maps(out, "clean")["latent_entropy"]
+    for c_i, (comp, rng) in enumerate((("x", (0.2, 1.4)), ("z", (-0.6, 0.6)))):
+        ref = compute_measures(jnp.asarray(m[:, :, c_i]), measures=("latent_entropy",), num_states=4,
+                               binning="fixed", fixed_range=rng)["latent_entropy"]
+        np.testing.assert_allclose(got[:, c_i], np.asarray(ref), atol=1e-6)
+    shared = compute_measures(jnp.asarray(m[:, :, 0]), measures=("latent_entropy",), num_states=4,
+                              binning="fixed", fixed_range=(-1.0, 1.0))["latent_entropy"]
+    assert not np.allclose(got[:, 0], np.asarray(shared))  # the shared default range was not used for x
+    with h5py.File(out, "r") as f:
+        assert json.loads(f.attrs["fixed_ranges"]) == {"x": [0.2, 1.4], "z": [-0.6, 0.6]}
+    with pytest.raises(ValueError, match="fixed_range_z"):
+        loads_config("[measures]\nfixed_range_z = [0.5, 0.1]")

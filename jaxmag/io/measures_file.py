@@ -60,7 +60,9 @@ def _chunk_measures(m, run_index, seed, condition_hash, variance, speckle, *, no
                     options: tuple):
     """(n, T, C, ny, nx) -> {measure: (n, C, ny, nx) float32}, noise keyed per (run, component).
 
-    The noise kind and variance are traced, so every noisy condition shares one compiled kernel.
+    ``options``: one tuple of kernel option items per component (they differ only in the fixed
+    binning range). The noise kind and variance are traced, so every noisy condition shares one
+    compiled kernel.
     """
     x = jnp.moveaxis(m, 2, 1)  # (n, C, T, ny, nx): time just before the pixels
     if x.dtype not in (jnp.float32, jnp.float64):
@@ -73,8 +75,8 @@ def _chunk_measures(m, run_index, seed, condition_hash, variance, speckle, *, no
         scale = jnp.where(speckle, x, jnp.ones_like(x))  # speckle: x + x n; Gaussian: x + n
         n = jax.vmap(jax.vmap(lambda xi, k: add_gaussian(jnp.zeros_like(xi), variance, k)))(x, keys)
         x = x + scale * n
-    out = measures_kernel(x, **dict(options))
-    return {k: v.astype(jnp.float32) for k, v in out.items()}
+    per_comp = [measures_kernel(x[:, c], **dict(opts)) for c, opts in enumerate(options)]
+    return {k: jnp.stack([o[k] for o in per_comp], axis=1).astype(jnp.float32) for k in per_comp[0]}
 
 
 def _conditions(noise_specs: Sequence[NoiseSpec | str]) -> tuple[NoiseSpec, ...]:
@@ -86,8 +88,9 @@ def _conditions(noise_specs: Sequence[NoiseSpec | str]) -> tuple[NoiseSpec, ...]
 
 
 def _root_attrs(options: dict[str, Any], measures: tuple[str, ...], components: str, source_hash: str,
-                seed: int) -> dict[str, Any]:
+                seed: int, fixed_ranges: dict[str, list[float]]) -> dict[str, Any]:
     return {
+        "fixed_ranges": json.dumps(fixed_ranges, sort_keys=True),
         "format": FORMAT,
         "measures": ",".join(measures),
         "components": components,
@@ -172,7 +175,9 @@ def compute_measures_file(
         mconf = config.measures if isinstance(config, Config) else config
         seed = noise_seed if noise_seed is not None else (full or source_config).noise.seed
         options = measure_options(mconf)
-        check_options(num_frames=T, measures=measures, **{k: v for k, v in options.items() if k != "normalize"})
+        by_comp = [measure_options(mconf, c) for c in components]
+        for opts in by_comp:
+            check_options(num_frames=T, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
         done = np.asarray(src["done"][...], bool)
         if not done.all() and not allow_partial:
             missing = np.flatnonzero(~done)
@@ -180,7 +185,8 @@ def compute_measures_file(
                              "finish the dataset or pass --allow-partial to skip them")
         if not done.any():
             raise ValueError(f"{dataset_path}: no finished runs to measure")
-        attrs = _root_attrs(options, measures, components, config_hash(source_config), seed)
+        attrs = _root_attrs(options, measures, components, config_hash(source_config), seed,
+                            {c: list(o["fixed_range"]) for c, o in zip(components, by_comp)})
         with _open_output(out_path, resume, force) as out:
             if len(out.attrs) or len(out):  # an existing file opened with resume
                 if out.attrs.get("format") != FORMAT:
@@ -191,7 +197,7 @@ def compute_measures_file(
                 out.attrs["source"] = str(dataset_path)
                 out.create_dataset("labels", data=src["labels"][...])
             groups = [_ensure_condition(out, s, measures, components, (N, ny, nx)) for s in conditions]
-            _stream(src, out, groups, conditions, done, seed, components, measures, options, chunk, progress)
+            _stream(src, out, groups, conditions, done, seed, components, measures, by_comp, chunk, progress)
     return out_path
 
 
@@ -212,13 +218,13 @@ class _open_output:
         self.file.close()
 
 
-def _stream(src, out, groups, conditions, done, seed, components, measures, options, chunk, progress) -> None:
+def _stream(src, out, groups, conditions, done, seed, components, measures, by_comp, chunk, progress) -> None:
     pending = np.stack([done & ~np.asarray(g["done"][...], bool) for g in groups])  # (conditions, N)
     todo = np.flatnonzero(pending.any(axis=0))
     # Noise keys use the global run index (files written in parts hold rows run_start..), so a
     # run gets the same noise in a part file and in the merged dataset.
     run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
-    option_items = tuple(sorted((k, v) for k, v in options.items())) + (("measures", measures),)
+    option_items = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
     bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
     try:
         for start in range(0, todo.size, chunk):
