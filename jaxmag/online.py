@@ -47,10 +47,9 @@ import numpy as np
 from jaxmag import drivers
 from jaxmag.config import Config
 from jaxmag.defects import defect_rng, generate_defects, material_maps
-from jaxmag.material import Material
 from jaxmag.measures import MEASURES, check_options, measure_options, measures_kernel
 from jaxmag.noise import CLEAN, NoiseSpec, apply_noise, parse_noise_spec
-from jaxmag.simulate import _compute_dtype, step_counts
+from jaxmag.simulate import _compute_dtype, background_material, step_counts
 
 Batch = tuple[jax.Array, jax.Array]
 
@@ -127,8 +126,7 @@ def make_online_generator(
     dtype = _compute_dtype(config)
     pool = defect_pool(config, pool_size, seed=seed, first_index=first_index)
     mat = config.material
-    background = Material.uniform(grid, Ms=mat.Ms, A_ex=mat.A_ex, K_u=mat.K_u, easy_axis=mat.easy_axis,
-                                  alpha=mat.alpha, temperature=mat.temperature, B_ext=mat.B_ext_T, dtype=dtype)
+    background = background_material(config)
     # the stiffest pool film bounds the stable step of every batch (checked once, on the host)
     stiff = int(np.argmax(pool.A_ex.max(axis=(1, 2)) + pool.K_u.max(axis=(1, 2))))
     drivers.check_time_step(grid, background.replace(A_ex=jnp.asarray(pool.A_ex[stiff][None], dtype),

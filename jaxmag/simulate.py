@@ -79,6 +79,22 @@ def frame_times(config: Config) -> np.ndarray:
     return (burn + k * spf) * config.simulation.dt
 
 
+def background_material(config: Config) -> Material:
+    """The defect-free film of ``[material]`` on ``[grid]``, in the config's compute precision."""
+    mat = config.material
+    return Material.uniform(
+        config.grid.to_grid(),
+        Ms=mat.Ms,
+        A_ex=mat.A_ex,
+        K_u=mat.K_u,
+        easy_axis=mat.easy_axis,
+        alpha=mat.alpha,
+        temperature=mat.temperature,
+        B_ext=mat.B_ext_T,
+        dtype=_compute_dtype(config),
+    )
+
+
 def build_run(config: Config, run_index: int, *, seed: int | None = None) -> RunSpec:
     """Material maps, labels, initial state and thermal key of run ``run_index``.
 
@@ -88,18 +104,7 @@ def build_run(config: Config, run_index: int, *, seed: int | None = None) -> Run
     mat = config.material
     dtype = _compute_dtype(config)
     defects = generate_defects(config.defects, grid.ny, grid.nx, defect_rng(seed, run_index), periodic=grid.periodic)
-    background = Material.uniform(
-        grid,
-        Ms=mat.Ms,
-        A_ex=mat.A_ex,
-        K_u=mat.K_u,
-        easy_axis=mat.easy_axis,
-        alpha=mat.alpha,
-        temperature=mat.temperature,
-        B_ext=mat.B_ext_T,
-        dtype=dtype,
-    )
-    material = apply_defects(background, defects, mat)
+    material = apply_defects(background_material(config), defects, mat)
     u = np.asarray(mat.easy_axis, dtype=np.float64)
     m0 = jnp.broadcast_to(jnp.asarray(u / np.linalg.norm(u), dtype), grid.vector_shape)
     tseed = thermal_seed(seed, run_index)
