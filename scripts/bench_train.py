@@ -104,11 +104,9 @@ def parse_args() -> argparse.Namespace:
 
 def bench_jax(args: argparse.Namespace) -> dict:
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     from jaxmag.config import loads_config
-    from jaxmag.models import count_parameters
     from training import sharding
     from training.loop import compile_train_step, create_train_state
 

@@ -1,17 +1,15 @@
 """The study runner: plan, one record per evaluated unit, skipping finished units, resuming
 after a kill, and the report's findings logic."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from jaxmag.config import config_hash, loads_config
-from training.study import Unit, mean_perimeter_ratio, plan_run, plan_study, run_units
+from training.study import mean_perimeter_ratio, plan_run, plan_study, run_units
 
 CONFIG = """
 name = "study-test"

@@ -1,7 +1,5 @@
 """Training: metrics, splits, normalisation, data sources, overfitting, resume, evaluation, CLI."""
 import json
-import os
-from pathlib import Path
 
 import h5py
 import jax
@@ -13,7 +11,7 @@ from jaxmag.cli import main as cli_main
 from jaxmag.config import loads_config
 from training import checkpoint, metrics, sharding
 from training.data import EvalSet, HDF5Source, OnlineSource, resolve_condition
-from training.evaluation import evaluate_run, load_trained, normalise_inputs, predict_proba
+from training.evaluation import load_trained, normalise_inputs, predict_proba
 from training.loop import compile_train_step, create_train_state, evaluate_params, train_and_evaluate
 from training.normalization import normalize
 from training.splits import split_indices

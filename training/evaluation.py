@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.config import load_config
-from training import checkpoint, normalization, sharding
+from training import normalization, sharding
 from training.loop import _write_json, evaluate_params, make_model, read_run_info
 
 
