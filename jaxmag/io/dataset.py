@@ -161,18 +161,24 @@ def _write_skeleton(f: h5py.File, spec: FileSpec) -> None:
     _preallocated(f, "t", spec.t.shape, np.float64)[...] = spec.t
 
 
-def check_matches(path: str | Path, spec: FileSpec) -> None:
-    """Raise ``ValueError`` naming the first difference if ``path`` was not written for ``spec``."""
-    path = Path(path)
+def _open_dataset(path: Path, *, missing: str, prefix: str = "") -> h5py.File:
+    """Open a jaxmag dataset for reading; clear errors for a missing, unreadable or foreign file."""
     if not path.is_file():
-        raise FileNotFoundError(f"cannot resume: {path} does not exist")
+        raise FileNotFoundError(f"{prefix}{path} {missing}" if prefix else f"dataset file {missing}: {path}")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"cannot resume: {path} is not a readable HDF5 file ({exc})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"cannot resume: {path} is not a jaxmag dataset file")
+        raise ValueError(f"{prefix}{path} is not a readable HDF5 file ({exc})") from None
+    if f.attrs.get("format") != FORMAT:
+        f.close()
+        raise ValueError(f"{prefix}{path} is not a jaxmag dataset file")
+    return f
+
+
+def check_matches(path: str | Path, spec: FileSpec) -> None:
+    """Raise ``ValueError`` naming the first difference if ``path`` was not written for ``spec``."""
+    path = Path(path)
+    with _open_dataset(path, missing="does not exist", prefix="cannot resume: ") as f:
         if f.attrs["config_hash"] != spec.config_hash:
             diff = _config_difference(str(f.attrs["config"]), spec.config_text)
             raise ValueError(f"cannot resume {path}: it was written with a different config ({diff}); use --force to overwrite it")
@@ -382,15 +388,7 @@ class DatasetSummary:
 def summary(path: str | Path) -> DatasetSummary:
     """Facts about a dataset file (``jaxmag dataset info``)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 file ({exc})") from None
-    with f:
-        if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a jaxmag dataset file")
+    with _open_dataset(path, missing="not found") as f:
         m = f["m"]
         return DatasetSummary(
             path=str(path),
