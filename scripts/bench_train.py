@@ -107,8 +107,8 @@ def bench_jax(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from jaxmag.config import loads_config
-    from training import sharding
-    from training.loop import compile_train_step, create_train_state
+    from jaxmag.learn import sharding
+    from jaxmag.learn.loop import compile_train_step, create_train_state
 
     config = loads_config(
         f"[model]\nbase_features = {args.base_features}\ndepth = {args.depth}\ndropout = 0.1\n"

@@ -8,12 +8,12 @@ import pytest
 from flax import nnx
 
 from jaxmag.config import loads_config
-from jaxmag.finetune import finetune
-from jaxmag.online import defect_pool, make_online_generator
-from jaxmag.predict import load_run, predict_movie
-from training.data import OnlineSource
-from training.evaluation import evaluate_run
-from training.loop import read_run_info, train_and_evaluate
+from jaxmag.learn.finetune import finetune
+from jaxmag.learn.online import defect_pool, make_online_generator
+from jaxmag.learn.predict import load_run, predict_movie
+from jaxmag.learn.data import OnlineSource
+from jaxmag.learn.evaluation import evaluate_run
+from jaxmag.learn.loop import read_run_info, train_and_evaluate
 
 from test_predict import TINY_RUN, train_tiny_run
 

@@ -10,7 +10,7 @@ from jaxmag.cli import main as cli_main
 from jaxmag.config import loads_config
 from jaxmag.io.movie import MovieError, read_movie, rescale_movie
 from jaxmag.io.ovf import write_ovf
-from jaxmag.predict import (
+from jaxmag.learn.predict import (
     load_run,
     measure_maps,
     noise_check,
@@ -20,10 +20,10 @@ from jaxmag.predict import (
     tile_starts,
     write_prediction,
 )
-from training.data import HDF5Source
-from training.evaluation import normalise_inputs, predict_proba
-from training.loop import train_and_evaluate
-from training.synthetic import write_measures_file
+from jaxmag.learn.data import HDF5Source
+from jaxmag.learn.evaluation import normalise_inputs, predict_proba
+from jaxmag.learn.loop import train_and_evaluate
+from jaxmag.learn.synthetic import write_measures_file
 
 # tiny.toml's film (16 x 16) with a 2-level, 4-feature U-Net
 TINY_RUN = """

@@ -30,9 +30,9 @@ FOUR_DEVICES = textwrap.dedent(
     import json
     import jax, jax.numpy as jnp, numpy as np
     from jaxmag.config import loads_config
-    from training import sharding
-    from training.loop import create_train_state, compile_train_step
-    from training.synthetic import make_disc_batch_fn
+    from jaxmag.learn import sharding
+    from jaxmag.learn.loop import create_train_state, compile_train_step
+    from jaxmag.learn.synthetic import make_disc_batch_fn
 
     assert jax.device_count() == 4
     config = loads_config("[model]\\nbase_features = 4\\ndepth = 2\\ndropout = 0.2\\n"
@@ -78,13 +78,13 @@ def test_four_devices_equal_one_device():
 TWO_PROCESSES = textwrap.dedent(
     """
     import json, sys
-    from training import sharding
+    from jaxmag.learn import sharding
     pid, port, measures, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     sharding.initialize_distributed(f"localhost:{port}", 2, pid)
     import jax
     from jaxmag.config import loads_config
-    from training.data import HDF5Source
-    from training.loop import train_and_evaluate
+    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.loop import train_and_evaluate
     config = loads_config("[model]\\nbase_features = 4\\ndepth = 2\\n[training]\\nepochs = 1\\nbatch_size = 8\\nseed = 1\\n")
     src = HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=1)
     result = train_and_evaluate(config, src, out, progress=False, evaluate_test=False)
@@ -103,9 +103,9 @@ def _free_port() -> int:
 @pytest.mark.slow  # two fresh JAX processes plus a reference run: about 2 minutes on 2 cores
 def test_two_process_distributed_training(tmp_path):
     from jaxmag.config import loads_config
-    from training.data import HDF5Source
-    from training.loop import train_and_evaluate
-    from training.synthetic import write_measures_file
+    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.loop import train_and_evaluate
+    from jaxmag.learn.synthetic import write_measures_file
 
     measures = write_measures_file(tmp_path / "m.h5", num=24)  # 16 training images: two steps of 8
     port = _free_port()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from jaxmag.config import config_hash, loads_config
-from training.study import mean_perimeter_ratio, plan_run, plan_study, run_units
+from jaxmag.learn.study import mean_perimeter_ratio, plan_run, plan_study, run_units
 
 CONFIG = """
 name = "study-test"
@@ -33,7 +33,7 @@ learning_rate = 1e-3
 
 @pytest.fixture(scope="module")
 def measures_file(tmp_path_factory):
-    from training.synthetic import write_measures_file
+    from jaxmag.learn.synthetic import write_measures_file
 
     path = tmp_path_factory.mktemp("study") / "measures.h5"
     return write_measures_file(path, num=24, ny=16, nx=16, conditions={"clean": 0.0, "gaussian_1e-2": 0.5})
@@ -66,12 +66,12 @@ def test_units_run_once_and_table_has_one_row_per_evaluation(tmp_path, measures_
     csv_lines = (tmp_path / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 1 + len(records) and "config_hash" in csv_lines[0]
 
-    import training.loop
+    import jaxmag.learn.loop
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished unit was trained again")
 
-    monkeypatch.setattr(training.loop, "train_and_evaluate", forbidden)
+    monkeypatch.setattr(jaxmag.learn.loop, "train_and_evaluate", forbidden)
     again = run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None)
     assert again == records
 
@@ -88,7 +88,7 @@ def test_study_resumes_after_kill(tmp_path, measures_file):
     out = tmp_path / "out"
     script = (
         "import sys; from pathlib import Path; from jaxmag.config import load_config; "
-        "from training.study import plan_study, run_units; c = load_config(sys.argv[1]); "
+        "from jaxmag.learn.study import plan_study, run_units; c = load_config(sys.argv[1]); "
         "run_units(plan_study(c), c, Path(sys.argv[2]), Path(sys.argv[3]), progress=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(config_path), str(measures_file), str(out)],

@@ -9,13 +9,13 @@ import pytest
 
 from jaxmag.cli import main as cli_main
 from jaxmag.config import loads_config
-from training import checkpoint, metrics, sharding
-from training.data import EvalSet, HDF5Source, OnlineSource, resolve_condition
-from training.evaluation import load_trained, normalise_inputs, predict_proba
-from training.loop import compile_train_step, create_train_state, evaluate_params, train_and_evaluate
-from training.normalization import normalize
-from training.splits import split_indices
-from training.synthetic import disc_geometry, disc_labels, make_disc_batch_fn, write_measures_file
+from jaxmag.learn import checkpoint, metrics, sharding
+from jaxmag.learn.data import EvalSet, HDF5Source, OnlineSource, resolve_condition
+from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
+from jaxmag.learn.loop import compile_train_step, create_train_state, evaluate_params, train_and_evaluate
+from jaxmag.learn.normalization import normalize
+from jaxmag.learn.splits import split_indices
+from jaxmag.learn.synthetic import disc_geometry, disc_labels, make_disc_batch_fn, write_measures_file
 
 TINY = """
 [model]

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.evaluation import evaluate_run
+    from jaxmag.learn.evaluation import evaluate_run
 
     for condition in args.condition or ["clean"]:
         rec = evaluate_run(args.run, args.measures, condition, batch_size=args.batch_size)

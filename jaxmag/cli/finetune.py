@@ -4,7 +4,7 @@
 
 Starts from the run's best parameters and keeps its normalisation; each step simulates a batch
 from the run's config, adds the noise and computes the measures on the device
-(``jaxmag.finetune``, ``jaxmag.online``). The new run folder works with ``jaxmag predict``.
+(``jaxmag.learn.finetune``, ``jaxmag.learn.online``). The new run folder works with ``jaxmag predict``.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import jax
 
-    from jaxmag.finetune import finetune
+    from jaxmag.learn.finetune import finetune
 
     result = finetune(
         args.run, args.noise, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,

@@ -6,7 +6,7 @@
 
 Reads the movie (``jaxmag.io.movie``), computes the run's measures, pads/tiles as needed and
 writes ``probability.{tif,npy,png}``, ``mask.{tif,npy,png}``, ``overlay.png`` and
-``prediction.json`` (``jaxmag.predict``; see ``docs/predict.md``).
+``prediction.json`` (``jaxmag.learn.predict``; see ``docs/predict.md``).
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxmag.io.movie import read_movie
-    from jaxmag.predict import load_run, predict_movie, run_components, write_prediction
+    from jaxmag.learn.predict import load_run, predict_movie, run_components, write_prediction
 
     if not 0 < args.threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         if not (args.movie.is_dir() or args.movie.suffix.lower() in (".h5", ".hdf5", ".hdf")):
             raise ValueError(
                 f"{args.run} needs components {', '.join(needed)}; a {args.movie.suffix or 'file'} movie holds one. "
-                "Give an OVF folder (vector frames) or use jaxmag.predict.predict_movie with one movie per component"
+                "Give an OVF folder (vector frames) or use jaxmag.learn.predict.predict_movie with one movie per component"
             )
         movies = {c: read_movie(args.movie, component=c, dataset=args.dataset, rescale=args.rescale,
                                 max_abs=args.max_abs) for c in needed}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from training.pipeline import run_pipeline
+    from jaxmag.learn.pipeline import run_pipeline
 
     result = run_pipeline(args.config, args.out, mode="run", progress=not args.quiet)
     best = max(result["results"], key=lambda r: r["dice"] if r["eval_condition"] == "clean" else -1)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 def _study(args: argparse.Namespace) -> int:
     from jaxmag.config import load_config
-    from training.pipeline import run_pipeline
-    from training.study import plan_study
+    from jaxmag.learn.pipeline import run_pipeline
+    from jaxmag.learn.study import plan_study
 
     config = load_config(args.config)
     out = args.out or Path("runs") / args.config.stem

@@ -7,7 +7,7 @@
         --steps-per-epoch 16 --out runs/online
 
 ``--online`` generates every training batch on the accelerator from the config's physics
-(solver → noise → measures, ``jaxmag.online``): no dataset on disk, no host round trip;
+(solver → noise → measures, ``jaxmag.learn.online``): no dataset on disk, no host round trip;
 validation and test sets are generated once from fixed keys.
 
 Multi-host: start one process per host with ``--coordinator HOST:PORT --num-processes N
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="--online: generated batches per epoch (default: dataset.num_runs * split[0] // batch)")
     p.add_argument("--pool-size", type=int, default=256,
-                   help="--online: defect films drawn on the host once and sampled on device (jaxmag.online)")
+                   help="--online: defect films drawn on the host once and sampled on device (jaxmag.learn.online)")
     p.add_argument("--measure", choices=("mean", "std", "latent_entropy"), help="input measure")
     p.add_argument("--component", choices=("x", "y", "z"), help="input magnetisation component")
     p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
@@ -67,14 +67,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training import sharding
+    from jaxmag.learn import sharding
 
     # before anything touches a device
     sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     import jax
 
-    from training.data import HDF5Source
-    from training.loop import read_run_info, train_and_evaluate
+    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.loop import read_run_info, train_and_evaluate
 
     config = load_config(args.config)
     inputs = input_channels(args)
@@ -112,7 +112,7 @@ def _run_online(args: argparse.Namespace, config, inputs) -> int:
     import jax
 
     from jaxmag.noise import parse_noise_spec
-    from jaxmag.online import make_online_generator
+    from jaxmag.learn.online import make_online_generator
 
     spec = parse_noise_spec(args.train_noise)
     t = config.training
@@ -150,12 +150,12 @@ def train_online(
     ``make_batch`` must be jittable and return ``(inputs (B, ny, nx, C) float32 raw,
     labels (B, ny, nx) int)`` with ``B = config.training.batch_size``; ``make_clean_batch`` is
     the same without noise (normalisation calibration). On ``resume`` the stored normalisation
-    statistics are reused. Call ``training.sharding.initialize_distributed`` first on several
+    statistics are reused. Call ``jaxmag.learn.sharding.initialize_distributed`` first on several
     hosts. Returns ``train_and_evaluate``'s result.
     """
-    from training import sharding
-    from training.data import OnlineSource
-    from training.loop import read_run_info, train_and_evaluate
+    from jaxmag.learn import sharding
+    from jaxmag.learn.data import OnlineSource
+    from jaxmag.learn.loop import read_run_info, train_and_evaluate
 
     stored = read_run_info(out) if resume else None
     if stored is None and (Path(out) / "run.json").exists():

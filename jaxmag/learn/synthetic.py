@@ -6,7 +6,7 @@ a measure map is ``background + contrast * mask + noise_std * N(0, 1)`` per chan
 - ``disc_labels(centres, radii, ny, nx)``: ``(B, K, 2)`` centres (row, col) and ``(B, K)`` radii
   in cells -> ``(B, ny, nx)`` int32 mask of the union of discs;
 - ``make_disc_batch_fn(...)``: a jittable ``make_batch(key) -> (inputs (B, ny, nx, C),
-  labels (B, ny, nx))`` for ``training.data.OnlineSource``; ``disc_geometry(key, ...)`` gives
+  labels (B, ny, nx))`` for ``jaxmag.learn.data.OnlineSource``; ``disc_geometry(key, ...)`` gives
   the discs that a key draws, so tests can check labels against them;
 - ``write_measures_file(path, ...)``: a small measures HDF5 file in the layout of
   ``jaxmag measures`` (``/<condition>/<measure>/<component>``, ``/labels``).

@@ -7,7 +7,7 @@ A source yields **normalised, globally sharded** batches, channel-last:
   the order is a pure function of ``key`` (the loop derives it from (seed, epoch));
 - ``val_set()`` / ``test_set()`` -> an ``EvalSet`` whose ``batches()`` add a ``mask (B,)`` that
   marks the padding of the last batch;
-- ``norm_stats`` (``training.normalization``), ``input_names`` (``("mean:x", ...)``),
+- ``norm_stats`` (``jaxmag.learn.normalization``), ``input_names`` (``("mean:x", ...)``),
   ``train_condition`` and ``describe()`` (JSON-able, stored in ``run.json``).
 
 ``HDF5Source`` reads a measures file written by ``jaxmag measures``::
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from training import normalization, sharding
-from training.splits import epoch_permutation, split_indices
+from jaxmag.learn import normalization, sharding
+from jaxmag.learn.splits import epoch_permutation, split_indices
 
 Batch = tuple[jax.Array, jax.Array]
 

@@ -63,8 +63,8 @@ class Prediction:
 
 
 def load_run(run_dir: str | Path):
-    """``(model, run_info)`` of a trained run's best checkpoint (``training.evaluation.load_trained``)."""
-    from training.evaluation import load_trained
+    """``(model, run_info)`` of a trained run's best checkpoint (``jaxmag.learn.evaluation.load_trained``)."""
+    from jaxmag.learn.evaluation import load_trained
 
     return load_trained(run_dir)
 
@@ -174,7 +174,7 @@ def predict_probability(
     ``tile``: tile size (default: the training image size; ``0`` predicts the padded image in one
     piece). Returns ``(probability, number of tiles, padded shape)``.
     """
-    from training.evaluation import normalise_inputs, predict_proba
+    from jaxmag.learn.evaluation import normalise_inputs, predict_proba
 
     raw = np.asarray(raw, np.float32)
     if raw.ndim != 3 or raw.shape[-1] != len(info["inputs"]):

@@ -5,7 +5,7 @@
 - ``predict_logits(model, inputs)`` / ``predict_proba(model, inputs)``: inputs already
   normalised with ``normalise_inputs(raw, run_info)``, ``(N, ny, nx, C)`` ->
   logits ``(N, ny, nx, 2)`` / defect probability ``(N, ny, nx)``.
-- ``evaluate(model, eval_set)``: test metrics (``training.metrics.summarize``).
+- ``evaluate(model, eval_set)``: test metrics (``jaxmag.learn.metrics.summarize``).
 - ``evaluate_run(run_dir, measures, condition)``: the test split of a measures file in a noise
   condition, normalised with the run's clean statistics; writes ``eval_<condition>.json`` and
   ``eval_<condition>.png`` (example inputs, truth, predicted probability and mask).
@@ -22,8 +22,8 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.config import load_config
-from training import normalization, sharding
-from training.loop import _write_json, evaluate_params, make_model, read_run_info
+from jaxmag.learn import normalization, sharding
+from jaxmag.learn.loop import _write_json, evaluate_params, make_model, read_run_info
 
 
 def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, dict]:
@@ -160,7 +160,7 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     The measures file must hold the same labels as the one the run was trained on (checked by
     hash), since the stored test indices refer to it. Writes ``eval_<condition>.{json,png}``.
     """
-    from training.data import HDF5Source
+    from jaxmag.learn.data import HDF5Source
 
     model, info = load_trained(run_dir)
     if info["split"] is None:

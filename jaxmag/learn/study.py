@@ -138,9 +138,9 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     the unit was already finished with the same config)."""
     import h5py
 
-    from training.data import HDF5Source
-    from training.evaluation import evaluate_run
-    from training.loop import train_and_evaluate
+    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.evaluation import evaluate_run
+    from jaxmag.learn.loop import train_and_evaluate
 
     cfg_hash = config_hash(config)
     unit_dir = units_dir / unit.id

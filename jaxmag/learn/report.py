@@ -18,15 +18,15 @@ from typing import Sequence
 import numpy as np
 
 from jaxmag.config import Config
-from training.study import RESULT_FILE, lookup, mean_perimeter_ratio, noise_conditions
+from jaxmag.learn.study import RESULT_FILE, lookup, mean_perimeter_ratio, noise_conditions
 
 MEASURE_LABEL = {"mean": "mean", "std": "std", "latent_entropy": "latent entropy"}
 
 
 def _load_unit(unit_dir: Path, measures_path: Path, condition: str, k: int | None):
     """(normalised inputs, labels, probabilities) of the first ``k`` test images (all if None)."""
-    from training.data import HDF5Source
-    from training.evaluation import load_trained, predict_proba
+    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.evaluation import load_trained, predict_proba
 
     model, info = load_trained(unit_dir / "run")
     inputs = tuple(tuple(n.split(":")) for n in info["inputs"])

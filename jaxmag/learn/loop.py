@@ -3,7 +3,7 @@
 Training is a pure function of (params, optimiser state, step, key, batch). The model object
 is split once into a static ``graphdef`` and its parameters (``flax.nnx.split``); the steps
 merge them back inside ``jax.jit``. Both steps are compiled once per run with explicit
-shardings (``training.sharding``): batches split over the ``"data"`` mesh axis, everything
+shardings (``jaxmag.learn.sharding``): batches split over the ``"data"`` mesh axis, everything
 else replicated, so the same code runs on 1 device, N devices or N hosts.
 
 Randomness: the parameters come from ``fold_in(key(seed), 0)``; dropout at step ``s`` uses
@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from jaxmag.config import Config, config_hash
 from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
-from training import checkpoint, sharding
-from training.metrics import cross_entropy, segmentation_sums, summarize
+from jaxmag.learn import checkpoint, sharding
+from jaxmag.learn.metrics import cross_entropy, segmentation_sums, summarize
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
@@ -146,7 +146,7 @@ def train_step(state: TrainState, inputs: jax.Array, labels: jax.Array) -> tuple
 
 
 def eval_step(graphdef, params: nnx.State, inputs: jax.Array, labels: jax.Array, mask: jax.Array) -> dict:
-    """Additive metric sums (``training.metrics.segmentation_sums``) of one batch, dropout off."""
+    """Additive metric sums (``jaxmag.learn.metrics.segmentation_sums``) of one batch, dropout off."""
     logits = nnx.merge(graphdef, params)(inputs, train=False)
     return segmentation_sums(logits, labels, mask)
 
@@ -163,7 +163,7 @@ def compiled_eval_step(graphdef, mesh) -> Callable:
 
 
 def evaluate_params(graphdef, params, eval_set, batch_size: int, mesh, step_fn: Callable | None = None) -> dict:
-    """Metrics (``training.metrics.summarize``) of ``params`` over an ``EvalSet``."""
+    """Metrics (``jaxmag.learn.metrics.summarize``) of ``params`` over an ``EvalSet``."""
     step_fn = step_fn or compiled_eval_step(graphdef, mesh)
     total = None
     for x, y, m in eval_set.batches(batch_size, mesh):
@@ -249,7 +249,7 @@ def train_and_evaluate(
 
     Args:
         config: the resolved config (``model`` and ``training`` sections are used).
-        source: a ``training.data`` source (HDF5 or online) built on ``mesh``.
+        source: a ``jaxmag.learn.data`` source (HDF5 or online) built on ``mesh``.
         out_dir: the run folder; must not hold a run unless ``resume``.
         resume: continue from ``checkpoints/latest`` (same config, split and normalisation
             required); the result equals an uninterrupted run.
@@ -340,7 +340,7 @@ def train_and_evaluate(
 
     result = {"best_val_dice": best_dice, "best_epoch": best_epoch, "history": history, "test": None}
     if evaluate_test:
-        from training.evaluation import save_eval_report
+        from jaxmag.learn.evaluation import save_eval_report
 
         tree, _ = checkpoint.restore(ckpt_dir, "best", _abstract(state.checkpoint_tree()))
         test_set = source.test_set()

@@ -5,8 +5,8 @@ Stages, each resumable and skipped when its output is complete for the same conf
 1. simulate → ``<out>/data.h5`` (``jaxmag.simulate``; resumes unfinished runs);
 2. measures → ``<out>/measures.h5``, clean and every ``[noise]`` condition (resumes per chunk);
 3. train and evaluate units → ``<out>/units/*`` and ``results.json``/``results.csv``
-   (``training.study``; finished units are skipped, interrupted ones resume);
-4. report → ``report.md`` and figures (``training.report``), always rebuilt from the results.
+   (``jaxmag.learn.study``; finished units are skipped, interrupted ones resume);
+4. report → ``report.md`` and figures (``jaxmag.learn.report``), always rebuilt from the results.
 
 The output folder keeps ``config.toml``; rerunning with a different config is refused (choose
 another ``--out``) so results of two configs are never mixed.
@@ -22,8 +22,8 @@ import h5py
 import numpy as np
 
 from jaxmag.config import Config, config_hash, load_config
-from training.report import write_report
-from training.study import noise_conditions, plan_run, plan_study, run_units
+from jaxmag.learn.report import write_report
+from jaxmag.learn.study import noise_conditions, plan_run, plan_study, run_units
 
 Mode = Literal["run", "study"]
 

@@ -2,7 +2,7 @@
 
 ``make_online_generator(config, inputs, noise_spec, batch_size) -> make_batch`` returns a pure
 function ``make_batch(key) -> (inputs (B, ny, nx, C) float32 raw measure maps, labels (B, ny, nx)
-int32 in {0, 1})`` for ``training.data.OnlineSource``. One call simulates ``B`` thermal movies with
+int32 in {0, 1})`` for ``jaxmag.learn.data.OnlineSource``. One call simulates ``B`` thermal movies with
 the stochastic Heun solver of ``config`` (``jaxmag.drivers.movie_simulator``, as ``jaxmag
 simulate`` does), adds the measurement noise of ``noise_spec`` to every frame
 (``jaxmag.noise.apply_noise``), and reduces each movie to the measure maps named by ``inputs``

@@ -1,7 +1,7 @@
 """Fine-tune a trained run on simulations with a given measurement noise, generated on the fly.
 
 ``finetune(run_dir, noise, out_dir, ...)`` continues training a run's **best** parameters on
-batches from ``jaxmag.online.make_online_generator``: films drawn from the run's own config
+batches from ``jaxmag.learn.online.make_online_generator``: films drawn from the run's own config
 (grid, material, defects, simulation, measures), simulated, made noisy with ``noise`` and
 reduced to the run's input measures, all on the device at every step. The run's clean
 normalisation statistics are kept unchanged (as the paper applies clean statistics to every
@@ -9,13 +9,13 @@ noise condition), so the fine-tuned model reads inputs exactly as the original d
 
 The new run folder has the format of ``jaxmag train`` (``config.toml``, ``run.json``,
 ``history.json``, ``checkpoints/{best,latest}``, ``eval_<condition>.{json,png}``), so
-``jaxmag predict`` and ``training.evaluation`` work on it. Its ``run.json`` keeps the original
+``jaxmag predict`` and ``jaxmag.learn.evaluation`` work on it. Its ``run.json`` keeps the original
 run's ``split`` and measures-file ``labels_sha256``: the fine-tuned model never saw that file (its
-films come from a separate defect pool, see ``jaxmag.online``), so ``jaxmag evaluate RUN-ft
+films come from a separate defect pool, see ``jaxmag.learn.online``), so ``jaxmag evaluate RUN-ft
 --measures <original file>`` scores it on the original test split. A ``finetune`` record names
 the parent run, the noise, the pool and the start model's Dice on the fine-tuning test set.
 
-How it reuses ``training.loop.train_and_evaluate``: the new folder is seeded with a ``latest``
+How it reuses ``jaxmag.learn.loop.train_and_evaluate``: the new folder is seeded with a ``latest``
 checkpoint at epoch 0 holding the parent's best parameters, a fresh optimiser state and the
 dropout key of ``training.seed``; training then "resumes" from it. ``resume=True`` continues an
 interrupted fine-tune the same way, exactly as ``jaxmag train --resume``.
@@ -85,8 +85,8 @@ def build_source(
     mesh=None,
 ):
     """The online source of a fine-tune: the run's inputs under ``noise``, the run's normalisation."""
-    from jaxmag.online import make_online_generator
-    from training.data import OnlineSource
+    from jaxmag.learn.online import make_online_generator
+    from jaxmag.learn.data import OnlineSource
 
     inputs = tuple(tuple(name.split(":")) for name in info["inputs"])
     make_batch = make_online_generator(config, inputs, noise, config.training.batch_size, pool_size=pool_size, seed=seed)
@@ -107,7 +107,7 @@ def build_source(
 def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict, mesh) -> dict:
     """Write config.toml, run.json and ``latest`` and ``best`` checkpoints at epoch 0 with the parent's best parameters.
 
-    The tree has the layout of ``training.loop.create_train_state``: ``step`` 0, a fresh optimiser
+    The tree has the layout of ``jaxmag.learn.loop.create_train_state``: ``step`` 0, a fresh optimiser
     state, the dropout key ``fold_in(key(training.seed), 1)``, the parent's parameters.
 
     The parent is the epoch-0 candidate of the best-validation selection: it is scored on the
@@ -118,9 +118,9 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
     """
     from flax import nnx
 
-    from training import checkpoint, sharding
-    from training.evaluation import load_trained
-    from training.loop import RUN_FILE, _run_info, _write_json, make_optimizer
+    from jaxmag.learn import checkpoint, sharding
+    from jaxmag.learn.evaluation import load_trained
+    from jaxmag.learn.loop import RUN_FILE, _run_info, _write_json, make_optimizer
 
     t = config.training
     model, _ = load_trained(parent_dir)
@@ -147,7 +147,7 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
 
 def evaluate_on(model, source, mesh=None, eval_set=None) -> dict:
     """Metrics of ``model`` on ``eval_set`` (default ``source.test_set()``, the fixed, noisy fine-tuning test set)."""
-    from training.evaluation import evaluate
+    from jaxmag.learn.evaluation import evaluate
 
     return evaluate(model, source.test_set() if eval_set is None else eval_set, source.batch_size, mesh)
 
@@ -176,7 +176,7 @@ def finetune(
         epochs, learning_rate, batch_size: override the parent's ``[training]`` values.
         steps_per_epoch: generated batches per epoch (default: as many as the parent's training
             split had, ``dataset.num_runs * split[0] // batch_size``, at least 1).
-        pool_size: host-drawn defect films the generator samples from (``jaxmag.online``).
+        pool_size: host-drawn defect films the generator samples from (``jaxmag.learn.online``).
         num_val_batches, num_test_batches: fixed validation (model selection) and test sets.
         seed: seeds the pool and the fixed sets (default ``config.dataset.seed + 1``).
         resume: continue an interrupted fine-tune in ``out_dir``.
@@ -185,9 +185,9 @@ def finetune(
     noisy test set), ``"start_val"`` (the parent on the validation set: the Dice a fine-tuned
     epoch must beat to be selected; ``best_epoch`` 0 means none did), ``"seconds"`` and ``"out"``.
     """
-    from training import sharding
-    from training.evaluation import load_trained
-    from training.loop import RUN_FILE, read_run_info, train_and_evaluate
+    from jaxmag.learn import sharding
+    from jaxmag.learn.evaluation import load_trained
+    from jaxmag.learn.loop import RUN_FILE, read_run_info, train_and_evaluate
 
     run_dir, out = Path(run_dir), Path(out_dir)
     if out.resolve() == run_dir.resolve():

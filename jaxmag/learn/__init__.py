@@ -1,4 +1,4 @@
-"""Training and evaluation of the U-Net defect segmenter (see ``docs/training.md``).
+"""The application layer: training, evaluation, studies, reports and the uses of trained runs (see ``docs/training.md``).
 
 - ``data``: data sources (``HDF5Source`` for measures files, ``OnlineSource`` for batches
   generated on the accelerator) behind one interface;
