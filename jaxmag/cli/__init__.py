@@ -5,21 +5,37 @@ Each subcommand lives in its own module of this package and exposes
 parsed namespace and returning an exit code). Modules are discovered, so adding a command does
 not touch this file.
 
-Errors meant for the user (``ValueError``, ``FileNotFoundError``, ``FileExistsError``,
-``KeyError`` from configs) are printed as one line ``jaxmag: error: ...`` with exit status 2.
+This module is the one error boundary. Expected failures are printed as one line
+``jaxmag: error: ...`` naming the file and the fix, with exit status 2: ``UserError``,
+``ValueError`` (``jaxmag.io.errors.InputError`` for bad input files), ``KeyError`` from configs,
+and every ``OSError`` (missing file, permission denied, full disk: ``WriteError``). Ctrl-C and
+SIGTERM print one line and exit 130 / 143. Anything else is a bug: its traceback is printed
+with a request to report it. Library logs (absl, orbax, TensorStore, jax) are quiet unless
+``--verbose``.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import logging
+import os
 import pkgutil
+import signal
 import sys
+import traceback
 
 from jaxmag import __version__
+
+ISSUES_URL = "the jaxmag issue tracker"
 
 
 class UserError(Exception):
     """An error caused by the user's input; printed without a traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt so files are closed cleanly."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Differentiable stochastic micromagnetics and U-Net defect detection in JAX.",
     )
     parser.add_argument("--version", action="version", version=f"jaxmag {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show library logs (orbax, absl, TensorStore) and full tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -39,21 +57,95 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_library_logs() -> None:
+    """Silence the INFO/WARNING chatter of absl, orbax, TensorStore and jax (errors reach the
+    user as jaxmag's own one-line messages)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # C++ absl logging (TensorStore, XLA)
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    for name in ("absl", "orbax", "jax", "jax._src", "tensorstore", "asyncio", "etils"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.FATAL)
+        absl_logging.set_stderrthreshold("fatal")
+    except ImportError:
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an expected failure, on one line."""
+    from jaxmag.io.errors import WriteError
+
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    elif isinstance(exc, OSError) and not isinstance(exc, WriteError) and exc.errno is not None:
+        text = _os_error_line(exc)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``[Errno 17] File exists: 'x'`` -> ``x already exists; ...``: name the file, say the fix."""
+    name = exc.filename if exc.filename is not None else ""
+    reason = exc.strerror or str(exc)
+    fixes = {
+        errno.EEXIST: "choose another name or remove it",
+        errno.ENOENT: "check the path",
+        errno.EACCES: "check its permissions or choose another path",
+        errno.EPERM: "check its permissions or choose another path",
+        errno.ENOSPC: "free some space and run the command again (with --resume where the command has it)",
+        errno.EDQUOT: "free some space and run the command again (with --resume where the command has it)",
+        errno.EROFS: "choose a writable location",
+        errno.EISDIR: "give a file name, not a folder",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+    }
+    fix = fixes.get(exc.errno, "check the file and the disk")
+    if exc.errno == errno.EEXIST and name:
+        return f"{name} already exists; {fix}"
+    return f"{name + ': ' if name else ''}{reason}; {fix}"
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    verbose = bool(getattr(args, "verbose", False))
+    if not verbose:
+        quiet_library_logs()
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (e.g. main() called from a worker thread)
+        pass
     try:
         return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"jaxmag: error: {message}", file=sys.stderr)
+    except (UserError, ValueError, OSError, KeyError) as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"jaxmag: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("jaxmag: interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    except Terminated:
+        print("jaxmag: terminated; rerun with --resume to continue", file=sys.stderr)
+        return 143
+    except Exception:
+        traceback.print_exc()
+        print(f"jaxmag: internal error (a bug in jaxmag {__version__}): please report it, with the traceback "
+              f"above and the command line, to {ISSUES_URL}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
