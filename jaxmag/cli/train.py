@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     from jaxmag.learn.data import HDF5Source
-    from jaxmag.learn.loop import read_run_info, train_and_evaluate
+    from jaxmag.learn.loop import train_and_evaluate
+    from jaxmag.learn.run_folder import read_run_info
 
     config = load_config(args.config)
     inputs = input_channels(args)
@@ -155,7 +156,8 @@ def train_online(
     """
     from jaxmag.learn import sharding
     from jaxmag.learn.data import OnlineSource
-    from jaxmag.learn.loop import read_run_info, train_and_evaluate
+    from jaxmag.learn.loop import train_and_evaluate
+    from jaxmag.learn.run_folder import read_run_info
 
     stored = read_run_info(out) if resume else None
     if stored is None and (Path(out) / "run.json").exists():

@@ -23,7 +23,8 @@ from flax import nnx
 
 from jaxmag.config import load_config
 from jaxmag.learn import normalization, sharding
-from jaxmag.learn.loop import _write_json, evaluate_params, make_model, read_run_info
+from jaxmag.learn.loop import evaluate_params, make_model
+from jaxmag.learn.run_folder import read_run_info, save_eval_report
 
 
 def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, dict]:
@@ -113,45 +114,6 @@ def evaluate(model: nnx.Module, eval_set, batch_size: int = 32, mesh=None) -> di
     graphdef, params = nnx.split(model, nnx.Param)
     params = jax.device_put(params, sharding.replicated(mesh))
     return evaluate_params(graphdef, params, eval_set, batch_size, mesh)
-
-
-def save_eval_report(run_dir: str | Path, eval_set, metrics: dict, model: nnx.Module, extra: dict | None = None, num_examples: int = 4) -> dict:
-    """Write ``eval_<condition>.json`` and ``eval_<condition>.png`` into the run folder; returns the record."""
-    run_dir = Path(run_dir)
-    record = {"condition": eval_set.condition, **metrics, **(extra or {})}
-    if eval_set.indices is not None:
-        record["test_indices"] = [int(i) for i in eval_set.indices]
-    x, y = eval_set.examples(num_examples)
-    if jax.process_index() == 0:
-        info = read_run_info(run_dir)
-        record.update(inputs=info["inputs"], train_condition=info["train_condition"], config_hash=info["config_hash"])
-        _write_json(run_dir / f"eval_{eval_set.condition}.json", record)
-        proba = predict_proba(model, x, batch_size=max(1, len(x)))
-        _plot_examples(run_dir / f"eval_{eval_set.condition}.png", x, y, proba, info["inputs"], eval_set.condition, metrics["dice"])
-    return record
-
-
-def _plot_examples(path: Path, x, y, proba, names, condition: str, dice: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(x)
-    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n + 0.4), squeeze=False)
-    for i in range(n):
-        panels = [(x[i, ..., 0], f"input {names[0]} (norm.)", "viridis"), (y[i], "truth", "gray"),
-                  (proba[i], "P(defect)", "magma"), (proba[i] > 0.5, "prediction", "gray")]
-        for ax, (img, title, cmap) in zip(axes[i], panels):
-            ax.imshow(img, cmap=cmap, interpolation="nearest", **({"vmin": 0, "vmax": 1} if cmap != "viridis" else {}))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle(f"{condition}: test Dice {dice:.3f}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "clean", batch_size: int | None = None) -> dict:

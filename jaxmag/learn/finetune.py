@@ -120,7 +120,8 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
 
     from jaxmag.learn import checkpoint, sharding
     from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.loop import RUN_FILE, _run_info, _write_json, make_optimizer
+    from jaxmag.learn.loop import make_optimizer
+    from jaxmag.learn.run_folder import RUN_FILE, _run_info, _write_json
 
     t = config.training
     model, _ = load_trained(parent_dir)
@@ -187,7 +188,8 @@ def finetune(
     """
     from jaxmag.learn import sharding
     from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.loop import RUN_FILE, read_run_info, train_and_evaluate
+    from jaxmag.learn.loop import train_and_evaluate
+    from jaxmag.learn.run_folder import RUN_FILE, read_run_info
 
     run_dir, out = Path(run_dir), Path(out_dir)
     if out.resolve() == run_dir.resolve():

@@ -18,8 +18,6 @@ and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,14 +29,13 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from jaxmag.config import Config, config_hash
+from jaxmag.config import Config
 from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import checkpoint, sharding
 from jaxmag.learn.metrics import cross_entropy, segmentation_sums, summarize
+from jaxmag.learn.run_folder import HISTORY_FILE, RUN_FILE, _check_resumable, _run_info, _write_json, read_run_info, save_eval_report
 
-RUN_FILE = "run.json"
-HISTORY_FILE = "history.json"
 
 
 @pytree_dataclass
@@ -175,62 +172,6 @@ def evaluate_params(graphdef, params, eval_set, batch_size: int, mesh, step_fn: 
 
 
 # ---------------------------------------------------------------------------------------------
-# run folder
-
-
-def _write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file + rename), from process 0 only."""
-    if jax.process_index() != 0:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def read_run_info(run_dir: str | Path) -> dict:
-    """The ``run.json`` of a run folder (``FileNotFoundError`` if it is not a run)."""
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{Path(run_dir)} is not a training run (no {RUN_FILE})")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is corrupt: {exc}") from None
-
-
-def _run_info(config: Config, source) -> dict:
-    indices = getattr(source, "indices", None)
-    return {
-        "inputs": list(source.input_names),
-        "train_condition": source.train_condition,
-        "config_hash": config_hash(config),
-        "model": {"in_channels": len(source.input_names), **config.to_dict()["model"]},
-        "compute_dtype": config.training.compute_dtype,
-        "norm_stats": source.norm_stats,
-        "split": None if indices is None else {k: [int(i) for i in v] for k, v in indices.items()},
-        "source": source.describe(),
-    }
-
-
-def _check_resumable(stored: dict, fresh: dict, run_dir: Path) -> None:
-    for key, what in (
-        ("config_hash", "config"),
-        ("inputs", "inputs"),
-        ("train_condition", "training condition"),
-        ("split", "split"),
-        ("norm_stats", "normalisation statistics"),
-    ):
-        if stored.get(key) != fresh.get(key):
-            raise ValueError(
-                f"cannot resume {run_dir}: its {what} differs from this invocation "
-                f"({stored.get(key)!r:.80} vs {fresh.get(key)!r:.80}); use a new --out"
-            )
-    a, b = stored.get("source", {}), fresh.get("source", {})
-    if a.get("labels_sha256") != b.get("labels_sha256"):
-        raise ValueError(f"cannot resume {run_dir}: the measures file's labels differ from the run's")
-
-
-# ---------------------------------------------------------------------------------------------
 # the loop
 
 
@@ -340,8 +281,6 @@ def train_and_evaluate(
 
     result = {"best_val_dice": best_dice, "best_epoch": best_epoch, "history": history, "test": None}
     if evaluate_test:
-        from jaxmag.learn.evaluation import save_eval_report
-
         tree, _ = checkpoint.restore(ckpt_dir, "best", _abstract(state.checkpoint_tree()))
         test_set = source.test_set()
         metrics = evaluate_params(state.graphdef, tree["params"], test_set, t.batch_size, mesh, eval_fn)

@@ -1,0 +1,116 @@
+"""The run folder of a training run: what is written there and how it is read back.
+
+A run folder holds ``config.toml`` (the resolved config), ``run.json`` (inputs, train
+condition, split, normalisation, config hash, source; ``RUN_FILE``), ``history.json``,
+``checkpoints/{best,latest}`` and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
+This module owns the JSON files and the evaluation report; the training loop, evaluation,
+fine-tuning and studies all go through it, so none of them imports another for file helpers.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxmag.config import Config, config_hash
+
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.json"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file + rename), from process 0 only."""
+    if jax.process_index() != 0:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def read_run_info(run_dir: str | Path) -> dict:
+    """The ``run.json`` of a run folder (``FileNotFoundError`` if it is not a run)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir)} is not a training run (no {RUN_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is corrupt: {exc}") from None
+
+
+def _run_info(config: Config, source) -> dict:
+    indices = getattr(source, "indices", None)
+    return {
+        "inputs": list(source.input_names),
+        "train_condition": source.train_condition,
+        "config_hash": config_hash(config),
+        "model": {"in_channels": len(source.input_names), **config.to_dict()["model"]},
+        "compute_dtype": config.training.compute_dtype,
+        "norm_stats": source.norm_stats,
+        "split": None if indices is None else {k: [int(i) for i in v] for k, v in indices.items()},
+        "source": source.describe(),
+    }
+
+
+def _check_resumable(stored: dict, fresh: dict, run_dir: Path) -> None:
+    for key, what in (
+        ("config_hash", "config"),
+        ("inputs", "inputs"),
+        ("train_condition", "training condition"),
+        ("split", "split"),
+        ("norm_stats", "normalisation statistics"),
+    ):
+        if stored.get(key) != fresh.get(key):
+            raise ValueError(
+                f"cannot resume {run_dir}: its {what} differs from this invocation "
+                f"({stored.get(key)!r:.80} vs {fresh.get(key)!r:.80}); use a new --out"
+            )
+    a, b = stored.get("source", {}), fresh.get("source", {})
+    if a.get("labels_sha256") != b.get("labels_sha256"):
+        raise ValueError(f"cannot resume {run_dir}: the measures file's labels differ from the run's")
+
+
+def save_eval_report(run_dir: str | Path, eval_set, metrics: dict, model, extra: dict | None = None,
+                     num_examples: int = 4) -> dict:
+    """Write ``eval_<condition>.json`` and ``eval_<condition>.png`` into the run folder; returns the record."""
+    run_dir = Path(run_dir)
+    record = {"condition": eval_set.condition, **metrics, **(extra or {})}
+    if eval_set.indices is not None:
+        record["test_indices"] = [int(i) for i in eval_set.indices]
+    x, y = eval_set.examples(num_examples)
+    if jax.process_index() == 0:
+        info = read_run_info(run_dir)
+        record.update(inputs=info["inputs"], train_condition=info["train_condition"], config_hash=info["config_hash"])
+        _write_json(run_dir / f"eval_{eval_set.condition}.json", record)
+        # a handful of example images: one eager forward pass, dropout off
+        proba = np.asarray(jax.nn.softmax(model(np.asarray(x, np.float32), train=False), axis=-1)[..., 1])
+        _plot_examples(run_dir / f"eval_{eval_set.condition}.png", x, y, proba, info["inputs"], eval_set.condition,
+                       metrics["dice"])
+    return record
+
+
+def _plot_examples(path: Path, x, y, proba, names, condition: str, dice: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(x)
+    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n + 0.4), squeeze=False)
+    for i in range(n):
+        panels = [(x[i, ..., 0], f"input {names[0]} (norm.)", "viridis"), (y[i], "truth", "gray"),
+                  (proba[i], "P(defect)", "magma"), (proba[i] > 0.5, "prediction", "gray")]
+        for ax, (img, title, cmap) in zip(axes[i], panels):
+            ax.imshow(img, cmap=cmap, interpolation="nearest", **({"vmin": 0, "vmax": 1} if cmap != "viridis" else {}))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+    fig.suptitle(f"{condition}: test Dice {dice:.3f}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
