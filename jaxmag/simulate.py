@@ -31,6 +31,7 @@ from jaxmag import drivers
 from jaxmag.config import Config, GridConfig, SimulationConfig, load_config
 from jaxmag.defects import Defects, apply_defects, defect_rng, generate_defects
 from jaxmag.io import dataset as ds
+from jaxmag.io.errors import WriteError
 from jaxmag.material import Material, validate_material
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -291,22 +292,22 @@ def simulate(
     spec = ds.FileSpec.from_config(config, t, runs.start, len(runs))
     created = False
     if resume:
-        ds.check_matches(path, spec)
+        work = ds.check_matches(path, spec)  # path, or the file an interrupted --force run left
     else:
-        ds.create_file(path, spec, force=force)
+        work = ds.create_file(path, spec, force=force)  # with --force: beside path until complete
         created = True
-    pending = ds.pending_rows(path)
+    pending = ds.pending_rows(work)
     wrote = False
     try:
-        with ds.DatasetWriter(path) as writer:
+        with ds.DatasetWriter(work) as writer:
             for rows in _run_batches(config, step, pending, size, progress, total=len(runs)):
                 writer.write(rows)
                 wrote = True
-    except BaseException:
-        if created and not wrote:
-            path.unlink(missing_ok=True)  # nothing finished: leave no empty file behind
-        raise
-    return path
+    except BaseException as exc:
+        if created and not wrote and not isinstance(exc, WriteError):
+            work.unlink(missing_ok=True)  # nothing finished: leave no empty file behind
+        raise  # (after a full disk the file stays, so that --resume continues it)
+    return ds.complete(work, path)
 
 
 def _run_batches(

@@ -163,7 +163,7 @@ def test_existing_file_and_resume_checks(tiny, written, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         simulate(tiny, out=tmp_path / "none.h5", resume=True, progress=False)
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="not a readable HDF5"):
+    with pytest.raises(ValueError, match="junk.h5 is not an HDF5 file"):
         simulate(tiny, out=tmp_path / "junk.h5", resume=True, progress=False)
     # a complete file resumes to a no-op, also with another batch size
     before = ds.read_runs(written)["m"]

@@ -21,21 +21,32 @@ Root attributes: ``config`` (resolved TOML), ``config_hash`` (of the sections th
 the data), ``jaxmag_version``, ``seed``, ``components``, ``cell_size_m``, ``num_runs``,
 ``run_start``, ``format`` and ``format_version``.
 
+Every dataset has attributes ``axes`` (comma-separated axis names, e.g. ``run,frame,component,y,x``
+for ``/m``) and ``units`` (``1`` for dimensionless); ``/m`` also has ``components``.
+
 Crash safety. HDF5 keeps its metadata (object headers, chunk B-trees, free space) in a cache
-that it writes back lazily; a process killed while metadata is dirty can leave a file that no
-longer opens. The writer therefore never changes metadata after creation:
+that it writes back lazily, and h5py reports a failed write that happens when a temporary object
+is freed only as an ignored exception; a process killed while metadata is dirty can leave a file
+that no longer opens. The writer therefore never changes metadata after creation, and never
+writes through HDF5 at all after creation:
 
 * the file is built complete (all datasets, attributes, ``/done`` all false) under a temporary
-  name, flushed, fsynced and atomically renamed into place;
-* every dataset is allocated at creation (``alloc_time = early``, no timestamps), so writing a
-  run only overwrites raw bytes at fixed offsets and never touches a B-tree or object header;
-* per batch: write the rows, flush + fsync, then set ``/done`` for those rows, flush + fsync.
+  name, flushed, fsynced and atomically renamed into place (``jaxmag.io.atomic``);
+* every dataset is allocated at creation (``alloc_time = early``, no timestamps, no filters), so
+  each row sits at a byte offset fixed at creation;
+* per batch, ``DatasetWriter`` (``jaxmag.io.atomic.RawFile``) writes the rows' bytes at those
+  offsets with ``pwrite``, fsyncs, reads them back and compares, and only then sets ``/done``
+  for those rows the same way. A full disk or any other write error raises ``WriteError``
+  naming the file (exit 2 in the CLI), and the batch stays not done.
 
 A kill at any moment therefore leaves valid metadata, complete rows marked done, and at worst a
 partly written row whose ``/done`` is still false, which ``--resume`` recomputes. (Superblock
 version 0, the default, has no "file open for writing" flag, so the file reopens without
-``h5clear``.) ``tests/test_dataset.py`` checks that writing a batch leaves every byte outside the
-raw data unchanged and kills a writer with SIGKILL.
+``h5clear``.) With ``force`` the new file is written beside the old one as
+``NAME.incomplete.h5`` and replaces it only when every row is done, so a killed ``--force`` run
+keeps the old file (``--resume`` continues the new one). ``tests/test_dataset.py`` checks that
+writing a batch leaves every byte outside the raw data unchanged and kills a writer with SIGKILL;
+``tests/test_faults.py`` fills the disk.
 """
 from __future__ import annotations
 
@@ -49,6 +60,8 @@ import numpy as np
 
 from jaxmag import __version__
 from jaxmag.config import Config, config_hash, loads_config
+from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
+from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
 
 FORMAT = "jaxmag.dataset"
 FORMAT_VERSION = 1
@@ -102,28 +115,61 @@ def data_hash(config: Config) -> str:
     return config_hash(config, *DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
 
 
-def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Path:
-    """Create an empty dataset file (all rows not done) atomically at ``path``.
+def staging_path(path: str | Path) -> Path:
+    """Where a ``--force`` run writes its new file until it is complete: ``NAME.incomplete.h5``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.incomplete{path.suffix}")
 
-    Refuses an existing ``path`` unless ``force`` (which replaces it only once the new file is
-    complete)."""
+
+_RESUME_HINT = "free some space and rerun the same command with --resume (finished runs are kept)"
+
+
+def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Path:
+    """Create an empty dataset file (all rows not done) atomically; return the file to write.
+
+    That is ``path``, or with ``force`` and an existing ``path`` its ``staging_path``, which
+    ``complete`` renames over ``path`` once every row is done (the old file survives a kill).
+    Refuses an existing ``path`` unless ``force``."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"output path {path} is a directory, expected a file name such as data.h5")
+    staging = staging_path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} exists: use --resume to continue it or --force to overwrite it")
+        extra = f" ({staging} holds an interrupted --force run: --resume continues it)" if staging.exists() else ""
+        raise FileExistsError(f"{path} exists: use --resume to continue it or --force to overwrite it{extra}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output directory does not exist: {path.parent}")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    work = staging if path.exists() else path
     try:
-        with h5py.File(tmp, "w") as f:
-            _write_skeleton(f, spec)
-            f.flush()
-            os.fsync(f.id.get_vfd_handle())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with atomic_path(work, hint="free some space (or choose another --out) and run the command again") as tmp:
+            with h5py.File(tmp, "w") as f:
+                _write_skeleton(f, spec)
+                f.flush()
+                os.fsync(f.id.get_vfd_handle())
+    except WriteError:
+        raise
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
+        if is_storage_error(exc):
+            raise write_error(work, exc) from exc
+        raise
+    return work
+
+
+def resume_target(path: str | Path) -> Path:
+    """The file ``--resume`` continues: an interrupted ``--force`` run's ``staging_path`` if
+    there is one, else ``path``."""
+    staging = staging_path(path)
+    return staging if staging.is_file() else Path(path)
+
+
+def complete(work: str | Path, path: str | Path) -> Path:
+    """Once every row of ``work`` is done, move it to ``path`` (a no-op when they are the same
+    file); returns the path of the finished file, or ``work`` while rows are pending."""
+    work, path = Path(work), Path(path)
+    if work == path or pending_rows(work).size:
+        return work
+    os.replace(work, path)
+    fsync_dir(path.parent)
     return path
 
 
@@ -150,34 +196,49 @@ def _write_skeleton(f: h5py.File, spec: FileSpec) -> None:
     f.attrs.update(attrs)
     # /m is never read where /done is false, so leaving its bytes unwritten (sparse) is fine;
     # the small datasets are zeroed so that an unfinished row reads as background.
-    _preallocated(f, "m", spec.m_shape, spec.store_dtype, chunks=(1,) + spec.m_shape[1:])
-    _preallocated(f, "labels", (n, spec.ny, spec.nx), np.uint8)[...] = 0
+    m = _preallocated(f, "m", spec.m_shape, spec.store_dtype, chunks=(1,) + spec.m_shape[1:])
+    _describe(m, "run,frame,component,y,x", "1", components=spec.components)
+    _describe(_preallocated(f, "labels", (n, spec.ny, spec.nx), np.uint8), "run,y,x", "1", zero=True,
+              meaning="0 background, 1..4 defect blob id")
     mat = f.create_group("material", track_order=False)
-    _preallocated(mat, "A", (n, spec.ny, spec.nx), np.float32)[...] = 0
-    _preallocated(mat, "Ku", (n, spec.ny, spec.nx), np.float32)[...] = 0
-    _preallocated(mat, "easy_axis", (n, spec.ny, spec.nx, 3), np.float32)[...] = 0
-    _preallocated(f, "done", (n,), bool)[...] = False
-    _preallocated(f, "run_index", (n,), np.int64)[...] = np.arange(spec.run_start, spec.run_start + n)
-    _preallocated(f, "t", spec.t.shape, np.float64)[...] = spec.t
+    _describe(_preallocated(mat, "A", (n, spec.ny, spec.nx), np.float32), "run,y,x", "J/m", zero=True)
+    _describe(_preallocated(mat, "Ku", (n, spec.ny, spec.nx), np.float32), "run,y,x", "J/m^3", zero=True)
+    _describe(_preallocated(mat, "easy_axis", (n, spec.ny, spec.nx, 3), np.float32), "run,y,x,component", "1",
+              zero=True, components="xyz")
+    _describe(_preallocated(f, "done", (n,), bool), "run", "1", zero=True)
+    _describe(_preallocated(f, "run_index", (n,), np.int64), "run", "1")[...] = np.arange(spec.run_start, spec.run_start + n)
+    _describe(_preallocated(f, "t", spec.t.shape, np.float64), "frame", "s")[...] = spec.t
+
+
+def _describe(d: h5py.Dataset, axes: str, units: str, *, zero: bool = False, **extra: str) -> h5py.Dataset:
+    """Self-describing datasets: ``axes`` and ``units`` attributes (set at creation only)."""
+    d.attrs["axes"] = axes
+    d.attrs["units"] = units
+    for key, value in extra.items():
+        d.attrs[key] = value
+    if zero:
+        d[...] = 0
+    return d
 
 
 def _open_dataset(path: Path, *, missing: str, prefix: str = "") -> h5py.File:
     """Open a jaxmag dataset for reading; clear errors for a missing, unreadable or foreign file."""
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{prefix}{path} {missing}" if prefix else f"dataset file {missing}: {path}")
     try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise ValueError(f"{prefix}{path} is not a readable HDF5 file ({exc})") from None
+        f = open_h5(path, "jaxmag dataset file")
+    except InputError as exc:
+        raise InputError(f"{prefix}{exc}") from None
     if f.attrs.get("format") != FORMAT:
         f.close()
-        raise ValueError(f"{prefix}{path} is not a jaxmag dataset file")
+        raise InputError(f"{prefix}{path} is not a jaxmag dataset file")
     return f
 
 
-def check_matches(path: str | Path, spec: FileSpec) -> None:
-    """Raise ``ValueError`` naming the first difference if ``path`` was not written for ``spec``."""
-    path = Path(path)
+def check_matches(path: str | Path, spec: FileSpec) -> Path:
+    """Raise ``ValueError`` naming the first difference if ``path`` (or the ``resume_target``
+    beside it) was not written for ``spec``; returns the file to continue."""
+    path = resume_target(path)
     with _open_dataset(path, missing="does not exist", prefix="cannot resume: ") as f:
         if f.attrs["config_hash"] != spec.config_hash:
             diff = _config_difference(str(f.attrs["config"]), spec.config_text)
@@ -186,6 +247,7 @@ def check_matches(path: str | Path, spec: FileSpec) -> None:
         want = (spec.run_start, spec.m_shape, spec.store_dtype)
         if have != want:
             raise ValueError(f"cannot resume {path}: it holds rows/shape/dtype {have}, this run needs {want}")
+    return path
 
 
 def _config_difference(old_text: str, new_text: str) -> str:
@@ -200,7 +262,7 @@ def _config_difference(old_text: str, new_text: str) -> str:
 
 def pending_rows(path: str | Path) -> np.ndarray:
     """Global run indices of the rows of ``path`` not yet done, ascending."""
-    with h5py.File(path, "r") as f:
+    with _open_dataset(Path(path), missing="not found") as f:
         done = f["done"][...]
         return f["run_index"][...][~done]
 
@@ -221,13 +283,20 @@ class RunRows:
 
 
 class DatasetWriter:
-    """Appends finished runs to a file made by ``create_file`` (use as a context manager)."""
+    """Stores finished runs in a file made by ``create_file`` (use as a context manager).
+
+    Raw, checked writes at the offsets fixed at creation (see the module docstring); no HDF5
+    handle is open for writing."""
+
+    _ROWS = ("m", "labels", "material/A", "material/Ku", "material/easy_axis")
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._f = h5py.File(self.path, "r+")
-        self._run_start = int(self._f.attrs["run_start"])
-        self._rows = self._f["done"].shape[0]
+        with _open_dataset(self.path, missing="not found") as f:
+            self._run_start = int(f.attrs["run_start"])
+            self._rows = f["done"].shape[0]
+            self._layout = {name: _row_layout(f[name], self.path) for name in self._ROWS + ("done",)}
+        self._raw = RawFile(self.path, hint=_RESUME_HINT)
 
     def __enter__(self) -> "DatasetWriter":
         return self
@@ -236,30 +305,49 @@ class DatasetWriter:
         self.close()
 
     def close(self) -> None:
-        if self._f.id.valid:
-            self._f.close()
+        self._raw.close()
 
-    def _sync(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.id.get_vfd_handle())  # durable against power loss too, not just kills
+    def _put(self, name: str, j: int, value) -> None:
+        offset, dtype, shape = self._layout[name](j)
+        data = np.array(value, dtype=dtype, order="C")
+        if data.shape != shape:
+            raise ValueError(f"{name} row of shape {data.shape} does not fit {self.path} (rows of shape {shape})")
+        self._raw.write(offset, data.data)
+        self._written.append((offset, data))
 
     def write(self, rows: RunRows) -> None:
-        """Write the rows, make them durable, then mark them done (see module docstring)."""
-        f = self._f
+        """Write the rows, make them durable and read them back, then mark them done."""
         local = np.asarray(rows.run_index) - self._run_start
         if np.any(local < 0) or np.any(local >= self._rows):
             raise ValueError(f"run indices {rows.run_index} are outside the rows of {self.path}")
-        for b, j in enumerate(local):
-            f["m"][j] = rows.m[b]
-            f["labels"][j] = rows.labels[b]
-            f["material/A"][j] = rows.A[b]
-            f["material/Ku"][j] = rows.Ku[b]
-            f["material/easy_axis"][j] = rows.easy_axis[b]
-        self._sync()
-        done = f["done"]
-        for j in local:
-            done[j] = True
-        self._sync()
+        for stage in ("data", "done"):
+            self._written: list[tuple[int, np.ndarray]] = []
+            for b, j in enumerate(local):
+                if stage == "data":
+                    for name, value in zip(self._ROWS, (rows.m, rows.labels, rows.A, rows.Ku, rows.easy_axis)):
+                        self._put(name, int(j), value[b])
+                else:
+                    self._put("done", int(j), True)
+            self._raw.sync()  # durable against power loss too, not just kills
+            for offset, data in self._written:
+                self._raw.verify(offset, data.data)
+
+
+def _row_layout(d: h5py.Dataset, path: Path):
+    """``j -> (byte offset, dtype, shape)`` of row ``j`` of an allocated, unfiltered dataset."""
+    shape, dtype = d.shape[1:], d.dtype
+    if d.compression or d.is_virtual or dtype.byteorder == ">":
+        raise ValueError(f"{path}: /{d.name} is not a raw preallocated dataset; it was not made by create_file")
+    if d.chunks is not None:
+        if d.chunks != (1,) + shape:
+            raise ValueError(f"{path}: /{d.name} must have one chunk per row")
+        offsets = [d.id.get_chunk_info_by_coord((j,) + (0,) * len(shape)).byte_offset for j in range(d.shape[0])]
+        return lambda j: (offsets[j], dtype, shape)
+    base = d.id.get_offset()
+    if base is None:
+        raise ValueError(f"{path}: /{d.name} has no allocated storage; it was not made by create_file")
+    row_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return lambda j: (base + j * row_bytes, dtype, shape)
 
 
 def shard_path(out: str | Path, process_id: int, num_processes: int) -> Path:
@@ -296,12 +384,12 @@ def merge(shards: Sequence[str | Path], out: str | Path, *, copy: bool = False, 
         if a["run_start"] + a["rows"] > b["run_start"]:
             raise ValueError(f"{a['path']} and {b['path']} hold overlapping runs")
     n = int(first["num_runs"])
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as dst, h5py.File(infos[0]["path"], "r") as ref:
             dst.attrs.update({k: v for k, v in ref.attrs.items()})
             dst.attrs["run_start"] = 0
             dst["t"] = ref["t"][...]
+            dst["t"].attrs.update(ref["t"].attrs)
             for name in _ROW_DATASETS:
                 src = ref[name]
                 shape = (n,) + src.shape[1:]
@@ -319,10 +407,7 @@ def merge(shards: Sequence[str | Path], out: str | Path, *, copy: bool = False, 
                         source = h5py.VirtualSource(rel, name, shape=(info["rows"],) + src.shape[1:])
                         layout[info["run_start"] : info["run_start"] + info["rows"]] = source
                     dst.create_virtual_dataset(name, layout, fillvalue=_fill(name, src.dtype))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                dst[name].attrs.update(src.attrs)  # axes, units, components
     return out
 
 
@@ -333,21 +418,16 @@ def _fill(name: str, dtype: np.dtype):
 
 
 def _shard_info(path: Path) -> dict:
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"shard file not found: {path}")
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a jaxmag dataset file")
-            return {
-                "path": str(path),
-                "config_hash": str(f.attrs["config_hash"]),
-                "num_runs": int(f.attrs["num_runs"]),
-                "run_start": int(f.attrs["run_start"]),
-                "rows": int(f["done"].shape[0]),
-            }
-    except OSError as exc:
-        raise ValueError(f"{path} is not a readable HDF5 file ({exc})") from None
+    with _open_dataset(path, missing="not found") as f:
+        return {
+            "path": str(path),
+            "config_hash": str(f.attrs["config_hash"]),
+            "num_runs": int(f.attrs["num_runs"]),
+            "run_start": int(f.attrs["run_start"]),
+            "rows": int(f["done"].shape[0]),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -411,7 +491,7 @@ def summary(path: str | Path) -> DatasetSummary:
 def read_runs(path: str | Path, indices: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Load rows of a dataset into memory: ``{"m", "labels", "A", "Ku", "easy_axis", "done",
     "run_index", "t"}`` (all rows when ``indices`` is None; indices are rows of this file)."""
-    with h5py.File(path, "r") as f:
+    with _open_dataset(Path(path), missing="not found") as f:
         sel = slice(None) if indices is None else np.asarray(indices)
         return {
             "m": f["m"][sel],

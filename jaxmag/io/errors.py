@@ -24,7 +24,10 @@ class InputError(ValueError):
 
 class WriteError(OSError):
     """Writing an output file failed (full disk, permission denied, ...); the message names the
-    file and the fix. Raised by this module's helpers and by jaxmag's file writers."""
+    file and the fix. Raised by ``jaxmag.io.atomic`` and by jaxmag's file writers."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def write_error(path: str | Path, exc: BaseException, *, hint: str = "") -> WriteError:
