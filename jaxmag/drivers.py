@@ -18,25 +18,46 @@ import numpy as np
 
 from jaxmag.constants import GAMMA_LL, MU0
 from jaxmag.fields import FieldFn, effective_field
-from jaxmag.fields.anisotropy import uniaxial_anisotropy
-from jaxmag.fields.exchange import exchange
-from jaxmag.fields.zeeman import zeeman
+from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names, without_demag
+from jaxmag.fields.thermal import thermal
 from jaxmag.grid import Grid
-from jaxmag.integrators import State, StepFn, init_state, rk4, stochastic_heun
+from jaxmag.integrators import Solver, State, StepFn, get_solver, init_state
 from jaxmag.llg import max_torque
 from jaxmag.material import Material
 
 _COMPONENT_INDEX = {"x": 0, "y": 1, "z": 2}
 
 
-def field_terms(grid: Grid, *, demag: bool = True) -> tuple[FieldFn, ...]:
-    """The standard terms: exchange, uniaxial anisotropy, Zeeman and (optionally) demag."""
-    terms: list[FieldFn] = [exchange(grid), uniaxial_anisotropy(grid), zeeman(grid)]
-    if demag:
-        from jaxmag.fields.demag import demag as demag_term
+def _deprecated_demag(demag: bool | None, where: str) -> None:
+    if demag is not None:
+        warnings.warn(
+            f"{where}(demag=...) is deprecated: pass terms=(...) with or without 'demag' "
+            f"(the standard terms are {STANDARD_TERMS})",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
-        terms.append(demag_term(grid))
-    return tuple(terms)
+
+def field_terms(grid: Grid, terms: Sequence[str] = STANDARD_TERMS, *, demag: bool | None = None) -> tuple[FieldFn, ...]:
+    """The ``FieldFn`` of each named term of ``fields.terms.TERMS`` for ``grid``, in order.
+
+    Default: exchange, uniaxial anisotropy, Zeeman and demag. ``demag=False`` (deprecated)
+    drops demag from ``terms``.
+    """
+    _deprecated_demag(demag, "field_terms")
+    names = without_demag(check_term_names(terms), demag)
+    return tuple(TERMS[name].factory(grid) for name in names)
+
+
+def _resolve_terms(grid: Grid, terms: Sequence[str | FieldFn] | None, demag: bool | None) -> tuple[FieldFn, ...]:
+    """Names from the registry and ready ``FieldFn`` may be mixed; None means the standard set."""
+    if terms is None:
+        return tuple(TERMS[name].factory(grid) for name in without_demag(STANDARD_TERMS, demag))
+    if isinstance(terms, str):
+        raise TypeError(f"terms must be a sequence of names or field functions, got the string {terms!r}")
+    names = [t for t in terms if isinstance(t, str)]
+    check_term_names(names)
+    return tuple(TERMS[t].factory(grid) if isinstance(t, str) else t for t in terms)
 
 
 def stable_time_step(grid: Grid, material: Material) -> float:
@@ -112,16 +133,20 @@ def movie_simulator(
     burn_in_steps: int,
     steps_per_frame: int,
     num_frames: int,
-    demag: bool = True,
+    demag: bool | None = None,
     components: str = "xz",
-    terms: Sequence[FieldFn] | None = None,
+    terms: Sequence[str | FieldFn] | None = None,
+    solver: str | Solver = "heun",
 ) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
     """A pure function ``simulate(material, m0, key) -> frames`` for thermal movies.
 
-    Stochastic Heun at fixed ``dt`` (s): ``burn_in_steps`` steps, then one frame every
-    ``steps_per_frame`` steps. ``frames`` has shape (num_frames, nz, ny, nx, C) with
-    C = len(components), the requested magnetisation components. The noise depends only on
-    ``key``, so ``jax.vmap(simulate)`` over a batch equals running each one alone.
+    ``solver`` (a name of ``integrators.SOLVERS`` or a solver factory; default stochastic Heun)
+    at fixed ``dt`` (s) with the thermal field of ``fields.thermal``: ``burn_in_steps`` steps,
+    then one frame every ``steps_per_frame`` steps. ``frames`` has shape (num_frames, nz, ny, nx,
+    C) with C = len(components), the requested magnetisation components. ``terms``: names of
+    ``fields.terms.TERMS`` and/or ``FieldFn`` (default: the standard four; ``demag=False``,
+    deprecated, drops demag). The noise depends only on ``key``, so ``jax.vmap(simulate)`` over
+    a batch equals running each one alone.
     """
     if not components or any(c not in _COMPONENT_INDEX for c in components):
         raise ValueError(f"components must be letters from 'xyz', got {components!r}")
@@ -130,8 +155,10 @@ def movie_simulator(
             raise ValueError(f"{name} must be a {'non-negative' if name == 'burn_in_steps' else 'positive'} integer, got {value!r}")
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-    field_fn = effective_field(terms if terms is not None else field_terms(grid, demag=demag))
-    init_fn, step_fn = stochastic_heun(grid, field_fn, dt)
+    if terms is None:
+        _deprecated_demag(demag, "movie_simulator")
+    field_fn = effective_field(_resolve_terms(grid, terms, demag))
+    init_fn, step_fn = get_solver(solver)(field_fn, dt, thermal=thermal(grid))
     index = jnp.asarray([_COMPONENT_INDEX[c] for c in components])
 
     def simulate(material: Material, m0: jax.Array, key: jax.Array) -> jax.Array:
@@ -154,23 +181,27 @@ def relax(
     material: Material,
     m0: jax.Array,
     *,
-    terms: Sequence[FieldFn] | None = None,
-    demag: bool = True,
+    terms: Sequence[str | FieldFn] | None = None,
+    demag: bool | None = None,
     torque_tol: float = 1e-5,
     dt: float | None = None,
     max_steps: int = 200_000,
     check_every: int = 50,
+    solver: str | Solver = "rk4",
 ) -> tuple[jax.Array, dict]:
     """Relax ``m0`` to a local energy minimum by damping-only LLG (precession off, as MuMax3's
-    ``relax()``), RK4 at fixed step, until max |m × B| < ``torque_tol`` (T) or ``max_steps``.
+    ``relax()``), ``solver`` (default RK4) at fixed step, until max |m × B| < ``torque_tol`` (T)
+    or ``max_steps``. ``terms`` as for ``movie_simulator``.
 
     Returns ``(m, info)`` with info = {"steps", "max_torque_T", "converged"}.
     """
-    field_fn = effective_field(terms if terms is not None else field_terms(grid, demag=demag))
+    if terms is None:
+        _deprecated_demag(demag, "relax")
+    field_fn = effective_field(_resolve_terms(grid, terms, demag))
     relax_material = material.replace(alpha=jnp.ones_like(material.alpha))
     if dt is None:
         dt = 2.0 * stable_time_step(grid, material)
-    _, step_fn = rk4(grid, field_fn, dt, precession=False)
+    _, step_fn = get_solver(solver)(field_fn, dt, precession=False)
 
     @jax.jit
     def run(m):

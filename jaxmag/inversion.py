@@ -41,6 +41,7 @@ import optax
 from jaxmag.config import DefectConfig
 from jaxmag.defects import generate_defects
 from jaxmag.drivers import check_time_step, field_terms, trajectory
+from jaxmag.fields.terms import STANDARD_TERMS
 from jaxmag.fields import effective_field
 from jaxmag.grid import Grid
 from jaxmag.integrators import init_state, rk4
@@ -81,8 +82,8 @@ def response_fn(
     (f + 1) · ``steps_per_frame`` steps of ``dt`` (s). Differentiable in ``material``."""
     if not (num_frames > 0 and steps_per_frame > 0):
         raise ValueError("num_frames and steps_per_frame must be positive")
-    field_fn = effective_field(field_terms(grid, demag=demag))
-    _, step_fn = rk4(grid, field_fn, dt)
+    field_fn = effective_field(field_terms(grid, STANDARD_TERMS if demag else STANDARD_TERMS[:-1]))
+    _, step_fn = rk4(field_fn, dt)
 
     def one(material: Material, m0: jax.Array) -> jax.Array:
         _, frames = trajectory(

@@ -63,14 +63,14 @@ def run_sp4(
     grid = sp4_grid()
     material = sp4_material(grid, dtype=dtype)
     m0 = jnp.broadcast_to(jnp.asarray([1.0, 0.1, 0.0], dtype), grid.vector_shape)
-    terms = field_terms(grid, demag=True)
+    terms = field_terms(grid)
     if progress:
         progress("relaxing the s-state")
     m_relaxed, info = relax(grid, material, m0, terms=terms, torque_tol=relax_torque_tol)
     field_material = material.replace(B_ext=jnp.broadcast_to(jnp.asarray(SP4_FIELD_T, dtype), grid.vector_shape))
     steps_per_frame = int(round(frame_interval_s / dt))
     num_frames = int(round(duration_s / frame_interval_s))
-    init_fn, step_fn = rk4(grid, effective_field(terms), dt)
+    init_fn, step_fn = rk4(effective_field(terms), dt)
     if progress:
         progress(f"switching: {num_frames} frames × {steps_per_frame} RK4 steps of {dt:g} s")
 

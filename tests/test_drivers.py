@@ -17,7 +17,7 @@ from jaxmag.material import Material, validate_material
 def small():
     grid = Grid(8, 8, 1, 4e-9, 4e-9, 4e-9, "periodic")
     material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.02, temperature=300.0)
-    sim = movie_simulator(grid, dt=1e-13, burn_in_steps=20, steps_per_frame=10, num_frames=4, demag=True, components="xz")
+    sim = movie_simulator(grid, dt=1e-13, burn_in_steps=20, steps_per_frame=10, num_frames=4, components="xz")
     return grid, material, sim
 
 
@@ -42,8 +42,8 @@ def test_grad_wrt_anisotropy_matches_finite_differences():
         grid = Grid(4, 4, 1, 4e-9, 4e-9, 4e-9, "open")
         base = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=2e4, alpha=0.1, dtype=jnp.float64,
                                 easy_axis=(1.0, 0.3, 0.0))
-        field_fn = effective_field(field_terms(grid, demag=True))
-        init_fn, step_fn = rk4(grid, field_fn, 1e-13)
+        field_fn = effective_field(field_terms(grid))
+        init_fn, step_fn = rk4(field_fn, 1e-13)
         m0 = jnp.zeros(grid.vector_shape, jnp.float64).at[..., 0].set(0.8).at[..., 2].set(0.6)
 
         def objective(K_u):
@@ -91,3 +91,22 @@ def test_bad_input_raises_clear_errors(small):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_time_step(grid, material, 1e-13)
+
+
+def test_terms_by_name_solver_choice_and_deprecated_demag(small):
+    """Named terms equal the default set; ``demag=False`` (deprecated) equals dropping 'demag';
+    the solver is an argument (RK4 holds the thermal draw over its four stages)."""
+    grid, material, sim = small
+    m0 = jnp.zeros(grid.vector_shape).at[..., 0].set(1.0)
+    key = jax.random.key(2)
+    kw = dict(dt=1e-13, burn_in_steps=0, steps_per_frame=5, num_frames=2, components="xyz")
+    named = movie_simulator(grid, terms=("exchange", "anisotropy", "zeeman"), **kw)
+    with pytest.warns(DeprecationWarning, match="demag"):
+        old = movie_simulator(grid, demag=False, **kw)
+    np.testing.assert_array_equal(np.asarray(named(material, m0, key)), np.asarray(old(material, m0, key)))
+    heun = movie_simulator(grid, **kw)(material, m0, key)
+    rk = movie_simulator(grid, solver="rk4", **kw)(material, m0, key)
+    np.testing.assert_allclose(np.asarray(rk), np.asarray(heun), atol=5e-3)  # same noise, 2nd vs 4th order drift
+    assert not np.array_equal(np.asarray(rk), np.asarray(heun))
+    with pytest.raises(ValueError, match="unknown field term"):
+        movie_simulator(grid, terms=("exchange", "dmi"), **kw)

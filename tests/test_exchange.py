@@ -77,7 +77,7 @@ def test_domain_wall_width_matches_sqrt_A_over_K():
         x = (np.arange(n) - (n - 1) / 2) * dx
         theta = np.pi / 2 * (1 + np.tanh(x / 3e-9))  # a wall of the wrong width, rotating through +y
         m0 = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], -1)[None, None]
-        m, info = relax(grid, material, jnp.asarray(m0), demag=False, torque_tol=1e-6, terms=(exchange(grid), uniaxial_anisotropy(grid)))
+        m, info = relax(grid, material, jnp.asarray(m0), torque_tol=1e-6, terms=(exchange(grid), uniaxial_anisotropy(grid)))
         assert info["converged"], info
         mx = np.asarray(m)[0, 0, :, 0]
     # Fit δ by least squares on the profile (centre fixed by symmetry).

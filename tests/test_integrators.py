@@ -8,8 +8,9 @@ from jaxmag.drivers import field_terms, trajectory
 from jaxmag.energy import total_energy
 from jaxmag.fields import effective_field
 from jaxmag.fields.anisotropy import uniaxial_anisotropy
+from jaxmag.fields.thermal import thermal
 from jaxmag.grid import Grid
-from jaxmag.integrators import rk4, stochastic_heun
+from jaxmag.integrators import SOLVERS, get_solver, rk4, stochastic_heun
 from jaxmag.material import Material
 
 
@@ -26,10 +27,10 @@ def film():
 @pytest.mark.parametrize("scheme", ["rk4", "heun"])
 def test_energy_never_increases_at_high_damping(film, scheme):
     grid, material, m0 = film
-    field_fn = effective_field(field_terms(grid, demag=True))
-    energy = total_energy(grid, demag=True)
-    factory = rk4 if scheme == "rk4" else (lambda g, f, dt: stochastic_heun(g, f, dt, thermal=False))
-    init_fn, step_fn = factory(grid, field_fn, 5e-14)
+    field_fn = effective_field(field_terms(grid))
+    energy = total_energy(grid)
+    factory = rk4 if scheme == "rk4" else stochastic_heun
+    init_fn, step_fn = factory(field_fn, 5e-14)
     _, (E, norms) = jax.jit(
         lambda mat, m: trajectory(step_fn, init_fn(m), mat, num_frames=60, steps_per_frame=10,
                                   observe=lambda s: (energy(s.m, mat), jnp.linalg.norm(s.m, axis=-1)))
@@ -45,7 +46,7 @@ def test_unit_norm_float64_at_temperature():
     with jax.enable_x64(True):
         grid = Grid(8, 8, 1, 4e-9, 4e-9, 4e-9, "periodic")
         material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.02, temperature=300.0, dtype=jnp.float64)
-        init_fn, step_fn = stochastic_heun(grid, effective_field(field_terms(grid, demag=True)), 1e-13)
+        init_fn, step_fn = stochastic_heun(effective_field(field_terms(grid)), 1e-13, thermal=thermal(grid))
         m0 = jnp.zeros(grid.vector_shape, jnp.float64).at[..., 0].set(1.0)
         _, norms = trajectory(step_fn, init_fn(m0, jax.random.key(0)), material, num_frames=5, steps_per_frame=20,
                               observe=lambda s: jnp.linalg.norm(s.m, axis=-1))
@@ -68,8 +69,8 @@ def test_convergence_order(scheme, order, ref_steps, steps):
 
         def final(n):
             dt = total / n
-            factory = rk4 if scheme == "rk4" else (lambda g, f, d: stochastic_heun(g, f, d, thermal=False))
-            init_fn, step_fn = factory(grid, field_fn, dt)
+            factory = rk4 if scheme == "rk4" else stochastic_heun
+            init_fn, step_fn = factory(field_fn, dt)
             _, ms = trajectory(step_fn, init_fn(m0), material, num_frames=1, steps_per_frame=n)
             return np.asarray(ms[-1])
 
@@ -77,3 +78,40 @@ def test_convergence_order(scheme, order, ref_steps, steps):
         errors = [np.abs(final(n) - ref).max() for n in steps]
         measured = np.log2(errors[0] / errors[1])
         assert abs(measured - order) < 0.3, measured
+
+
+def test_deprecated_grid_first_signatures_still_work(film):
+    """``stochastic_heun(grid, field_fn, dt)`` and ``rk4(grid, ...)`` warn and give the same steps."""
+    grid, material, m0 = film
+    material = material.replace(temperature=jnp.full_like(material.temperature, 300.0))
+    field_fn = effective_field(field_terms(grid))
+    key = jax.random.key(1)
+    for old, new in (
+        (lambda: stochastic_heun(grid, field_fn, 1e-13), lambda: stochastic_heun(field_fn, 1e-13, thermal=thermal(grid))),
+        (lambda: stochastic_heun(grid, field_fn, 1e-13, thermal=False), lambda: stochastic_heun(field_fn, 1e-13)),
+        (lambda: rk4(grid, field_fn, 1e-13), lambda: rk4(field_fn, 1e-13)),
+    ):
+        with pytest.warns(DeprecationWarning, match="grid"):
+            init_a, step_a = old()
+        init_b, step_b = new()
+        a = step_a(step_a(init_a(m0, key), material), material).m
+        b = step_b(step_b(init_b(m0, key), material), material).m
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert get_solver("heun") is stochastic_heun and set(SOLVERS) == {"heun", "rk4"}
+    with pytest.raises(ValueError, match="unknown solver"):
+        get_solver("euler")
+
+
+def test_energy_factors_come_from_the_term_registry(film):
+    """E = −f Σ Ms m·B V with f = ½ (exchange, anisotropy, demag) and 1 (Zeeman); the sum is E_total."""
+    from jaxmag.energy import energies
+    from jaxmag.fields.terms import TERMS
+
+    grid, material, m0 = film
+    material = material.replace(B_ext=jnp.broadcast_to(jnp.asarray([0.0, 0.0, 0.01]), grid.vector_shape))
+    out = energies(grid, m0, material)
+    assert set(out) == {"E_exch", "E_anis", "E_Zeeman", "E_demag", "E_total"}
+    zeeman = -grid.cell_volume * float(jnp.sum(material.Ms * m0[..., 2] * 0.01))
+    np.testing.assert_allclose(float(out["E_Zeeman"]), zeeman, rtol=1e-5)
+    np.testing.assert_allclose(float(out["E_total"]), float(total_energy(grid)(m0, material)), rtol=1e-6)
+    assert {n: t.energy_factor for n, t in TERMS.items()} == {"exchange": 0.5, "anisotropy": 0.5, "zeeman": 1.0, "demag": 0.5}
