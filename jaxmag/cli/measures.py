@@ -35,9 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import h5py
-
     from jaxmag.config import load_config, loads_config
+    from jaxmag.io.errors import open_h5
     from jaxmag.io.measures_file import compute_measures_file
     from jaxmag.noise import noise_specs_from_config, parse_noise_spec
 
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else None
     if args.noise_from_config:
         if config is None:
-            with h5py.File(args.dataset, "r") as f:
+            with open_h5(args.dataset, "jaxmag dataset (written by `jaxmag simulate`)") as f:
                 noise_config = loads_config(str(f.attrs.get("config", "")), source=f"{args.dataset}:/config").noise
         else:
             noise_config = config.noise

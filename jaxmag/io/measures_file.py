@@ -10,15 +10,26 @@ Output: ``/<condition>/<measure>/<component>`` float32 (N, ny, nx) for every con
 copied as stored, and root attributes with the measure options, the noise seed and the
 source's config hash. Maps of runs not yet computed hold NaN.
 
-Runs are read ``chunk`` at a time, once for all conditions; after each chunk the maps and the
-per-condition ``done`` masks are flushed, so an interrupted job resumes where it stopped
-(``resume=True``) and reproduces the same numbers, since each run's noise key depends only on
-(noise seed, run index, condition).
+Every dataset has ``axes`` (``run,y,x``) and ``units`` attributes (``1``: the maps of m are
+dimensionless; latent entropy in nats), the maps also ``measure`` and ``component``; the root
+has ``jaxmag_version``.
+
+Runs are read ``chunk`` at a time, once for all conditions, so an interrupted job resumes where
+it stopped (``resume=True``) and reproduces the same numbers, since each run's noise key depends
+only on (noise seed, run index, condition). Crash safety is the dataset's
+(``jaxmag.io.dataset``): the output is built complete (every condition, map and ``done`` mask,
+maps NaN) under a temporary name and renamed into place; then, per chunk, the maps' bytes are
+written at offsets fixed at creation (``jaxmag.io.atomic.RawFile``: pwrite, fsync, read back)
+and only then the ``done`` flags, so HDF5 never changes the file after creation. A kill -9, a
+full disk or Ctrl-C leaves a file that ``--resume`` continues; with ``force`` the new file is
+written as ``NAME.incomplete.h5`` beside the old one and replaces it only when complete.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxmag import __version__
 from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, loads_config
+from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
+from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
 from jaxmag.measures import MEASURES, check_options, measure_options, measures_kernel
 from jaxmag.noise import CLEAN, NoiseSpec, add_gaussian, condition_keys, condition_hash, parse_noise_spec
 
@@ -37,11 +51,13 @@ FORMAT = "jaxmag-measures-1"
 
 def _read_source(src: h5py.File, path: Path) -> tuple[Config, str, tuple[int, ...]]:
     """Validate the dataset layout; return (its config, its components, m's shape)."""
+    if src.attrs.get("format") == FORMAT:
+        raise InputError(f"{path} is a measures file; `jaxmag measures` reads a dataset written by `jaxmag simulate`")
     for name in ("m", "labels", "done"):
         if name not in src:
-            raise ValueError(f"{path}: not a jaxmag dataset (missing /{name})")
+            raise InputError(f"{path}: not a jaxmag dataset (missing /{name})")
     if "config" not in src.attrs or "components" not in src.attrs:
-        raise ValueError(f"{path}: not a jaxmag dataset (missing root attribute 'config' or 'components')")
+        raise InputError(f"{path}: not a jaxmag dataset (missing root attribute 'config' or 'components')")
     shape = src["m"].shape
     components = str(src.attrs["components"])
     if len(shape) != 5 or shape[2] != len(components):
@@ -101,7 +117,8 @@ def _root_attrs(options: dict[str, Any], measures: tuple[str, ...], components: 
     }
 
 
-def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shape: tuple[int, int, int]) -> None:
+def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shape: tuple[int, int, int],
+                  want_conditions: Sequence[str] = ()) -> None:
     for key, value in expected.items():
         stored = out.attrs.get(key)
         if isinstance(stored, bytes):
@@ -113,22 +130,54 @@ def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shap
                              f"{value!r} now (use --force to start over)")
     if "labels" not in out or out["labels"].shape != shape:
         raise ValueError(f"{out_path}: cannot resume: /labels missing or not of shape {shape}")
+    have = [name for name in out if name != "labels"]
+    for name in want_conditions:
+        if name not in have:
+            raise ValueError(f"{out_path}: cannot resume: it has the conditions {', '.join(have)}, not {name} "
+                             "(ask for the same conditions, or use --force to start over)")
 
 
-def _ensure_condition(out: h5py.File, spec: NoiseSpec, measures: tuple[str, ...], components: str,
-                      shape: tuple[int, int, int]) -> h5py.Group:
-    group = out.require_group(spec.name)
-    group.attrs["kind"] = spec.kind
-    group.attrs["variance"] = float(spec.variance)
-    if "done" not in group:
-        group.create_dataset("done", shape=(shape[0],), dtype=bool, fillvalue=False)
-    for m in measures:
-        for c in components:
-            name = f"{m}/{c}"
-            if name not in group:
-                group.create_dataset(name, shape=shape, dtype=np.float32, chunks=(1,) + shape[1:],
-                                     fillvalue=np.nan)
-    return group
+def _preallocated(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, fill=None,
+                  axes: str = "run,y,x", units: str = "1", **attrs) -> h5py.Dataset:
+    """A contiguous dataset whose file space is allocated (and filled) now: rows sit at fixed offsets."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    shape = np.shape(data) if data is not None else shape
+    dtype = np.asarray(data).dtype if data is not None else dtype
+    d = group.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, track_times=False,
+                             fillvalue=fill, fill_time="alloc" if fill is not None else "never")
+    if data is not None:
+        d[...] = data
+    d.attrs["axes"] = axes
+    d.attrs["units"] = units
+    for key, value in attrs.items():
+        d.attrs[key] = value
+    return d
+
+
+def _write_skeleton(out: h5py.File, attrs: dict[str, Any], labels: np.ndarray, conditions: Sequence[NoiseSpec],
+                    measures: tuple[str, ...], components: str) -> None:
+    """The whole output file, every map NaN and every run not done."""
+    out.attrs.update(attrs)
+    N, ny, nx = labels.shape
+    _preallocated(out, "labels", labels, meaning="as stored in the dataset: 0 background, 1..4 defect blob id")
+    for spec in conditions:
+        group = out.create_group(spec.name, track_order=False)
+        group.attrs["kind"] = spec.kind
+        group.attrs["variance"] = float(spec.variance)
+        _preallocated(group, "done", shape=(N,), dtype=bool, fill=False, axes="run")
+        for m in measures:
+            for c in components:
+                _preallocated(group, f"{m}/{c}", shape=(N, ny, nx), dtype=np.float32, fill=np.nan,
+                              units="nats" if m == "latent_entropy" else "1", measure=m, component=c)
+
+
+def staging_path(path: Path) -> Path:
+    """Where a ``force`` run writes its new file until it is complete: ``NAME.incomplete.h5``."""
+    return path.with_name(f"{path.stem}.incomplete{path.suffix}")
+
+
+_RESUME_HINT = "free some space and rerun the same command with --resume (finished chunks are kept)"
 
 
 def compute_measures_file(
@@ -158,13 +207,13 @@ def compute_measures_file(
         raise ValueError(f"chunk must be a positive number of runs, got {chunk}")
     if resume and force:
         raise ValueError("choose one of resume (continue the output) and force (overwrite it)")
-    if not dataset_path.is_file():
+    if not dataset_path.exists():
         raise FileNotFoundError(f"dataset not found: {dataset_path}")
     if dataset_path.resolve() == out_path.resolve():
         raise ValueError("the output file must differ from the dataset")
     conditions = _conditions(noise_specs)
     measures = tuple(dict.fromkeys(measures))
-    with h5py.File(dataset_path, "r") as src:
+    with open_h5(dataset_path, "jaxmag dataset (written by `jaxmag simulate`)") as src:
         source_config, components, shape = _read_source(src, dataset_path)
         N, T, _, ny, nx = shape
         if isinstance(config, (str, Path)):
@@ -187,66 +236,132 @@ def compute_measures_file(
             raise ValueError(f"{dataset_path}: no finished runs to measure")
         attrs = _root_attrs(options, measures, components, config_hash(source_config), seed,
                             {c: list(o["fixed_range"]) for c, o in zip(components, by_comp)})
-        with _open_output(out_path, resume, force) as out:
-            if len(out.attrs) or len(out):  # an existing file opened with resume
-                if out.attrs.get("format") != FORMAT:
-                    raise ValueError(f"{out_path}: cannot resume: not a jaxmag measures file")
-                _check_resume(out, out_path, attrs, (N, ny, nx))
-            else:
-                out.attrs.update(attrs)
-                out.attrs["source"] = str(dataset_path)
-                out.create_dataset("labels", data=src["labels"][...])
-            groups = [_ensure_condition(out, s, measures, components, (N, ny, nx)) for s in conditions]
-            _stream(src, out, groups, conditions, done, seed, components, measures, by_comp, chunk, progress)
+        work = _prepare_output(out_path, resume, force, attrs, src, conditions, measures, components, (N, ny, nx),
+                               dataset_path)
+        _stream(src, work, conditions, done, seed, components, measures, by_comp, chunk, progress)
+    if work != out_path:  # a --force run: replace the old file only now that the new one is complete
+        os.replace(work, out_path)
+        fsync_dir(out_path.parent)
     return out_path
 
 
-class _open_output:
-    """Open the output for writing: new file, or ``resume`` an existing one, or ``force`` a fresh one."""
-
-    def __init__(self, path: Path, resume: bool, force: bool):
-        if path.exists() and not (resume or force):
-            raise FileExistsError(f"{path} exists; pass --resume to continue it or --force to overwrite it")
-        if path.exists() and force:
-            path.unlink()
-        self.file = h5py.File(path, "r+" if path.exists() else "w")
-
-    def __enter__(self) -> h5py.File:
-        return self.file
-
-    def __exit__(self, *exc: Any) -> None:
-        self.file.close()
-
-
-def _stream(src, out, groups, conditions, done, seed, components, measures, by_comp, chunk, progress) -> None:
-    pending = np.stack([done & ~np.asarray(g["done"][...], bool) for g in groups])  # (conditions, N)
-    todo = np.flatnonzero(pending.any(axis=0))
-    # Noise keys use the global run index (files written in parts hold rows run_start..), so a
-    # run gets the same noise in a part file and in the merged dataset.
-    run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
-    option_items = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
-    bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
+def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, Any], src: h5py.File,
+                    conditions: Sequence[NoiseSpec], measures: tuple[str, ...], components: str,
+                    shape: tuple[int, int, int], dataset_path: Path) -> Path:
+    """The file to write: checked for ``resume``, else created complete (atomically)."""
+    staging = staging_path(out_path)
+    if out_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name such as measures.h5", str(out_path))
+    if resume and (out_path.exists() or staging.exists()):
+        work = staging if staging.exists() else out_path
+        with open_h5(work, "jaxmag measures file") as out:
+            if out.attrs.get("format") != FORMAT:
+                raise ValueError(f"{work}: cannot resume: not a jaxmag measures file")
+            _check_resume(out, work, attrs, shape, [s.name for s in conditions])
+            for spec in conditions:
+                for m in measures:
+                    for c in components:
+                        if f"{spec.name}/{m}/{c}" not in out:
+                            raise ValueError(f"{work}: cannot resume: it has no /{spec.name}/{m}/{c} "
+                                             "(use --force to start over)")
+        return work
+    if out_path.exists() and not (resume or force):
+        extra = f" ({staging} holds an interrupted --force run: --resume continues it)" if staging.exists() else ""
+        raise FileExistsError(f"{out_path} exists; pass --resume to continue it or --force to overwrite it{extra}")
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(f"output directory does not exist: {out_path.parent}")
+    work = staging if out_path.exists() else out_path
     try:
-        for start in range(0, todo.size, chunk):
-            idx = todo[start:start + chunk]
-            m = src["m"][idx]  # sorted indices: one h5py read per chunk
-            # Pad the last chunk to the full size so every chunk reuses one compiled kernel.
-            pad = chunk - idx.size
-            padded_idx = run_ids[np.concatenate([idx, np.repeat(idx[-1:], pad)])]
-            m = np.concatenate([m, np.repeat(m[-1:], pad, axis=0)]) if pad else m
-            for ci, (spec, group) in enumerate(zip(conditions, groups)):
-                rows = pending[ci, idx]
-                if not rows.any():
-                    continue
-                maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
-                                       condition_hash(spec), spec.variance, spec.kind == "speckle",
-                                       noisy=spec.kind != "clean", components=components, options=option_items)
-                maps = {k: np.asarray(v)[: idx.size] for k, v in maps.items()}
-                for name in measures:
-                    for c_i, comp in enumerate(components):
-                        group[f"{name}/{comp}"][idx[rows]] = maps[name][rows, c_i]
-                group["done"][idx[rows]] = True
-                bar.update(int(rows.sum()))
-            out.flush()  # maps and done masks on disk before the next chunk
+        with atomic_path(work) as tmp:
+            with h5py.File(tmp, "w") as out:
+                _write_skeleton(out, {**attrs, "source": str(dataset_path), "jaxmag_version": __version__},
+                                np.asarray(src["labels"][...]), conditions, measures, components)
+                out.flush()
+    except WriteError:
+        raise
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
+        if is_storage_error(exc):
+            raise write_error(work, exc) from exc
+        raise
+    return work
+
+
+class _Output:
+    """Raw, checked writes of rows of the output's datasets (layout read once, then no HDF5)."""
+
+    def __init__(self, path: Path, names: Sequence[str]):
+        self.path = path
+        with open_h5(path, "jaxmag measures file") as f:
+            self.layout = {}
+            for name in names:
+                d = f[name]
+                if d.id.get_offset() is None or d.chunks is not None or d.compression:
+                    raise ValueError(f"{path}: /{name} is not preallocated; it was written by an older jaxmag "
+                                     "(use --force to start over)")
+                self.layout[name] = (d.id.get_offset(), d.dtype, d.shape[1:])
+            self.done = {name: np.asarray(f[name][...], bool) for name in names if name.endswith("/done")}
+        self.raw = RawFile(path, hint=_RESUME_HINT)
+        self.pending: list[tuple[int, np.ndarray]] = []
+
+    def put(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
+        base, dtype, shape = self.layout[name]
+        row_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        values = np.array(values, dtype=dtype, order="C").reshape((len(rows),) + shape)
+        for j, v in zip(rows, values):
+            offset = base + int(j) * row_bytes
+            self.raw.write(offset, v.data)
+            self.pending.append((offset, v))
+
+    def commit(self) -> None:
+        """fsync and read back everything written since the last commit."""
+        self.raw.sync()
+        for offset, v in self.pending:
+            self.raw.verify(offset, v.data)
+        self.pending = []
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _stream(src, work: Path, conditions, done, seed, components, measures, by_comp, chunk, progress) -> None:
+    names = [f"{spec.name}/done" for spec in conditions]
+    names += [f"{spec.name}/{m}/{c}" for spec in conditions for m in measures for c in components]
+    out = _Output(work, names)
+    try:
+        pending = np.stack([done & ~out.done[f"{s.name}/done"] for s in conditions])  # (conditions, N)
+        todo = np.flatnonzero(pending.any(axis=0))
+        # Noise keys use the global run index (files written in parts hold rows run_start..), so a
+        # run gets the same noise in a part file and in the merged dataset.
+        run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
+        option_items = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
+        bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
+        try:
+            for start in range(0, todo.size, chunk):
+                idx = todo[start:start + chunk]
+                m = src["m"][idx]  # sorted indices: one h5py read per chunk
+                # Pad the last chunk to the full size so every chunk reuses one compiled kernel.
+                pad = chunk - idx.size
+                padded_idx = run_ids[np.concatenate([idx, np.repeat(idx[-1:], pad)])]
+                m = np.concatenate([m, np.repeat(m[-1:], pad, axis=0)]) if pad else m
+                finished = []
+                for ci, spec in enumerate(conditions):
+                    rows = pending[ci, idx]
+                    if not rows.any():
+                        continue
+                    maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
+                                           condition_hash(spec), spec.variance, spec.kind == "speckle",
+                                           noisy=spec.kind != "clean", components=components, options=option_items)
+                    maps = {k: np.asarray(v)[: idx.size] for k, v in maps.items()}
+                    for name in measures:
+                        for c_i, comp in enumerate(components):
+                            out.put(f"{spec.name}/{name}/{comp}", idx[rows], maps[name][rows, c_i])
+                    finished.append((spec, idx[rows]))
+                out.commit()  # the maps are on disk and read back ...
+                for spec, rows in finished:
+                    out.put(f"{spec.name}/done", rows, np.ones(rows.size, bool))
+                out.commit()  # ... before they are marked done
+                bar.update(sum(int(rows.size) for _, rows in finished))
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        out.close()
