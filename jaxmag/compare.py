@@ -79,12 +79,12 @@ class DatasetRun:
 
 def read_dataset_run(path: str | os.PathLike, run: int) -> DatasetRun:
     """Read run ``run`` of a jaxmag dataset (``/m`` (N, T, C, ny, nx), ``/t``, ``/done``)."""
-    import h5py
+    from jaxmag.io.errors import open_h5
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"dataset not found: {path}")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "jaxmag dataset") as f:  # InputError naming the file for a bad one
         for key in ("m", "t"):
             if key not in f:
                 raise ValueError(f"{path}: not a jaxmag dataset (no /{key})")

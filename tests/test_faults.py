@@ -41,3 +41,175 @@ def test_atomic_write_storage_error_names_the_file(tmp_path, monkeypatch):
     with pytest.raises(atomic.WriteError, match=r"cannot write .*b\.bin: No space left on device; free some space"):
         atomic.write_bytes(target, b"x" * 10)
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+# --- shared small files -------------------------------------------------------------------------
+
+import dataclasses
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+from jaxmag.cli import main
+from jaxmag.config import loads_config
+from jaxmag.io import dataset as ds
+from jaxmag.io.errors import WriteError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.toml"
+XYZ_OVERRIDE = '\n[simulation]\ncomponents = "xyz"\n'
+
+
+def tiny_xyz_config(num_runs=8, batch=4):
+    text = TINY.read_text().replace('components = "xz"', 'components = "xyz"')
+    text = text.replace("num_runs = 6", f"num_runs = {num_runs}").replace("batch_size = 4", f"batch_size = {batch}")
+    return loads_config(text, "tiny-xyz")
+
+
+def unit_rows(spec: ds.FileSpec, runs, seed=0) -> ds.RunRows:
+    """Synthetic finished runs: random unit vectors (|m| = 1), labels and material maps."""
+    rng = np.random.default_rng([seed, *map(int, runs)])
+    B = len(runs)
+    m = rng.standard_normal((B, spec.num_frames, 3, spec.ny, spec.nx))
+    m /= np.linalg.norm(m, axis=2, keepdims=True)
+    return ds.RunRows(
+        run_index=np.asarray(runs, np.int64),
+        m=m.astype(spec.store_dtype),
+        labels=rng.integers(0, 3, (B, spec.ny, spec.nx)).astype(np.uint8),
+        A=np.full((B, spec.ny, spec.nx), 1.3e-11, np.float32),
+        Ku=np.full((B, spec.ny, spec.nx), 4e5, np.float32),
+        easy_axis=np.broadcast_to(np.float32([0, 0, 1]), (B, spec.ny, spec.nx, 3)).copy(),
+    )
+
+
+def write_synthetic(path: Path, config=None, *, force=False, batches=None) -> Path:
+    config = config or tiny_xyz_config()
+    t = np.arange(config.simulation.num_frames) * config.simulation.frame_interval_s
+    spec = ds.FileSpec.from_config(config, t, 0, config.dataset.num_runs)
+    work = ds.create_file(path, spec, force=force)
+    runs = np.arange(config.dataset.num_runs)
+    batches = batches if batches is not None else [runs[i:i + 4] for i in range(0, runs.size, 4)]
+    with ds.DatasetWriter(work) as w:
+        for b in batches:
+            w.write(unit_rows(spec, b))
+    return ds.complete(work, path)
+
+
+def assert_unit_m_where_done(path: Path) -> None:
+    with h5py.File(path, "r") as f:
+        done = f["done"][...]
+        assert done.any()
+        norm = np.linalg.norm(f["m"][np.flatnonzero(done)].astype(np.float64), axis=2)
+        np.testing.assert_allclose(norm, 1.0, rtol=1e-3)  # no run marked done holds zeros
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A valid dataset, and bad inputs derived from it (truncated, zeroed, text, empty, folder)."""
+    root = tmp_path_factory.mktemp("files")
+    good = write_synthetic(root / "good.h5")
+    blob = good.read_bytes()
+    out = {"good": good, "missing": root / "missing.h5", "directory": root / "folder.h5"}
+    out["directory"].mkdir()
+    contents = {"empty": b"", "truncated": blob[: len(blob) // 3], "zeroed": bytes(len(blob)),
+                "text": b"run,value\n0,1.0\n"}
+    for kind, data in contents.items():
+        out[kind] = root / f"{kind}.h5"
+        out[kind].write_bytes(data)
+    return out
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("jaxmag: error: "), err
+    return lines[0]
+
+
+# --- item 1: a full disk never marks a run done ---------------------------------------------------
+
+def _enospc_after(monkeypatch, calls: int, module=atomic.os):
+    real, count = os.pwrite, [0]
+
+    def pwrite(fd, data, offset):
+        count[0] += 1
+        if count[0] > calls:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(module, "pwrite", pwrite)
+
+
+def test_full_disk_in_dataset_writer_marks_nothing_done_and_resume_is_byte_identical(tmp_path, monkeypatch):
+    ref = write_synthetic(tmp_path / "ref.h5")
+    path = tmp_path / "full.h5"
+    _enospc_after(monkeypatch, 4 * 5 + 4 + 7)  # first batch and its done flags, then 7 more row writes
+    with pytest.raises(WriteError, match=r"cannot write .*full\.h5: No space left on device; free some space"):
+        write_synthetic(path)
+    monkeypatch.undo()
+    assert ds.summary(path).runs_done == 4
+    assert ds.pending_rows(path).tolist() == [4, 5, 6, 7]
+    assert_unit_m_where_done(path)
+    config = tiny_xyz_config()  # "free space" and resume: only the pending rows are written
+    t = np.arange(config.simulation.num_frames) * config.simulation.frame_interval_s
+    spec = ds.FileSpec.from_config(config, t, 0, 8)
+    with ds.DatasetWriter(ds.check_matches(path, spec)) as w:
+        w.write(unit_rows(spec, ds.pending_rows(path)))
+    assert path.read_bytes() == ref.read_bytes()
+    assert_unit_m_where_done(path)
+
+
+def test_a_write_that_silently_fails_is_caught_by_the_read_back(tmp_path, monkeypatch):
+    """h5py ignores the error of a write flushed when a temporary object is freed (issue 14,
+    item 1): simulate a write that reports success but stores nothing."""
+    path = tmp_path / "lost.h5"
+    write_synthetic(path, batches=[])
+    real = os.pwrite
+    monkeypatch.setattr(atomic.os, "pwrite", lambda fd, data, offset: len(memoryview(data).cast("B")))
+    with pytest.raises(WriteError, match="read back differs"):
+        write_synthetic(path, force=True, batches=[np.arange(4)])
+    monkeypatch.setattr(atomic.os, "pwrite", real)
+    assert ds.summary(path).runs_done == 0
+
+
+def _tmpfs(path: Path, size: str) -> Path:
+    path.mkdir()
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root on Linux")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    return path
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = _tmpfs(tmp_path / "disk", "180k")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_tmpfs_during_simulate_then_resume_is_byte_identical(tmp_path, small_disk, capsys):
+    """The scenario of issue 14, item 1, on a real 180 kB file system."""
+    config = tmp_path / "tiny12.toml"
+    config.write_text(TINY.read_text().replace("num_runs = 6", "num_runs = 12").replace('components = "xz"', 'components = "xyz"'))
+    out = small_disk / "d.h5"
+    assert main(["simulate", str(config), "--out", str(out), "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert "d.h5: No space left on device" in line and "--resume" in line
+    done = ds.summary(out).runs_done
+    assert 0 < done < 12
+    assert_unit_m_where_done(out)
+    subprocess.run(["mount", "-o", "remount,size=2m", str(small_disk)], check=True)
+    assert main(["simulate", str(config), "--out", str(out), "--no-progress", "--resume"]) == 0
+    ref = tmp_path / "ref.h5"
+    assert main(["simulate", str(config), "--out", str(ref), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == ref.read_bytes()
+    assert_unit_m_where_done(out)

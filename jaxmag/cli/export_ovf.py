@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from jaxmag.compare import AXES, dataset_frames, read_dataset_run
 from jaxmag.io.mumax3 import frame_files, write_table
+from jaxmag.io.outdir import claim, prepare
 from jaxmag.io.ovf import write_ovf
 
 
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write components the dataset does not store as 0 (otherwise that is an error)",
     )
     parser.add_argument("--format", choices=("binary4", "binary8", "text"), default="binary4", help="OVF data format (default binary4)")
-    parser.add_argument("--overwrite", action="store_true", help="replace m*.ovf files already in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace m*.ovf files already in --out, and a table.txt that jaxmag did not write")
     parser.set_defaults(func=run)
 
 
@@ -44,11 +46,14 @@ def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False
             f"{dataset} stores only the components {data.components!r} of m (missing {missing!r}); "
             "pass --fill-missing to write the missing ones as 0"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    prepare(out)
     existing = frame_files(out)
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {len(existing)} m*.ovf files; pass --overwrite to replace them")
     frames = dataset_frames(data, fill_missing=True)
+    # table.txt (or a frame name) that jaxmag did not write is never replaced silently
+    claim(out, ["table.txt"] + [f"m{k:06d}.ovf" for k in range(len(frames))], "export-ovf", force=overwrite,
+          fix="move it away, choose another --out or pass --overwrite")
     desc = (f"jaxmag components: {data.components}", f"jaxmag source: {dataset.name} run {run}")
     written = []
     for k in tqdm(range(len(frames)), desc=f"export run {run}", unit="frame", disable=not progress):

@@ -43,6 +43,7 @@ def register(subparsers) -> None:
                    help="--auto-noise warns beyond this ratio of variances (default 10)")
     p.add_argument("--noise-floor", type=float, default=1e-4,
                    help="variance that stands for 'clean' in --auto-noise (default 1e-4; thermal m_z can read ~1e-3)")
+    p.add_argument("--force", action="store_true", help="replace files in --out that jaxmag did not write")
     p.set_defaults(func=run)
 
 
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.movie} holds one component; {args.run} needs {', '.join(needed)}")
     pred = predict_movie((model, info), movies, threshold=args.threshold, tile=args.tile, overlap=args.overlap,
                          auto_noise=args.auto_noise, noise_factor=args.noise_factor, noise_floor=args.noise_floor)
-    paths = write_prediction(pred, args.out)
+    paths = write_prediction(pred, args.out, force=args.force)
     first = next(iter(movies.values())) if isinstance(movies, dict) else movies
     T, ny, nx = first.shape
     print(f"{first.source}: {T} frames of {ny} x {nx}; inputs {', '.join(pred.input_names)}; "

@@ -54,9 +54,9 @@ def temp_name(path: str | Path) -> Path:
 
 def _check_target(path: Path) -> None:
     if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, f"{path} is a folder, expected a file name", str(path))
+        raise IsADirectoryError(f"{path} is a folder; give a file name")
     if not path.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, f"output folder does not exist: {path.parent}", str(path.parent))
+        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
 
 
 @contextlib.contextmanager
@@ -149,7 +149,8 @@ class RawFile:
             os.close(fd)
 
     def _fail(self, exc: OSError) -> WriteError:
-        return write_error(self.path, exc, hint=self.hint)
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        return write_error(self.path, exc, hint=self.hint if full else "")
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         view = memoryview(data).cast("B")

@@ -33,14 +33,19 @@ class WriteError(OSError):
 def write_error(path: str | Path, exc: BaseException, *, hint: str = "") -> WriteError:
     """A ``WriteError`` for ``exc`` raised while writing ``path`` (``hint``: what to do next)."""
     code = getattr(exc, "errno", None)
-    reason = os.strerror(code) if isinstance(code, int) and code > 0 else (str(exc).splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+    elif isinstance(code, int) and code > 0:
+        reason = os.strerror(code)
+    else:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
     if not hint:
         if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             hint = "free some space (or choose another --out) and run the command again"
         elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
             hint = "choose a folder you can write to"
         else:
-            hint = "check the disk and run the command again"
+            hint = "check the disk (or choose another --out) and run the command again"
     err = WriteError(code if isinstance(code, int) else errno.EIO, f"cannot write {path}: {reason}; {hint}")
     err.filename = str(path)
     return err

@@ -26,7 +26,6 @@ written as ``NAME.incomplete.h5`` beside the old one and replaces it only when c
 """
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -251,7 +250,7 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
     """The file to write: checked for ``resume``, else created complete (atomically)."""
     staging = staging_path(out_path)
     if out_path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name such as measures.h5", str(out_path))
+        raise IsADirectoryError(f"--out {out_path} is a folder; give a file name such as measures.h5")
     if resume and (out_path.exists() or staging.exists()):
         work = staging if staging.exists() else out_path
         with open_h5(work, "jaxmag measures file") as out:

@@ -457,14 +457,9 @@ def _data_block(arr: np.ndarray, fmt_key: str, version: int) -> bytes:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` crash-safely (``jaxmag.io.atomic.write_bytes``), making the folder."""
+    from jaxmag.io.atomic import write_bytes
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, payload)

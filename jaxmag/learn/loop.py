@@ -30,6 +30,8 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from jaxmag.config import Config
+from jaxmag.io import outdir
+from jaxmag.io.atomic import write_text
 from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import checkpoint, sharding
@@ -229,9 +231,10 @@ def train_and_evaluate(
         sharding.barrier("run_folder_checked")  # every process looked before process 0 writes
         if taken:
             raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        if jax.process_index() == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "config.toml").write_text(config.to_toml())
+        if jax.process_index() == 0:  # never replace a file of the user's (or of another run) in --out
+            outdir.claim(out, ["config.toml", RUN_FILE, HISTORY_FILE, "checkpoints"], f"train {info['config_hash']}",
+                         fix="move it away or choose another --out")
+            write_text(out / "config.toml", config.to_toml())
         _write_json(out / RUN_FILE, info)
         start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
 

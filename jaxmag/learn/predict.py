@@ -35,6 +35,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from jaxmag.io import outdir
+from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, movie_from_array
 
 NOISE_FLOOR = 1e-4  # variance a clean-trained model is compared with (the weakest condition of the paper's sweep)
@@ -334,12 +336,14 @@ def predict_movie(
     return Prediction(proba, mask, raw, tuple(info["inputs"]), float(threshold), n_tiles, padded, noise, description)
 
 
-def write_prediction(pred: Prediction, out_dir: str | Path) -> dict[str, Path]:
+def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
     """Write the probability map, mask and an overlay into ``out_dir``; returns ``{name: path}``.
 
     ``probability.tif``/``.npy`` float32, ``mask.tif``/``.npy`` uint8 (1 = defect),
     ``probability.png`` (magma, 0..1), ``mask.png``, ``overlay.png`` (first input map in grey,
-    defects tinted red, outlined) and ``prediction.json``.
+    defects tinted red, outlined) and ``prediction.json``. Each file is written crash-safely
+    (``jaxmag.io.atomic``); files in ``out_dir`` that jaxmag did not write are refused unless
+    ``force`` (``jaxmag.io.outdir``).
     """
     import matplotlib
 
@@ -348,7 +352,6 @@ def write_prediction(pred: Prediction, out_dir: str | Path) -> dict[str, Path]:
     import tifffile
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     mask8 = pred.mask.astype(np.uint8)
     paths = {
         "probability_tif": out / "probability.tif",
@@ -360,15 +363,21 @@ def write_prediction(pred: Prediction, out_dir: str | Path) -> dict[str, Path]:
         "overlay_png": out / "overlay.png",
         "json": out / "prediction.json",
     }
-    tifffile.imwrite(paths["probability_tif"], pred.probability.astype(np.float32))
-    np.save(paths["probability_npy"], pred.probability.astype(np.float32))
-    tifffile.imwrite(paths["mask_tif"], mask8)
-    np.save(paths["mask_npy"], mask8)
-    plt.imsave(paths["probability_png"], pred.probability, cmap="magma", vmin=0.0, vmax=1.0)
-    plt.imsave(paths["mask_png"], mask8, cmap="gray", vmin=0, vmax=1)
-    plt.imsave(paths["overlay_png"], overlay_rgb(pred.inputs[..., 0], pred.mask))
+    outdir.claim(out, [p.name for p in paths.values()], "predict", force=force)
+    writers = {
+        "probability_tif": lambda f: tifffile.imwrite(f, pred.probability.astype(np.float32)),
+        "probability_npy": lambda f: np.save(f, pred.probability.astype(np.float32)),
+        "mask_tif": lambda f: tifffile.imwrite(f, mask8),
+        "mask_npy": lambda f: np.save(f, mask8),
+        "probability_png": lambda f: plt.imsave(f, pred.probability, cmap="magma", vmin=0.0, vmax=1.0, format="png"),
+        "mask_png": lambda f: plt.imsave(f, mask8, cmap="gray", vmin=0, vmax=1, format="png"),
+        "overlay_png": lambda f: plt.imsave(f, overlay_rgb(pred.inputs[..., 0], pred.mask), format="png"),
+    }
+    for name, write in writers.items():
+        with atomic_write(paths[name], "wb") as f:  # a full disk raises WriteError; no 0-byte file is left
+            write(f)
     record = {**pred.info, "noise": pred.noise, "files": {k: p.name for k, p in paths.items()}}
-    paths["json"].write_text(json.dumps(record, indent=1) + "\n")
+    write_text(paths["json"], json.dumps(record, indent=1) + "\n")
     return paths
 
 
