@@ -334,6 +334,7 @@ def test_run_without_and_with_mumax3(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ compare
 
+from jaxmag.compare_thermal import ThermalOptions  # noqa: E402
 from jaxmag.compare import (  # noqa: E402
     Tolerances,
     Trajectory,
@@ -417,24 +418,28 @@ def test_compare_thermal():
     a = in_memory(ou_movie(1), t, "a")
     result = compare(a, in_memory(ou_movie(2), t, "b"), mode="thermal")
     assert result.mode == "thermal" and result.passed, result.table()
-    assert len(result.checks) == 3 * 4 + 3
+    # No region map: one "film" region; mean and std maps, var and <m^2> of m_par, m_perp,
+    # m_z, and the autocorrelation times of |<m_xy>| and <m_z>.
+    assert len(result.statistics) == 3 * 4 + 2
     # Twice the fluctuation amplitude: std maps disagree.
     result = compare(a, in_memory(ou_movie(3, sigma=0.1), t, "c"), mode="thermal")
     assert not result.passed
-    failed = {ch.name for ch in result.checks if not ch.passed}
+    failed = {s.name for s in result.statistics if not s.passed}
     assert any("std" in name for name in failed), result.table()
-    # Much slower fluctuations (same amplitude): the autocorrelation time disagrees.
-    result = compare(a, in_memory(ou_movie(4, rho=0.97), t, "d"), mode="thermal")
-    assert any("autocorr" in ch.name and not ch.passed for ch in result.checks), result.table()
-    # A shifted mean map fails the KS test of the per-cell means.
+    # Much slower fluctuations (same amplitude): the autocorrelation time disagrees. (Its
+    # bootstrap error is honest about a 33-frame correlation, so this needs 4000 frames.)
+    long_t = 5e-10 + 1e-11 * np.arange(4000)
+    result = compare(in_memory(ou_movie(1, T=4000), long_t, "a"), in_memory(ou_movie(4, T=4000, rho=0.97), long_t, "d"), mode="thermal")
+    assert any(s.name.startswith("tau") and not s.passed for s in result.statistics), result.table()
+    # A shifted mean map (by 0.05 along x) is a shifted mean of m_par.
     shifted = ou_movie(5)
     shifted[..., 0] += 0.05
     result = compare(a, in_memory(shifted, t, "e"), mode="thermal")
-    assert any(ch.name == "KS p, per-cell mean mx" and not ch.passed for ch in result.checks), result.table()
+    assert any(s.name == "mean m_par [film]" and not s.passed for s in result.statistics), result.table()
 
 
 def test_compare_auto_mode_uses_dataset_temperature(tmp_path):
-    data = make_dataset(tmp_path / "hot.h5", temperature=300.0, T=6)
+    data = make_dataset(tmp_path / "hot.h5", temperature=300.0, T=12)  # thermal statistics need >= 8 frames
     result = compare(load_source(f"{data}#run=0"), load_source(f"{data}#run=0"))
     assert result.mode == "thermal" and result.passed
 
@@ -454,6 +459,8 @@ def test_autocorrelation_time_of_ar1():
 def test_tolerance_defaults_are_stated():
     tol = Tolerances()
     assert (tol.tol_rms, tol.tol_mean) == (0.01, 0.01)
+    thermal = ThermalOptions()
+    assert (thermal.alpha, thermal.scale_film, thermal.scale_contrast) == (0.05, 2.5, 1.25)
 
 
 @pytest.mark.slow

@@ -64,6 +64,7 @@ class MumaxRun:
         table: the data table, or None if the folder has no ``table.txt``.
         files: the snapshot files in order.
         components: components holding data (``"xyz"`` for MuMax3 output).
+        jaxmag_export: whether the frames carry ``export-ovf``'s ``jaxmag components`` line.
     """
 
     m: np.ndarray
@@ -72,6 +73,7 @@ class MumaxRun:
     table: Table | None
     files: tuple[Path, ...]
     components: str = "xyz"
+    jaxmag_export: bool = False
 
 
 def read_table(path: str | os.PathLike) -> Table:
@@ -112,7 +114,8 @@ def read_table(path: str | os.PathLike) -> Table:
 
 def write_table(path: str | os.PathLike, columns: dict[str, np.ndarray], units: dict[str, str]) -> Path:
     """Write columns as a MuMax3 table (same header and tab layout ``read_table`` reads)."""
-    from jaxmag.io.ovf import _atomic_write, format_number
+    from jaxmag.io.atomic import write_bytes
+    from jaxmag.io.ovf import format_number
 
     path = Path(path)
     names = list(columns)
@@ -122,7 +125,7 @@ def write_table(path: str | os.PathLike, columns: dict[str, np.ndarray], units: 
     header = "# " + "\t".join(f"{n} ({units.get(n, '')})" for n in names)
     arrays = [np.asarray(columns[n], dtype=np.float64) for n in names]
     body = "".join("\t".join(format_number(a[i]) for a in arrays) + "\n" for i in range(lengths.pop()))
-    _atomic_write(path, (header + "\n" + body).encode())
+    write_bytes(path, (header + "\n" + body).encode())
     return path
 
 
@@ -146,6 +149,7 @@ def read_output_folder(folder: str | os.PathLike) -> MumaxRun:
     frames, times = [], []
     shape = cell = None
     components = "xyz"
+    exported = False
     for path in files:
         data = read_ovf(path)
         if data.valuedim != 3:
@@ -154,7 +158,8 @@ def read_output_folder(folder: str | os.PathLike) -> MumaxRun:
             shape, cell = data.array.shape, data.cell_size
             match = _COMPONENTS_RE.search(data.header.get("desc", ""))
             components = match.group(1).lower() if match else "xyz"
-        elif data.array.shape != shape or not np.allclose(data.cell_size, cell, rtol=1e-9):
+            exported = match is not None
+        elif data.array.shape != shape or not np.allclose(data.cell_size, cell, rtol=1e-9, atol=0):
             raise ValueError(f"{path}: mesh {data.array.shape[:3]} / cell {data.cell_size} differs from {files[0].name}")
         if data.time_s is None:
             raise ValueError(f"{path}: no '# Desc: Total simulation time: ... s' line; cannot order the series in time")
@@ -170,4 +175,5 @@ def read_output_folder(folder: str | os.PathLike) -> MumaxRun:
         table=table,
         files=tuple(files),
         components=components,
+        jaxmag_export=exported,
     )

@@ -54,12 +54,12 @@ from typing import Any
 import numpy as np
 
 from jaxmag.grid import Grid
-from jaxmag.io.ovf import _atomic_write, format_number, write_ovf
+from jaxmag.io.atomic import write_text
+from jaxmag.io.ovf import format_number, write_ovf
 from jaxmag.material import Material, validate_material
 
 MAX_REGIONS = 256
 REGION_PARAMS = ("Msat", "Aex", "Ku1", "AnisU", "alpha", "Temp", "B_ext")
-_VECTOR_PARAMS = ("AnisU", "B_ext")
 
 
 # ------------------------------------------------------------------------------ regions
@@ -287,7 +287,7 @@ def write_mx3_run(
     m0 = np.asarray(m0)
     if not _is_uniform(m0):
         write_ovf(out_dir / "m0.ovf", m0.astype(np.float32), grid.cell_size, title="m")
-    _atomic_write(script_path, text.encode())
+    write_text(script_path, text)
     return script_path
 
 
