@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "probability, the mask, the non-learned baseline's mask, an overlay and a report.",
     )
     p.add_argument("movie", type=Path, help="OVF folder, .tif/.tiff stack, .h5 (with --dataset) or .npy (T, ny, nx)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (new, empty or a previous detect folder)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (files jaxmag did not write there are kept: see --force)")
     p.add_argument("--component", choices=("x", "y", "z"),
                    help="component of a single-component movie (default z); OVF/HDF5 vector movies use x and z")
     p.add_argument("--dataset", metavar="PATH", help="dataset path inside an HDF5 movie")
@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated films and of training (default 0)")
     p.add_argument("--max-abs", type=float, default=1.5,
                    help="reject movies whose 99.9th percentile |value| exceeds this after --rescale (default 1.5)")
+    p.add_argument("--force", action="store_true", help="replace files in --out that jaxmag did not write")
     p.set_defaults(func=run)
 
 
@@ -58,12 +59,14 @@ def run(args: argparse.Namespace) -> int:
         args.movie, args.out, component=args.component, dataset=args.dataset, rescale=args.rescale,
         max_abs=args.max_abs, material=args.material, boundary=args.boundary, cell_size=args.cell_size,
         frame_interval=args.frame_interval, temperature=args.temperature, inputs=args.inputs, noise=args.noise,
-        budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, progress=sys.stderr.isatty(),
+        budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, force=args.force,
+        progress=sys.stderr.isatty(),
     )
     f, v, n = res.facts, res.validation, res.noise
     print(f"regime: {f.ny} x {f.nx}, {f.num_frames} frames of {f.frame_interval_s:g} s, cells {f.cell_size_m:g} m, "
           f"{f.boundary} -> {args.out / 'regime.toml'}")
-    print(f"noise: {n['kind']} sigma^2 = {n['variance']:.3g}; trained at {n['trained']}")
+    est = ", ".join(f"m_{c} {p['gaussian']:.3g}" for c, p in n["per_component"].items())
+    print(f"noise: {n['kind']}; calibrated Gaussian sigma^2 {est}; trained at {n['trained']}")
     print(f"model {', '.join(res.input_names)}{' (cached)' if res.cached else ''}: test Dice {v['model']['test_dice']:.3f} "
           f"on simulated films (baseline {v['baseline']['test_dice']:.3f})")
     print(f"defect fraction {res.mask.mean():.4f} (baseline {res.baseline_mask.mean():.4f}) -> {args.out / 'report.md'}")

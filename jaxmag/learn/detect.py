@@ -41,7 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.config import Config, config_hash, parse_input_spec
+from jaxmag.config import Config, TrainingConfig, config_hash, parse_input_spec
+from jaxmag.io import outdir
+from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, MovieError, movie_from_array, read_movie
 from jaxmag.learn import regime as rg
 
@@ -69,8 +71,11 @@ class Budget:
         return {"base_features": self.base_features, "depth": self.depth, "dropout": 0.1}
 
     def training(self) -> dict:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "schedule": "cosine", "eval_every": 1}
+        out = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+               "schedule": "cosine", "eval_every": 1}
+        if "recipe" in {f.name for f in dataclasses.fields(TrainingConfig)}:
+            out["recipe"] = "robust"  # cross-entropy + soft Dice (issue 13): plain CE collapses to "no defect"
+        return out
 
 
 BUDGETS = {
@@ -184,7 +189,7 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """Smoothed robust z-score thresholding (issue 13's baseline): ``|s - median(s)| / (1.4826 MAD(s)) >= z``
+    """Smoothed robust z-score thresholding (issue 13's baseline): ``|s - median(s)| / (1.4826 MAD(s)) > z``
     per image, ``s`` the map smoothed with a Gaussian of ``sigma`` pixels. ``fit`` picks ``sigma`` and ``z``
     on validation maps only (best Dice)."""
 
@@ -198,17 +203,33 @@ class Baseline:
     @classmethod
     def fit(cls, maps: np.ndarray, labels: np.ndarray, periodic: bool) -> tuple["Baseline", float]:
         """``(baseline, validation Dice)`` from maps ``(N, ny, nx)`` and labels ``(N, ny, nx)``."""
+        shared = _shared_baseline()
+        if shared is not None:
+            fitted = shared.fit(maps, labels, periodic=periodic)
+            return cls(fitted.sigma, fitted.threshold, periodic), float(fitted.val_dice)
         best = (-1.0, 0.0, 0.0)
         for sigma in cls.SIGMAS:
             z = _robust_z(maps, sigma, periodic)
             for zt in cls.ZS:
-                d = dice(z >= zt, labels)
+                d = dice(z > zt, labels)
                 if d > best[0]:
                     best = (d, sigma, float(zt))
         return cls(best[1], best[2], periodic), best[0]
 
     def predict(self, maps: np.ndarray) -> np.ndarray:
-        return _robust_z(maps, self.sigma, self.periodic) >= self.z
+        shared = _shared_baseline()
+        if shared is not None:
+            return np.asarray(shared.robust_z(maps, self.sigma, self.periodic)) > self.z
+        return _robust_z(maps, self.sigma, self.periodic) > self.z
+
+
+def _shared_baseline():
+    """``jaxmag.learn.baseline`` (issue 13) where it exists; until then ``Baseline`` uses its own copy of the rule."""
+    try:
+        from jaxmag.learn import baseline
+    except ImportError:
+        return None
+    return baseline
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,9 +251,8 @@ def simulate_films(config: Config, cache: Path | None, progress: bool = True) ->
     labels = (np.asarray(data.labels) > 0).astype(np.uint8)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, m=m, labels=labels)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as f:
+            np.savez(f, m=m, labels=labels)
     return m, labels
 
 
@@ -446,11 +466,8 @@ def regime_warnings(movie_stats: dict, film_stats: Sequence[dict], margin: float
 # --------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / DETECT_FILE).exists() and not (out / "regime.toml").exists():
-        raise FileExistsError(f"--out {out} already holds other files; give a new or empty folder (or a previous detect folder)")
+OUTPUTS = ("probability.npy", "probability.tif", "mask.npy", "mask.tif", "baseline_mask.npy", "baseline_mask.tif",
+           "overlay.png", "report.md", DETECT_FILE, "regime.toml")
 
 
 def _eval_arrays(eval_set) -> tuple[np.ndarray, np.ndarray]:
@@ -477,6 +494,7 @@ def detect(
     cache: str | Path | None = None,
     threshold: float = 0.5,
     seed: int = 0,
+    force: bool = False,
     progress: bool = True,
 ) -> DetectionResult:
     """Defect map of ``movie`` with a U-Net trained on the movie's own regime and noise (module docstring).
@@ -484,7 +502,7 @@ def detect(
     Args:
         movie: an OVF folder, ``.tif``, ``.h5``, ``.npy`` path, a ``Movie``, ``{component: Movie or array}``
             or an array ``(T, ny, nx)`` (of ``component``, default z).
-        out: output folder (new, empty, or a previous detect folder).
+        out: output folder; files in it that another command or the user wrote are refused.
         component, dataset, rescale, max_abs: how to read the movie (``jaxmag.io.movie``).
         material: ``"permalloy"`` or a config file whose ``[material]`` and ``[defects]`` are used.
         boundary: ``"open"``, ``"periodic"`` or ``"auto"`` (``regime.guess_boundary``).
@@ -495,6 +513,7 @@ def detect(
         budget: ``"quick"``, ``"standard"``, ``"full"`` or a ``Budget``.
         cache: folder of simulated films and trained models (default ``out/cache``).
         threshold: probability of the mask.
+        force: replace files in ``out`` that jaxmag did not write (``jaxmag.io.outdir``).
     """
     from jaxmag.learn.data import OnlineSource
     from jaxmag.learn.evaluation import load_trained
@@ -505,7 +524,6 @@ def detect(
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     out = Path(out)
-    _check_out(out)
     if not 0 < threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
     if isinstance(budget, str):
@@ -527,9 +545,9 @@ def detect(
             raise ValueError(f"--inputs {inputs} needs component(s) {', '.join(missing)}; the movie holds {', '.join(movies)}")
     if noise != "auto":
         parse_noise_spec(noise)  # fail before simulating
-    out.mkdir(parents=True, exist_ok=True)
+    outdir.claim(out, OUTPUTS, "detect", force=force)  # files of the user's, or of another command, are refused
     cache = out / "cache" if cache is None else Path(cache)
-    (out / "regime.toml").write_text(rg.regime_header(facts, material, description) + config.to_toml())
+    write_text(out / "regime.toml", rg.regime_header(facts, material, description) + config.to_toml())
     times["read"] = time.perf_counter() - t0
 
     # clean films of the regime
@@ -584,7 +602,7 @@ def detect(
                 x, y = _eval_arrays(val.val_set())
                 scores[name] = Baseline.fit(x[..., 0], y, periodic)[1]
             cache.mkdir(parents=True, exist_ok=True)
-            sel.write_text(json.dumps(scores, indent=1) + "\n")
+            write_text(sel, json.dumps(scores, indent=1) + "\n")
         chosen = max(scores, key=scores.get)
     else:
         chosen = names[0]
@@ -618,7 +636,7 @@ def detect(
                          "sigma_px": baseline.sigma, "z": baseline.z},
             "test_images": int(yt.shape[0]),
         }
-        (run_dir / "eval.json").write_text(json.dumps(record, indent=1) + "\n")
+        write_text(run_dir / "eval.json", json.dumps(record, indent=1) + "\n")
     record = json.loads((run_dir / "eval.json").read_text())
     baseline = Baseline(float(record["baseline"]["sigma_px"]), float(record["baseline"]["z"]), periodic)
     times["train"] = time.perf_counter() - t1
@@ -675,12 +693,15 @@ def write_detection(result: DetectionResult, out: Path, *, budget_name: str, mov
         "json": out / DETECT_FILE,
         "regime": out / "regime.toml",
     }
-    np.save(files["probability"], result.probability.astype(np.float32))
-    tifffile.imwrite(out / "probability.tif", result.probability.astype(np.float32))
-    for name, m in (("mask", result.mask), ("baseline_mask", result.baseline_mask)):
-        np.save(files[name], m.astype(np.uint8))
-        tifffile.imwrite(out / f"{name}.tif", m.astype(np.uint8))
-    plot_overlay(files["overlay"], result)
+    arrays = {"probability": result.probability.astype(np.float32), "mask": result.mask.astype(np.uint8),
+              "baseline_mask": result.baseline_mask.astype(np.uint8)}
+    for name, a in arrays.items():
+        with atomic_write(out / f"{name}.npy", "wb") as f:
+            np.save(f, a)
+        with atomic_write(out / f"{name}.tif", "wb") as f:
+            tifffile.imwrite(f, a)
+    with atomic_write(files["overlay"], "wb") as f:
+        plot_overlay(f, result)
     record = {
         "movie": movie,
         "facts": result.facts.to_dict(),
@@ -697,13 +718,13 @@ def write_detection(result: DetectionResult, out: Path, *, budget_name: str, mov
         "cached": result.cached,
         "seconds": result.seconds,
     }
-    files["json"].write_text(json.dumps(record, indent=1, default=float) + "\n")
-    files["report"].write_text(report_markdown(result, budget_name=budget_name, movie=movie, stats=stats,
-                                               film_stats=film_stats))
+    write_text(files["json"], json.dumps(record, indent=1, default=float) + "\n")
+    write_text(files["report"], report_markdown(result, budget_name=budget_name, movie=movie, stats=stats,
+                                                film_stats=film_stats))
     return files
 
 
-def plot_overlay(path: Path, result: DetectionResult) -> None:
+def plot_overlay(path, result: DetectionResult) -> None:
     """Three panels at ~8 screen pixels per cell: the input map with the U-Net's mask outlined, the
     probability, the input map with the baseline's mask outlined; colour bars on each."""
     import matplotlib
@@ -730,7 +751,7 @@ def plot_overlay(path: Path, result: DetectionResult) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, shrink=0.85)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
