@@ -79,11 +79,11 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget(films=24, val_films=4, test_films=4, epochs=8, steps_per_epoch=8, batch_size=8,
-                    base_features=8, depth=2),
-    "standard": Budget(films=64, val_films=8, test_films=8, epochs=20, steps_per_epoch=16, batch_size=8,
-                       base_features=16, depth=3, learning_rate=1e-3, eval_batches=4),
-    "full": Budget(films=256, val_films=32, test_films=32, epochs=60, steps_per_epoch=32, batch_size=16,
+    "quick": Budget(films=24, val_films=4, test_films=4, epochs=20, steps_per_epoch=16, batch_size=8,
+                    base_features=8, depth=2, learning_rate=3e-3),
+    "standard": Budget(films=64, val_films=8, test_films=8, epochs=40, steps_per_epoch=32, batch_size=8,
+                       base_features=16, depth=3, learning_rate=2e-3, eval_batches=4),
+    "full": Budget(films=256, val_films=32, test_films=32, epochs=80, steps_per_epoch=64, batch_size=16,
                    base_features=32, depth=3, learning_rate=1e-3, eval_batches=8),
 }
 CANDIDATES = {"x": ("mean:x",), "z": ("std:z", "latent_entropy:z")}
