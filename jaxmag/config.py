@@ -9,6 +9,14 @@ overrides some keys of it.
 Unknown keys, wrong types and out-of-range values raise ``ConfigError`` (a ``ValueError``)
 naming the file and the key. ``Config.to_toml()`` writes the fully resolved config back out,
 and ``config_hash`` identifies it (used to refuse resuming with a different config).
+
+This module only composes: the sections that are parameters of a library concept are that
+concept's own record (``[defects]`` is ``jaxmag.defects.DefectParams``, ``[noise]`` is
+``jaxmag.noise.NoiseSweep``, ``[measures]`` yields ``jaxmag.measures.MeasureOptions`` per
+component), and every section checks its values in its own ``__post_init__`` (raising
+``jaxmag.params.ParamError``, which is reported here with the file and the section). Turning a
+``Config`` into the library's plain objects is ``jaxmag.assemble``'s job; nothing in the
+library imports this module.
 """
 from __future__ import annotations
 
@@ -22,7 +30,13 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+from jaxmag import integrators
+from jaxmag.channels import Channel, parse_channels
+from jaxmag.defects import DefectParams
 from jaxmag.grid import Grid
+from jaxmag.measures import MEASURES, MeasureOptions
+from jaxmag.noise import NoiseSweep
+from jaxmag.params import ParamError, require
 
 
 class ConfigError(ValueError):
@@ -37,6 +51,13 @@ class GridConfig:
     cell_size_m: tuple[float, float, float] = (4e-9, 4e-9, 4e-9)
     boundary: Literal["open", "periodic"] = "periodic"
     pbc_images: int = 4
+
+    def __post_init__(self) -> None:
+        for name in ("nx", "ny", "nz"):
+            require(getattr(self, name) > 0, name, "must be positive")
+        require(all(c > 0 for c in self.cell_size_m), "cell_size_m", "must be positive (metres)")
+        require(all(c < 1e-6 for c in self.cell_size_m), "cell_size_m", "must be in metres (e.g. 4e-9)")
+        require(self.pbc_images >= 0, "pbc_images", "must be >= 0")
 
     def to_grid(self) -> Grid:
         dx, dy, dz = self.cell_size_m
@@ -55,26 +76,26 @@ class MaterialConfig:
     temperature: float = 300.0  # K
     B_ext_T: tuple[float, float, float] = (0.0, 0.0, 0.0)  # T
 
+    def __post_init__(self) -> None:
+        require(self.Ms > 0, "Ms", "must be positive (A/m)")
+        require(self.A_ex >= 0, "A_ex", "must be non-negative (J/m)")
+        require(self.alpha > 0, "alpha", "must be positive")
+        require(self.temperature >= 0, "temperature", "must be non-negative (K)")
+        require(any(self.easy_axis), "easy_axis", "must be a non-zero vector")
 
-@dataclasses.dataclass(frozen=True)
-class DefectConfig:
-    """Random defect blobs: ``num_a`` blobs scale A and K_u by ``factor_a``, ``num_b`` by ``factor_b``."""
 
-    num_a: int = 2
-    num_b: int = 2
-    factor_a: float = 0.5
-    factor_b: float = 2.0
-    size_min: int = 20  # cells per blob
-    size_max: int = 36
-    min_gap: int = 2  # cells of background between blobs (Chebyshev distance)
-    margin: int = 0  # cells kept free at the edges (useful for open boundaries)
-    angle_sigma_deg: float = 10.0  # std of the in-plane easy-axis rotation inside blobs
-    angle_mode: Literal["per_blob", "per_cell"] = "per_blob"
+DefectConfig = DefectParams  # the [defects] section is the defects module's own record
+NoiseConfig = NoiseSweep  # the [noise] section is the noise module's own record
+
+
+def _multiple(value: float, step: float) -> bool:
+    n = value / step
+    return abs(n - round(n)) < 1e-6 * max(n, 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class SimulationConfig:
-    dt: float = 1e-13  # s, fixed Heun step
+    dt: float = 1e-13  # s, fixed time step
     burn_in_s: float = 5e-10  # s simulated before the first frame
     frame_interval_s: float = 1e-11  # s between frames
     num_frames: int = 100
@@ -82,6 +103,25 @@ class SimulationConfig:
     components: str = "xz"  # components stored in the dataset
     store_dtype: Literal["float16", "float32"] = "float32"
     precision: Literal["float32", "float64"] = "float32"
+    solver: str = "heun"  # integrator of the thermal movies, a name of jaxmag.integrators.SOLVERS
+
+    def __post_init__(self) -> None:
+        require(self.dt > 0, "dt", "must be positive (s)")
+        require(self.burn_in_s >= 0, "burn_in_s", "must be >= 0 (s)")
+        require(self.frame_interval_s >= self.dt, "frame_interval_s", "must be >= simulation.dt")
+        require(self.num_frames >= 2, "num_frames", "must be >= 2")
+        c = self.components
+        require(len(c) > 0 and set(c) <= set("xyz") and len(set(c)) == len(c), "components",
+                "must be distinct letters from 'xyz'")
+        require(_multiple(self.frame_interval_s, self.dt), "frame_interval_s", "must be a multiple of simulation.dt")
+        require(_multiple(self.burn_in_s, self.dt), "burn_in_s", "must be a multiple of simulation.dt")
+        solvers = tuple(integrators.SOLVERS)
+        require(self.solver in solvers, "solver", f"must be one of {', '.join(map(repr, solvers))}, got {self.solver!r}")
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """``(burn_in_steps, steps_per_frame)`` (validated multiples of dt)."""
+        return int(round(self.burn_in_s / self.dt)), int(round(self.frame_interval_s / self.dt))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +129,10 @@ class DatasetConfig:
     num_runs: int = 256
     batch_size: int = 16
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.num_runs > 0, "num_runs", "must be positive")
+        require(self.batch_size > 0, "batch_size", "must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,19 +151,33 @@ class MeasuresConfig:
     normalize: bool = False
     ddof: int = 0
 
+    def __post_init__(self) -> None:
+        for comp in "xyz":
+            r = getattr(self, f"fixed_range_{comp}")
+            require(len(r) in (0, 2) and (not r or r[0] < r[1]), f"fixed_range_{comp}",
+                    "must be empty or two increasing numbers")
+        self.options()  # MeasureOptions checks the shared options, naming the field
 
-@dataclasses.dataclass(frozen=True)
-class NoiseConfig:
-    types: tuple[str, ...] = ("gaussian", "speckle")
-    variances: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-    seed: int = 1
+    def options(self, component: str | None = None) -> MeasureOptions:
+        """The ``MeasureOptions`` of ``component`` (its ``fixed_range_<component>`` when set,
+        else the shared ``fixed_range``)."""
+        own = tuple(getattr(self, f"fixed_range_{component}", ())) if component else ()
+        return MeasureOptions(self.num_states, self.binning, self.lag, tuple(own or self.fixed_range),
+                              self.weighting, self.normalize, self.ddof)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    """The U-Net (``jaxmag.models.UNet``): width of the first level, levels, dropout rate."""
+
     base_features: int = 64
     depth: int = 4
     dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        require(self.base_features > 0, "base_features", "must be positive")
+        require(self.depth >= 1, "depth", "must be >= 1")
+        require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +193,22 @@ class TrainingConfig:
     seed: int = 0
     eval_every: int = 1  # epochs
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    # the training recipe grows here (one field and one check each)
+
+    def __post_init__(self) -> None:
+        require(self.epochs > 0, "epochs", "must be positive")
+        require(self.batch_size > 0, "batch_size", "must be positive")
+        require(self.learning_rate > 0, "learning_rate", "must be positive")
+        require(abs(sum(self.split) - 1) < 1e-9 and all(x > 0 for x in self.split), "split",
+                "must be three positive fractions summing to 1")
+
+
+def _check_channel_lists(key: str, entries: tuple[str, ...], example: str) -> None:
+    for entry in entries:
+        try:
+            parse_channels(entry)
+        except ValueError:
+            raise ParamError(key, f"entries must look like {example}, got {entry!r}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +216,9 @@ class RunConfig:
     """What ``jaxmag run`` trains: ``"measure:component"`` entries."""
 
     models: tuple[str, ...] = ("mean:x",)
+
+    def __post_init__(self) -> None:
+        _check_channel_lists("models", self.models, "'mean:x' or 'mean:x,std:z'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,16 +228,26 @@ class StudyConfig:
     train_conditions: tuple[str, ...] = ("clean", "matched")
     multichannel: tuple[str, ...] = ()  # e.g. "mean:x,std:z,latent_entropy:z"
 
+    def __post_init__(self) -> None:
+        for measure in self.measures:
+            require(measure in MEASURES, "measures", f"entries must be one of {MEASURES}, got {measure!r}")
+        for comp in self.components:
+            require(comp in ("x", "y", "z"), "components", f"entries must be x, y or z, got {comp!r}")
+        for cond in self.train_conditions:
+            require(cond in ("clean", "matched"), "train_conditions",
+                    f"entries must be 'clean' or 'matched', got {cond!r}")
+        _check_channel_lists("multichannel", self.multichannel, "'mean:x,std:z'")
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     grid: GridConfig = GridConfig()
     material: MaterialConfig = MaterialConfig()
-    defects: DefectConfig = DefectConfig()
+    defects: DefectParams = DefectParams()
     simulation: SimulationConfig = SimulationConfig()
     dataset: DatasetConfig = DatasetConfig()
     measures: MeasuresConfig = MeasuresConfig()
-    noise: NoiseConfig = NoiseConfig()
+    noise: NoiseSweep = NoiseSweep()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     run: RunConfig = RunConfig()
@@ -229,9 +316,7 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     """Build a validated ``Config`` from nested plain data (as read from TOML)."""
-    config = _build(Config, data, source, prefix="")
-    _check_ranges(config, source)
-    return config
+    return _build(Config, data, source, prefix="")
 
 
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
@@ -252,7 +337,10 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
             kwargs[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(hint, value, source, f"{prefix}{name}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ParamError as exc:  # the section's own check: say which file and section
+        raise ConfigError(f"{source}: key '{prefix}{exc.key}' {exc.what}") from None
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
@@ -302,95 +390,15 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     raise ConfigError(f"{source}: key '{key}' has an unsupported type {hint!r}")
 
 
-def _check_ranges(config: Config, source: str) -> None:
-    def need(cond: bool, key: str, what: str) -> None:
-        if not cond:
-            raise ConfigError(f"{source}: key '{key}' {what}")
-
-    g, mat, d, s = config.grid, config.material, config.defects, config.simulation
-    for name in ("nx", "ny", "nz"):
-        need(getattr(g, name) > 0, f"grid.{name}", "must be positive")
-    need(all(c > 0 for c in g.cell_size_m), "grid.cell_size_m", "must be positive (metres)")
-    need(all(c < 1e-6 for c in g.cell_size_m), "grid.cell_size_m", "must be in metres (e.g. 4e-9)")
-    need(g.pbc_images >= 0, "grid.pbc_images", "must be >= 0")
-    need(mat.Ms > 0, "material.Ms", "must be positive (A/m)")
-    need(mat.A_ex >= 0, "material.A_ex", "must be non-negative (J/m)")
-    need(mat.alpha > 0, "material.alpha", "must be positive")
-    need(mat.temperature >= 0, "material.temperature", "must be non-negative (K)")
-    need(any(mat.easy_axis), "material.easy_axis", "must be a non-zero vector")
-    need(d.num_a >= 0 and d.num_b >= 0, "defects.num_a", "must be non-negative")
-    need(0 < d.size_min <= d.size_max, "defects.size_min", "must be positive and <= defects.size_max")
-    need(d.min_gap >= 0, "defects.min_gap", "must be >= 0")
-    need(d.margin >= 0, "defects.margin", "must be >= 0")
-    need(d.factor_a > 0 and d.factor_b > 0, "defects.factor_a", "and factor_b must be positive")
-    need(d.angle_sigma_deg >= 0, "defects.angle_sigma_deg", "must be >= 0")
-    need(s.dt > 0, "simulation.dt", "must be positive (s)")
-    need(s.burn_in_s >= 0, "simulation.burn_in_s", "must be >= 0 (s)")
-    need(s.frame_interval_s >= s.dt, "simulation.frame_interval_s", "must be >= simulation.dt")
-    need(s.num_frames >= 2, "simulation.num_frames", "must be >= 2")
-    need(
-        len(s.components) > 0 and set(s.components) <= set("xyz") and len(set(s.components)) == len(s.components),
-        "simulation.components",
-        "must be distinct letters from 'xyz'",
-    )
-    steps = s.frame_interval_s / s.dt
-    need(abs(steps - round(steps)) < 1e-6 * max(steps, 1), "simulation.frame_interval_s", "must be a multiple of simulation.dt")
-    burn = s.burn_in_s / s.dt
-    need(abs(burn - round(burn)) < 1e-6 * max(burn, 1), "simulation.burn_in_s", "must be a multiple of simulation.dt")
-    need(config.dataset.num_runs > 0, "dataset.num_runs", "must be positive")
-    need(config.dataset.batch_size > 0, "dataset.batch_size", "must be positive")
-    m = config.measures
-    need(m.num_states >= 2, "measures.num_states", "must be >= 2")
-    need(m.lag >= 1, "measures.lag", "must be >= 1")
-    need(m.fixed_range[0] < m.fixed_range[1], "measures.fixed_range", "must be increasing")
-    for comp in "xyz":
-        r = getattr(m, f"fixed_range_{comp}")
-        need(len(r) in (0, 2) and (not r or r[0] < r[1]), f"measures.fixed_range_{comp}",
-             "must be empty or two increasing numbers")
-    need(m.ddof >= 0, "measures.ddof", "must be >= 0")
-    for t in config.noise.types:
-        need(t in ("gaussian", "speckle"), "noise.types", f"entries must be 'gaussian' or 'speckle', got {t!r}")
-    need(all(v > 0 for v in config.noise.variances), "noise.variances", "must be positive")
-    need(config.model.base_features > 0, "model.base_features", "must be positive")
-    need(config.model.depth >= 1, "model.depth", "must be >= 1")
-    need(0 <= config.model.dropout < 1, "model.dropout", "must be in [0, 1)")
-    t = config.training
-    need(t.epochs > 0, "training.epochs", "must be positive")
-    need(t.batch_size > 0, "training.batch_size", "must be positive")
-    need(t.learning_rate > 0, "training.learning_rate", "must be positive")
-    need(abs(sum(t.split) - 1) < 1e-9 and all(x > 0 for x in t.split), "training.split", "must be three positive fractions summing to 1")
-    for entry in config.run.models:
-        need(_is_input_spec(entry), "run.models", f"entries must look like 'mean:x' or 'mean:x,std:z', got {entry!r}")
-    for measure in config.study.measures:
-        need(measure in MEASURE_NAMES, "study.measures", f"entries must be one of {MEASURE_NAMES}, got {measure!r}")
-    for comp in config.study.components:
-        need(comp in ("x", "y", "z"), "study.components", f"entries must be x, y or z, got {comp!r}")
-    for cond in config.study.train_conditions:
-        need(cond in ("clean", "matched"), "study.train_conditions", f"entries must be 'clean' or 'matched', got {cond!r}")
-    for entry in config.study.multichannel:
-        need(_is_input_spec(entry), "study.multichannel", f"entries must look like 'mean:x,std:z', got {entry!r}")
+MEASURE_NAMES = MEASURES
 
 
-MEASURE_NAMES = ("mean", "std", "latent_entropy")
-
-
-def _is_input_spec(text: str) -> bool:
-    parts = [p.strip() for p in text.split(",")]
-    for part in parts:
-        measure, _, comp = part.partition(":")
-        if measure not in MEASURE_NAMES or comp not in ("x", "y", "z"):
-            return False
-    return bool(parts)
-
-
-def parse_input_spec(text: str) -> tuple[tuple[str, str], ...]:
-    """``"mean:x,std:z"`` -> ``(("mean", "x"), ("std", "z"))``; raises ``ConfigError`` otherwise."""
-    if not _is_input_spec(text):
-        raise ConfigError(
-            f"invalid input spec {text!r}: expected comma-separated 'measure:component' with measure in "
-            f"{MEASURE_NAMES} and component in x, y, z"
-        )
-    return tuple(tuple(p.strip().split(":")) for p in text.split(","))  # type: ignore[return-value]
+def parse_input_spec(text: str) -> tuple[Channel, ...]:
+    """``"mean:x,std:z"`` -> ``(Channel("mean", "x"), Channel("std", "z"))``; ``ConfigError`` otherwise."""
+    try:
+        return parse_channels(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _to_plain(value: Any) -> Any:

@@ -2,8 +2,8 @@
 
 Contract
 --------
-``generate_defects(config, ny, nx, rng, periodic=...)`` places ``num_a + num_b`` blobs in a
-``(ny, nx)`` film and returns a ``Defects`` record; ``apply_defects(material, defects, config)``
+``generate_defects(params, ny, nx, rng, periodic=...)`` places ``num_a + num_b`` blobs in a
+``(ny, nx)`` film and returns a ``Defects`` record; ``apply_defects(material, defects, params)``
 turns it into per-cell material maps. Everything is drawn from the numpy ``Generator`` passed
 in, so a run's defects are a pure function of ``defect_rng(seed, run_index)``.
 
@@ -37,11 +37,39 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.config import DefectConfig
+from typing import Literal
+
 from jaxmag.material import Material
+from jaxmag.params import require
 
 _MAX_BLOB_TRIES = 200  # attempts to place one blob before starting the whole map again
 _MAX_MAP_TRIES = 50  # whole-map restarts before giving up (grid too crowded)
+
+
+@dataclasses.dataclass(frozen=True)
+class DefectParams:
+    """Random defect blobs (the ``[defects]`` section): ``num_a`` blobs scale A_ex and K_u by
+    ``factor_a``, ``num_b`` by ``factor_b``; sizes in cells, angles in degrees."""
+
+    num_a: int = 2
+    num_b: int = 2
+    factor_a: float = 0.5
+    factor_b: float = 2.0
+    size_min: int = 20  # cells per blob
+    size_max: int = 36
+    min_gap: int = 2  # cells of background between blobs (Chebyshev distance)
+    margin: int = 0  # cells kept free at the edges (useful for open boundaries)
+    angle_sigma_deg: float = 10.0  # std of the in-plane easy-axis rotation inside blobs
+    angle_mode: Literal["per_blob", "per_cell"] = "per_blob"
+
+    def __post_init__(self) -> None:
+        require(self.num_a >= 0 and self.num_b >= 0, "num_a", "must be non-negative")
+        require(0 < self.size_min <= self.size_max, "size_min", "must be positive and <= defects.size_max")
+        require(self.min_gap >= 0, "min_gap", "must be >= 0")
+        require(self.margin >= 0, "margin", "must be >= 0")
+        require(self.factor_a > 0 and self.factor_b > 0, "factor_a", "and factor_b must be positive")
+        require(self.angle_sigma_deg >= 0, "angle_sigma_deg", "must be >= 0")
+        require(self.angle_mode in ("per_blob", "per_cell"), "angle_mode", "must be 'per_blob' or 'per_cell'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,29 +103,29 @@ def defect_rng(seed: int, run_index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, run_index, 0]))
 
 
-def generate_defects(config: DefectConfig, ny: int, nx: int, rng: np.random.Generator, *, periodic: bool = False) -> Defects:
-    """Draw ``config.num_a + config.num_b`` blobs on a ``(ny, nx)`` film (see module docstring).
+def generate_defects(params: DefectParams, ny: int, nx: int, rng: np.random.Generator, *, periodic: bool = False) -> Defects:
+    """Draw ``params.num_a + params.num_b`` blobs on a ``(ny, nx)`` film (see module docstring).
 
     Raises ``ValueError`` if the blobs cannot be placed (grid too small or too crowded for the
     sizes, gap and margin asked for).
     """
-    n = config.num_a + config.num_b
+    n = params.num_a + params.num_b
     if n > 255:
         raise ValueError(f"at most 255 defect blobs fit in a uint8 label map, got {n}")
-    _check_fits(config, ny, nx)
+    _check_fits(params, ny, nx)
     for _ in range(_MAX_MAP_TRIES):
-        labels = _place_blobs(config, ny, nx, rng, periodic)
+        labels = _place_blobs(params, ny, nx, rng, periodic)
         if labels is not None:
             break
     else:
         raise ValueError(
-            f"could not place {n} blobs of {config.size_min}-{config.size_max} cells with min_gap "
-            f"{config.min_gap} and margin {config.margin} on a {ny}x{nx} grid: use a larger grid or "
+            f"could not place {n} blobs of {params.size_min}-{params.size_max} cells with min_gap "
+            f"{params.min_gap} and margin {params.margin} on a {ny}x{nx} grid: use a larger grid or "
             "fewer/smaller blobs"
         )
-    factors = np.array([config.factor_a] * config.num_a + [config.factor_b] * config.num_b, dtype=np.float64)
-    sigma = np.deg2rad(config.angle_sigma_deg)
-    if config.angle_mode == "per_blob":
+    factors = np.array([params.factor_a] * params.num_a + [params.factor_b] * params.num_b, dtype=np.float64)
+    sigma = np.deg2rad(params.angle_sigma_deg)
+    if params.angle_mode == "per_blob":
         per_blob = np.concatenate([[0.0], rng.normal(0.0, sigma, size=n)])
         angles = per_blob[labels]
     else:
@@ -105,37 +133,37 @@ def generate_defects(config: DefectConfig, ny: int, nx: int, rng: np.random.Gene
     return Defects(labels=labels, factors=factors, angles_rad=angles)
 
 
-def _check_fits(config: DefectConfig, ny: int, nx: int) -> None:
-    inner_y, inner_x = ny - 2 * config.margin, nx - 2 * config.margin
+def _check_fits(params: DefectParams, ny: int, nx: int) -> None:
+    inner_y, inner_x = ny - 2 * params.margin, nx - 2 * params.margin
     if inner_y <= 0 or inner_x <= 0:
-        raise ValueError(f"defects.margin = {config.margin} leaves no room on a {ny}x{nx} grid")
-    n = config.num_a + config.num_b
+        raise ValueError(f"defects.margin = {params.margin} leaves no room on a {ny}x{nx} grid")
+    n = params.num_a + params.num_b
     # Each blob blocks at least its own cells and a min_gap-wide ring around them; a loose
     # lower bound catches hopeless configs early with a clear message.
-    need = n * config.size_min
+    need = n * params.size_min
     if need > inner_y * inner_x:
         raise ValueError(
-            f"{n} blobs of at least {config.size_min} cells cannot fit in the {inner_y}x{inner_x} "
+            f"{n} blobs of at least {params.size_min} cells cannot fit in the {inner_y}x{inner_x} "
             "free area of the grid"
         )
 
 
-def _place_blobs(config: DefectConfig, ny: int, nx: int, rng: np.random.Generator, periodic: bool) -> np.ndarray | None:
+def _place_blobs(params: DefectParams, ny: int, nx: int, rng: np.random.Generator, periodic: bool) -> np.ndarray | None:
     labels = np.zeros((ny, nx), dtype=np.uint8)
     allowed = np.zeros((ny, nx), dtype=bool)
-    m = config.margin
+    m = params.margin
     allowed[m : ny - m, m : nx - m] = True
-    for label in range(1, config.num_a + config.num_b + 1):
+    for label in range(1, params.num_a + params.num_b + 1):
         blob = None
         for _ in range(_MAX_BLOB_TRIES):
-            blob = _grow_blob(allowed, rng, int(rng.integers(config.size_min, config.size_max + 1)))
-            if blob is not None and config.size_min <= blob.sum() <= config.size_max:
+            blob = _grow_blob(allowed, rng, int(rng.integers(params.size_min, params.size_max + 1)))
+            if blob is not None and params.size_min <= blob.sum() <= params.size_max:
                 break
             blob = None
         if blob is None:
             return None
         labels[blob] = label
-        allowed &= ~_dilate_chebyshev(blob, config.min_gap, periodic)
+        allowed &= ~_dilate_chebyshev(blob, params.min_gap, periodic)
     return labels
 
 
@@ -243,13 +271,12 @@ def material_maps(
     return A_ex * factor, K_u * factor, axis
 
 
-def apply_defects(material: Material, defects: Defects, config_material) -> Material:
+def apply_defects(material: Material, defects: Defects, background) -> Material:
     """``material`` (a uniform background of shape (nz, ny, nx)) with the defects written into
-    A_ex, K_u and easy_axis of every layer. ``config_material`` supplies the background values
-    (a ``MaterialConfig``)."""
-    A, K, u = material_maps(
-        defects, A_ex=config_material.A_ex, K_u=config_material.K_u, easy_axis=config_material.easy_axis
-    )
+    A_ex, K_u and easy_axis of every layer. ``background`` supplies the background values as
+    Python floats (anything with ``A_ex``, ``K_u``, ``easy_axis``), not the material's own arrays,
+    so the factors multiply the float64 values (see ``material_maps``)."""
+    A, K, u = material_maps(defects, A_ex=background.A_ex, K_u=background.K_u, easy_axis=background.easy_axis)
     nz = material.A_ex.shape[0]
     dtype = material.A_ex.dtype
     return material.replace(

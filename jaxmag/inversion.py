@@ -38,8 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmag.config import DefectConfig
-from jaxmag.defects import generate_defects
+from jaxmag.defects import DefectParams, generate_defects
 from jaxmag.drivers import check_time_step, field_terms, trajectory
 from jaxmag.fields.terms import STANDARD_TERMS
 from jaxmag.fields import effective_field
@@ -288,7 +287,7 @@ def example_tilts(tilt_deg: float) -> list[tuple[float, float, float]]:
 
 def example_truth(config: ExampleConfig) -> np.ndarray:
     """The true (1, n, n) K_u map (J/m³): blobs from ``generate_defects`` (seeded), K_u only."""
-    defect_config = DefectConfig(
+    defect_config = DefectParams(
         num_a=config.num_low,
         num_b=config.num_high,
         factor_a=config.factor_low,

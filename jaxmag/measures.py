@@ -22,17 +22,17 @@ traced values (inside a user's ``jit``) the value check for NaN/inf is skipped.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.config import MEASURE_NAMES, MeasuresConfig
+from jaxmag.params import ParamError, require
 
-MEASURES = MEASURE_NAMES  # ("mean", "std", "latent_entropy")
 BINNINGS = ("minmax", "fixed", "quantile")
 WEIGHTINGS = ("frequency", "uniform")
 
@@ -79,38 +79,72 @@ def _count_nonfinite(x: jax.Array) -> jax.Array:
     return jnp.sum(~jnp.isfinite(x), dtype=jnp.int32)
 
 
-def check_options(
-    *,
-    num_frames: int,
-    measures: Sequence[str] = MEASURES,
-    num_states: int = 4,
-    binning: str = "minmax",
-    lag: int = 1,
-    fixed_range: Sequence[float] = (-1.0, 1.0),
-    weighting: str = "frequency",
-    ddof: int = 0,
-) -> None:
-    """Raise ``ValueError`` naming the first invalid measure option for a movie of ``num_frames``."""
-    for m in measures:
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+@dataclasses.dataclass(frozen=True)
+class MeasureOptions:
+    """Options of the measures, hashable (a static argument of the jitted kernels).
+
+    ``num_states`` K, ``binning``, ``lag``, ``fixed_range`` (for ``binning="fixed"``),
+    ``weighting`` and ``normalize`` belong to the latent entropy, ``ddof`` to the std; see
+    ``latent_entropy`` and ``temporal_std``. Checked on construction (``ParamError``, a
+    ``ValueError`` naming the field); ``check(num_frames, measures)`` adds the checks that need T.
+    """
+
+    num_states: int = 4
+    binning: Literal["minmax", "fixed", "quantile"] = "minmax"
+    lag: int = 1
+    fixed_range: tuple[float, float] = (-1.0, 1.0)
+    weighting: Literal["frequency", "uniform"] = "frequency"
+    normalize: bool = False
+    ddof: int = 0
+
+    def __post_init__(self) -> None:
+        require(_is_int(self.num_states) and self.num_states >= 2, "num_states",
+                f"(K) must be an integer >= 2, got {self.num_states!r}")
+        require(self.binning in BINNINGS, "binning", f"must be one of {', '.join(BINNINGS)}, got {self.binning!r}")
+        require(self.weighting in WEIGHTINGS, "weighting",
+                f"must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
+        require(_is_int(self.lag) and self.lag >= 1, "lag", f"must be an integer >= 1, got {self.lag!r}")
+        try:
+            lo, hi = (float(v) for v in self.fixed_range)
+        except (TypeError, ValueError):
+            raise ParamError("fixed_range", f"must be two numbers, got {self.fixed_range!r}") from None
+        require(math.isfinite(lo) and math.isfinite(hi) and lo < hi, "fixed_range",
+                f"must be two finite increasing numbers, got {tuple(self.fixed_range)!r}")
+        require(_is_int(self.ddof) and self.ddof >= 0, "ddof", f"must be an integer >= 0, got {self.ddof!r}")
+        # canonical Python scalars, so equal options hash equal (one compiled kernel)
+        for name, value in (("num_states", int(self.num_states)), ("lag", int(self.lag)), ("ddof", int(self.ddof)),
+                            ("fixed_range", (lo, hi)), ("normalize", bool(self.normalize))):
+            object.__setattr__(self, name, value)
+
+    def check(self, num_frames: int, measures: Sequence[str] = ()) -> None:
+        """Raise ``ValueError`` if ``measures`` are unknown or the options do not fit ``num_frames`` T."""
+        for m in measures:
+            if m not in MEASURES:
+                raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
+        if "latent_entropy" in measures and self.lag >= num_frames:
+            raise ValueError(f"lag must be smaller than the number of frames T = {num_frames}, got lag = {self.lag}")
+        if "std" in measures and self.ddof >= num_frames:
+            raise ValueError(f"ddof must be smaller than the number of frames T = {num_frames}, got ddof = {self.ddof}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The options as keyword arguments of ``compute_measures`` / ``latent_entropy``."""
+        return dataclasses.asdict(self)
+
+
+def check_options(*, num_frames: int, measures: Sequence[str] = ("mean", "std", "latent_entropy"),
+                  **options: Any) -> MeasureOptions:
+    """Raise ``ValueError`` naming the first invalid measure option for a movie of ``num_frames``;
+    returns the checked ``MeasureOptions``."""
+    for m in measures:  # an unknown measure is named before any option
         if m not in MEASURES:
             raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
-    if isinstance(num_states, bool) or not isinstance(num_states, (int, np.integer)) or num_states < 2:
-        raise ValueError(f"num_states (K) must be an integer >= 2, got {num_states!r}")
-    if binning not in BINNINGS:
-        raise ValueError(f"binning must be one of {', '.join(BINNINGS)}, got {binning!r}")
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
-    if isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 1:
-        raise ValueError(f"lag must be an integer >= 1, got {lag!r}")
-    if "latent_entropy" in measures and lag >= num_frames:
-        raise ValueError(f"lag must be smaller than the number of frames T = {num_frames}, got lag = {lag}")
-    lo, hi = fixed_range
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"fixed_range must be two finite increasing numbers, got {tuple(fixed_range)!r}")
-    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
-        raise ValueError(f"ddof must be an integer >= 0, got {ddof!r}")
-    if "std" in measures and ddof >= num_frames:
-        raise ValueError(f"ddof must be smaller than the number of frames T = {num_frames}, got ddof = {ddof}")
+    opts = MeasureOptions(**options)
+    opts.check(num_frames, measures)
+    return opts
 
 
 def _working_dtype(x: jax.Array) -> jax.Array:
@@ -143,7 +177,7 @@ def temporal_std(movie: Any, ddof: int = 0) -> jax.Array:
     """Standard deviation over time (``ddof=0``: population std): ``(..., T, ny, nx) -> (..., ny, nx)``."""
     x = _working_dtype(check_movie(movie))
     check_options(num_frames=x.shape[-3], measures=("std",), ddof=ddof)
-    return _jit_std(x, ddof)
+    return _jit_std(x, int(ddof))
 
 
 _jit_mean = jax.jit(_mean)
@@ -310,8 +344,32 @@ def latent_entropy(
 
 
 # --------------------------------------------------------------------------------------------
+# The registry: a measure is a function (x (..., T, ny, nx), options) -> (..., ny, nx)
+# --------------------------------------------------------------------------------------------
+MeasureFn = Callable[[jax.Array, MeasureOptions], jax.Array]
+
+MEASURE_FUNCTIONS: dict[str, MeasureFn] = {
+    "mean": lambda x, o: _mean(x),
+    "std": lambda x, o: _std(x, o.ddof),
+    "latent_entropy": lambda x, o: _latent_entropy(x, o.num_states, o.binning, o.lag, o.fixed_range, o.weighting,
+                                                   o.normalize),
+}
+MEASURES = tuple(MEASURE_FUNCTIONS)  # ("mean", "std", "latent_entropy")
+
+
+# --------------------------------------------------------------------------------------------
 # All measures in one call
 # --------------------------------------------------------------------------------------------
+@functools.partial(jax.jit, static_argnames=("measures", "options"))
+def measure_maps(x: jax.Array, measures: tuple[str, ...] = MEASURES,
+                 options: MeasureOptions = MeasureOptions()) -> dict[str, jax.Array]:
+    """Jitted, unchecked core: ``x (..., T, ny, nx)`` float32/float64 -> ``{measure: (..., ny, nx)}``.
+
+    ``measures`` and ``options`` are static (hashable); compose it with vmap/jit.
+    """
+    return {name: MEASURE_FUNCTIONS[name](x, options) for name in measures}
+
+
 @functools.partial(jax.jit, static_argnames=("measures", "ddof") + _OPTION_NAMES)
 def measures_kernel(
     x: jax.Array,
@@ -325,74 +383,28 @@ def measures_kernel(
     normalize: bool = False,
     ddof: int = 0,
 ) -> dict[str, jax.Array]:
-    """Jitted, unchecked core of ``compute_measures`` (all options static); compose it with vmap/jit.
-
-    ``x``: ``(..., T, ny, nx)`` float32/float64, already checked. Returns ``{measure: (..., ny, nx)}``.
-    """
-    out = {}
-    if "mean" in measures:
-        out["mean"] = _mean(x)
-    if "std" in measures:
-        out["std"] = _std(x, ddof)
-    if "latent_entropy" in measures:
-        out["latent_entropy"] = _latent_entropy(x, num_states, binning, lag, fixed_range, weighting, normalize)
-    return out
+    """``measure_maps`` with the options as keywords (all static)."""
+    options = MeasureOptions(num_states, binning, lag, fixed_range, weighting, normalize, ddof)
+    return measure_maps(x, tuple(measures), options)
 
 
 def compute_measures(
     movie: Any,
     *,
     measures: Sequence[str] = MEASURES,
-    num_states: int = 4,
-    binning: str = "minmax",
-    lag: int = 1,
-    fixed_range: tuple[float, float] = (-1.0, 1.0),
-    weighting: str = "frequency",
-    normalize: bool = False,
-    ddof: int = 0,
+    options: MeasureOptions | None = None,
+    **kwargs: Any,
 ) -> dict[str, jax.Array]:
     """Temporal measures of a movie ``(..., T, ny, nx)`` in one jitted call: ``{name: (..., ny, nx)}``.
 
-    ``measures`` is any subset of ``("mean", "std", "latent_entropy")``; mean and std are in the
-    movie's units (std with ``ddof``), latent entropy in nats (see ``latent_entropy``).
+    ``measures`` is any subset of ``MEASURES``; mean and std are in the movie's units (std with
+    ``ddof``), latent entropy in nats (see ``latent_entropy``). The options come from
+    ``options`` or, one by one, as keywords (``num_states=5``); not both.
     """
     x = _working_dtype(check_movie(movie))
     measures = tuple(dict.fromkeys(measures))
-    check_options(num_frames=x.shape[-3], measures=measures, num_states=num_states, binning=binning,
-                  lag=lag, fixed_range=fixed_range, weighting=weighting, ddof=ddof)
-    return measures_kernel(x, measures=measures, num_states=int(num_states), binning=binning, lag=int(lag),
-                           fixed_range=(float(fixed_range[0]), float(fixed_range[1])), weighting=weighting,
-                           normalize=bool(normalize), ddof=int(ddof))
-
-
-def measure_options(config: MeasuresConfig, component: str | None = None) -> dict[str, Any]:
-    """Keyword arguments of ``compute_measures`` taken from a ``[measures]`` config section.
-
-    With ``component`` (``"x"``, ``"y"``, ``"z"``) the fixed binning range is that component's
-    (``fixed_range_<component>``) when one is set, else the shared ``fixed_range``.
-    """
-    own = tuple(getattr(config, f"fixed_range_{component}", ())) if component else ()
-    return {
-        "num_states": config.num_states,
-        "binning": config.binning,
-        "lag": config.lag,
-        "fixed_range": tuple(map(float, own or config.fixed_range)),
-        "weighting": config.weighting,
-        "normalize": config.normalize,
-        "ddof": config.ddof,
-    }
-
-
-def compute_measures_config(
-    movie: Any, config: MeasuresConfig, measures: Sequence[str] = MEASURES, component: str | None = None
-) -> dict[str, jax.Array]:
-    """``compute_measures`` with the options of a ``MeasuresConfig`` (``component`` picks its
-    fixed binning range)."""
-    return compute_measures(movie, measures=measures, **measure_options(config, component))
-
-
-def compute_measures_file(*args: Any, **kwargs: Any):
-    """Measure maps of a whole HDF5 dataset; see ``jaxmag.io.measures_file.compute_measures_file``."""
-    from jaxmag.io.measures_file import compute_measures_file as impl  # avoids an import cycle
-
-    return impl(*args, **kwargs)
+    if options is not None and kwargs:
+        raise TypeError("pass either options=MeasureOptions(...) or option keywords, not both")
+    options = options if options is not None else check_options(num_frames=x.shape[-3], measures=measures, **kwargs)
+    options.check(x.shape[-3], measures)
+    return measure_maps(x, measures, options)

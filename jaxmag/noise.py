@@ -7,10 +7,19 @@ with n ~ N(0, sigma^2) i.i.d. over every array element; ``variance`` is sigma^2 
 for speckle, in the squared units of x for Gaussian noise). The draws are a pure function of the
 key: same key, same noise, whatever the batch or device.
 
+The models live in one registry, ``NOISE_MODELS`` (kind -> ``add(x, variance, key)``); adding a
+kind is one function and one line there, and every path (measures file, online generator,
+fine-tuning) picks it up through ``apply_noise``.
+
 A noise *condition* is a ``NoiseSpec``; its ``name`` (``"clean"``, ``"gaussian_1e-2"``,
-``"speckle_2.5e-1"``) names HDF5 groups. ``noise_key(seed, run_index, condition)`` folds a stable
-hash of the condition name and the run index into the seed, so a run's noise does not depend on
-how runs are chunked or which other conditions are computed.
+``"speckle_2.5e-1"``) names HDF5 groups. One keying rule for every path: the noise of run ``r``,
+component ``c`` (``"x"``, ``"y"``, ``"z"``) under a condition is drawn with
+
+    key = fold_in(fold_in(fold_in(key(seed), hash(condition name)), r), ord(c))
+
+(``noise_key`` then ``component_keys``), so a run's noise does not depend on how runs are
+chunked, which other conditions or components are computed, or whether it was drawn offline
+(``jaxmag measures``) or on device (``jaxmag.learn.online``); ``add_measurement_noise`` applies it.
 
 ``estimate_noise_variance`` recovers sigma^2 from the defect-free background of a noisy movie;
 its estimator and assumptions are documented on the function and in ``docs/measures.md``.
@@ -22,15 +31,14 @@ import functools
 import hashlib
 import math
 import re
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.config import NoiseConfig
+from jaxmag.params import require
 
-NOISE_KINDS = ("gaussian", "speckle")
 _ACCEPTED = "'clean', 'gaussian:VARIANCE' or 'speckle:VARIANCE' (VARIANCE a positive number, e.g. gaussian:1e-2)"
 _MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal sample -> its std
 
@@ -46,7 +54,7 @@ class NoiseSpec:
         if self.kind == "clean":
             if self.variance != 0:
                 raise ValueError(f"a clean condition has variance 0, got {self.variance!r}")
-        elif self.kind not in NOISE_KINDS:
+        elif self.kind not in NOISE_MODELS:
             raise ValueError(f"unknown noise kind {self.kind!r}: accepted forms are {_ACCEPTED}")
         elif not (math.isfinite(self.variance) and self.variance > 0):
             raise ValueError(f"noise variance must be a positive finite number, got {self.variance!r}")
@@ -72,7 +80,23 @@ def condition_name(kind: str, variance: float) -> str:
     return f"{kind}_{format_variance(variance)}"
 
 
-_SPEC_RE = re.compile(r"^(gaussian|speckle)[:_](.+)$")
+@dataclasses.dataclass(frozen=True)
+class NoiseSweep:
+    """The noise conditions of a job (the ``[noise]`` section): every kind in ``types`` at every
+    variance in ``variances``; ``seed`` keys the measurement noise (module docstring)."""
+
+    types: tuple[str, ...] = ("gaussian", "speckle")
+    variances: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        for t in self.types:
+            require(t in NOISE_MODELS, "types", f"entries must be one of {', '.join(map(repr, NOISE_MODELS))}, got {t!r}")
+        require(all(v > 0 for v in self.variances), "variances", "must be positive")
+
+    def specs(self) -> tuple[NoiseSpec, ...]:
+        """Every (type, variance) condition, types outer: gaussian_1e-4, ..., speckle_1e0."""
+        return tuple(NoiseSpec(kind, float(v)) for kind in self.types for v in self.variances)  # type: ignore[arg-type]
 
 
 def parse_noise_spec(text: str) -> NoiseSpec:
@@ -81,7 +105,7 @@ def parse_noise_spec(text: str) -> NoiseSpec:
     text = text.strip()
     if text == "clean":
         return CLEAN
-    match = _SPEC_RE.match(text)
+    match = re.match(r"^(%s)[:_](.+)$" % "|".join(map(re.escape, NOISE_MODELS)), text)
     if match is None:
         raise ValueError(f"invalid noise spec {text!r}: accepted forms are {_ACCEPTED}")
     try:
@@ -94,9 +118,9 @@ def parse_noise_spec(text: str) -> NoiseSpec:
     return NoiseSpec(match.group(1), variance)  # type: ignore[arg-type]
 
 
-def noise_specs_from_config(config: NoiseConfig) -> tuple[NoiseSpec, ...]:
-    """Every (type, variance) condition of a ``[noise]`` section, types outer: gaussian_1e-4, ..."""
-    return tuple(NoiseSpec(kind, float(v)) for kind in config.types for v in config.variances)  # type: ignore[arg-type]
+def noise_specs_from_config(sweep: NoiseSweep) -> tuple[NoiseSpec, ...]:
+    """``sweep.specs()``: every (type, variance) condition of a ``[noise]`` section, types outer."""
+    return sweep.specs()
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,12 +141,19 @@ def add_speckle(x: jax.Array, variance: Any, key: jax.Array) -> jax.Array:
     return x + x * _normal(key, x, variance)
 
 
-def apply_noise(x: jax.Array, spec: NoiseSpec, key: jax.Array) -> jax.Array:
-    """Apply one condition (clean returns ``x`` unchanged)."""
+NOISE_MODELS: dict[str, Callable[[jax.Array, Any, jax.Array], jax.Array]] = {
+    "gaussian": add_gaussian,
+    "speckle": add_speckle,
+}
+NOISE_KINDS = tuple(NOISE_MODELS)
+
+
+def apply_noise(x: jax.Array, spec: NoiseSpec, key: jax.Array, variance: Any = None) -> jax.Array:
+    """Apply one condition (clean returns ``x`` unchanged). ``variance`` (default
+    ``spec.variance``) may be a traced value, so conditions of one kind share a compiled kernel."""
     if spec.kind == "clean":
         return x
-    add = add_gaussian if spec.kind == "gaussian" else add_speckle
-    return add(x, spec.variance, key)
+    return NOISE_MODELS[spec.kind](x, spec.variance if variance is None else variance, key)
 
 
 def condition_hash(condition: str | NoiseSpec) -> int:
@@ -147,6 +178,32 @@ def noise_key(seed: int, run_index: Any, condition: str | NoiseSpec) -> jax.Arra
     depend on chunking because each run's key depends on its own index only.
     """
     return condition_keys(seed, condition_hash(condition), run_index)
+
+
+def component_keys(run_keys: jax.Array, components: str) -> jax.Array:
+    """``(n,)`` run keys -> ``(n, C)`` keys, the component letter folded in (``ord("x")`` ...).
+
+    Folding the letter, not the position, keeps z's noise the same whether or not x is stored.
+    """
+    letters = jnp.array([ord(c) for c in components], jnp.uint32)
+    return jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(letters))(run_keys)
+
+
+def add_measurement_noise(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: jax.Array, components: str,
+                          *, cond_hash: Any = None, variance: Any = None) -> jax.Array:
+    """Measurement noise of ``spec`` on ``movies (n, C, T, ny, nx)``, keyed per (run, component).
+
+    ``run_index``: ``(n,)`` integer run indices; ``components``: the C letters. ``seed``,
+    ``run_index``, ``cond_hash`` (default ``condition_hash(spec)``) and ``variance`` (default
+    ``spec.variance``) may be traced; the kind is static. This is the one keying rule of the
+    module docstring, used by the measures file and the online generator alike.
+    """
+    if spec.kind == "clean":
+        return movies
+    cond_hash = condition_hash(spec) if cond_hash is None else cond_hash
+    keys = component_keys(condition_keys(seed, cond_hash, run_index), components)  # (n, C)
+    add = lambda x, k: apply_noise(x, spec, k, variance)  # noqa: E731
+    return jax.vmap(jax.vmap(add))(movies, keys)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,18 +1,22 @@
-"""From a config to the simulation dataset: one defect film and thermal movie per run index.
+"""The simulation dataset: one defect film and thermal movie per run index.
 
 Contract
 --------
-* ``build_run(config, run_index) -> RunSpec``: everything run ``run_index`` needs, a pure
-  function of ``(config, run_index)``: the defects come from ``defect_rng(seed, run_index)``, the
-  thermal noise from ``jax.random.key(thermal_seed(seed, run_index))``. Neither depends on the
-  batch a run is simulated in or on the device, so any run can be recomputed alone.
-* ``batch_simulator(config)`` compiles ``jit(vmap(simulate))`` with the batch axis sharded over
-  a 1-D ``Mesh`` of all local devices (axis ``"data"``); one code path for 1..n devices.
-* ``simulate(config, out=...)`` runs a dataset (or this process's slice of it) batch by batch
-  into an HDF5 file (``jaxmag.io.dataset``), resumable; with ``out=None`` it returns the arrays.
+Everything here takes plain objects (``SimulationSetup``: grid, background film, initial state,
+``MovieSpec`` time stepping, ``DefectParams``), which ``jaxmag.assemble`` builds once from a
+config; this module never sees the config.
 
-Frames: frame k (k = 0..T-1) is taken after ``burn_in_steps + (k + 1) * steps_per_frame`` Heun
-steps, at ``t_k = burn_in_s + (k + 1) * frame_interval_s``. Stored frames have layout
+* ``build_run(setup, run_index, seed) -> RunSpec``: everything run ``run_index`` needs, a pure
+  function of ``(setup, seed, run_index)``: the defects come from ``defect_rng(seed, run_index)``,
+  the thermal noise from ``jax.random.key(thermal_seed(seed, run_index))``. Neither depends on the
+  batch a run is simulated in or on the device, so any run can be recomputed alone.
+* ``batch_simulator(setup, mesh)`` compiles ``jit(vmap(simulate))`` with the batch axis sharded
+  over a 1-D ``Mesh`` of all local devices (axis ``"data"``); one code path for 1..n devices.
+* ``simulate_runs(setup, seed, runs)`` returns the arrays; ``write_runs(setup, seed, runs, path,
+  spec)`` runs them batch by batch into an HDF5 file (``jaxmag.io.dataset``), resumable.
+
+Frames: frame k (k = 0..T-1) is taken after ``burn_in_steps + (k + 1) * steps_per_frame``
+steps, at ``t_k = (burn_in_steps + (k + 1) * steps_per_frame) * dt``. Stored frames have layout
 ``(T, C, ny, nx)`` (the film is one cell thick; ``grid.nz`` must be 1 for datasets).
 """
 from __future__ import annotations
@@ -28,13 +32,69 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxmag import drivers
-from jaxmag.config import Config, GridConfig, SimulationConfig, load_config
-from jaxmag.defects import Defects, apply_defects, defect_rng, generate_defects
+from jaxmag.defects import DefectParams, Defects, apply_defects, defect_rng, generate_defects
+from jaxmag.fields.terms import STANDARD_TERMS
+from jaxmag.grid import Grid
 from jaxmag.io import dataset as ds
 from jaxmag.io.errors import WriteError
 from jaxmag.material import Material, validate_material
 
-_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
+
+@dataclasses.dataclass(frozen=True)
+class MovieSpec:
+    """Time stepping and output of one thermal movie; hashable (what the compiled simulator
+    depends on, so equal specs share one compilation).
+
+    ``dt`` s; ``burn_in_steps`` before the first frame; one frame every ``steps_per_frame``;
+    ``components`` the stored letters; ``store_dtype`` of the stored frames; ``solver`` a name
+    of ``integrators.SOLVERS``; ``terms`` names of ``fields.terms.TERMS``.
+    """
+
+    dt: float
+    burn_in_steps: int
+    steps_per_frame: int
+    num_frames: int
+    components: str = "xz"
+    terms: tuple[str, ...] = STANDARD_TERMS
+    solver: str = "heun"
+    store_dtype: str = "float32"
+
+    def frame_times(self) -> np.ndarray:
+        """(T,) frame times in s (see the module docstring)."""
+        k = np.arange(1, self.num_frames + 1)
+        return (self.burn_in_steps + k * self.steps_per_frame) * self.dt
+
+    def simulator(self, grid: Grid, components: str | None = None) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
+        """``drivers.movie_simulator`` of this spec: ``(material, m0, key) -> (T, nz, ny, nx, C)``."""
+        return drivers.movie_simulator(grid, dt=self.dt, burn_in_steps=self.burn_in_steps,
+                                       steps_per_frame=self.steps_per_frame, num_frames=self.num_frames,
+                                       terms=self.terms, solver=self.solver,
+                                       components=components or self.components)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationSetup:
+    """What every run of a dataset shares.
+
+    grid: the (static) grid; background: the defect-free film (``Material`` maps (nz, ny, nx),
+    compute precision); A_ex (J/m), K_u (J/m³), easy_axis: the background values as Python
+    floats, which the defect factors multiply in float64 (``defects.material_maps``); m0:
+    (nz, ny, nx, 3) unit vectors along the easy axis; movie: the ``MovieSpec``; defects: the
+    ``DefectParams`` of the blobs.
+    """
+
+    grid: Grid
+    background: Material
+    A_ex: float
+    K_u: float
+    easy_axis: tuple[float, float, float]
+    m0: jax.Array
+    movie: MovieSpec
+    defects: DefectParams
+
+    @property
+    def dtype(self):
+        return self.background.Ms.dtype
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,70 +124,21 @@ def thermal_seed(seed: int, run_index: int) -> int:
     return int(state & 0x7FFFFFFF)  # MuMax3's ThermSeed is a signed int
 
 
-def step_counts(config: Config) -> tuple[int, int]:
-    """``(burn_in_steps, steps_per_frame)`` from ``[simulation]`` (validated multiples of dt)."""
-    return _steps(config.simulation)
-
-
-def _steps(s: SimulationConfig) -> tuple[int, int]:
-    return int(round(s.burn_in_s / s.dt)), int(round(s.frame_interval_s / s.dt))
-
-
-def frame_times(config: Config) -> np.ndarray:
-    """(T,) frame times in s (see the module docstring)."""
-    burn, spf = step_counts(config)
-    k = np.arange(1, config.simulation.num_frames + 1)
-    return (burn + k * spf) * config.simulation.dt
-
-
-def background_material(config: Config) -> Material:
-    """The defect-free film of ``[material]`` on ``[grid]``, in the config's compute precision."""
-    mat = config.material
-    return Material.uniform(
-        config.grid.to_grid(),
-        Ms=mat.Ms,
-        A_ex=mat.A_ex,
-        K_u=mat.K_u,
-        easy_axis=mat.easy_axis,
-        alpha=mat.alpha,
-        temperature=mat.temperature,
-        B_ext=mat.B_ext_T,
-        dtype=_compute_dtype(config),
-    )
-
-
-def build_run(config: Config, run_index: int, *, seed: int | None = None) -> RunSpec:
-    """Material maps, labels, initial state and thermal key of run ``run_index``.
-
-    ``seed`` overrides ``config.dataset.seed``."""
-    seed = config.dataset.seed if seed is None else seed
-    grid = config.grid.to_grid()
-    mat = config.material
-    dtype = _compute_dtype(config)
-    defects = generate_defects(config.defects, grid.ny, grid.nx, defect_rng(seed, run_index), periodic=grid.periodic)
-    material = apply_defects(background_material(config), defects, mat)
-    u = np.asarray(mat.easy_axis, dtype=np.float64)
-    m0 = jnp.broadcast_to(jnp.asarray(u / np.linalg.norm(u), dtype), grid.vector_shape)
+def build_run(setup: SimulationSetup, run_index: int, seed: int) -> RunSpec:
+    """Material maps, labels, initial state and thermal key of run ``run_index`` of dataset ``seed``."""
+    grid = setup.grid
+    defects = generate_defects(setup.defects, grid.ny, grid.nx, defect_rng(seed, run_index), periodic=grid.periodic)
+    material = apply_defects(setup.background, defects, setup)
     tseed = thermal_seed(seed, run_index)
     return RunSpec(
         run_index=run_index,
         material=material,
         labels=defects.labels,
-        m0=m0,
+        m0=setup.m0,
         key=jax.random.key(tseed),
         thermal_seed=tseed,
         defects=defects,
     )
-
-
-def _compute_dtype(config: Config):
-    precision = config.simulation.precision
-    if precision == "float64" and not jax.config.jax_enable_x64:
-        raise ValueError(
-            "simulation.precision = 'float64' needs 64-bit JAX: set JAX_ENABLE_X64=1 "
-            "(the jaxmag command does this for you)"
-        )
-    return _DTYPES[precision]
 
 
 def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -136,27 +147,23 @@ def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(devices), ("data",))
 
 
-def batch_simulator(config: Config, mesh: Mesh) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
+def batch_simulator(setup: SimulationSetup, mesh: Mesh) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
     """``run(material, m0, seeds) -> frames`` for a batch, jitted and sharded over ``mesh``.
 
     material: maps with a leading batch axis B (a multiple of the mesh size); m0: (B, nz, ny,
     nx, 3); seeds: (B,) uint32 thermal seeds. frames: (B, T, C, ny, nx) in ``store_dtype``.
     """
-    if config.grid.nz != 1:
-        raise ValueError(f"datasets store 2-D frames of a film one cell thick: grid.nz must be 1, got {config.grid.nz}")
-    return _compiled_batch_simulator(config.grid, config.simulation, mesh)
+    if setup.grid.nz != 1:
+        raise ValueError(f"datasets store 2-D frames of a film one cell thick: grid.nz must be 1, got {setup.grid.nz}")
+    return _compiled_batch_simulator(setup.grid, setup.movie, mesh)
 
 
 @functools.lru_cache(maxsize=8)
-def _compiled_batch_simulator(grid_config: GridConfig, s: SimulationConfig, mesh: Mesh):
+def _compiled_batch_simulator(grid: Grid, movie: MovieSpec, mesh: Mesh):
     # Cached on what the compiled code depends on (not seed or run count), so repeated
     # simulate() calls with the same grid and time stepping reuse the jit cache: no recompiles.
-    grid = grid_config.to_grid()
-    burn, spf = _steps(s)
-    one = drivers.movie_simulator(
-        grid, dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames, demag=s.demag, components=s.components
-    )
-    store = jnp.dtype(s.store_dtype)
+    one = movie.simulator(grid)
+    store = jnp.dtype(movie.store_dtype)
 
     def run(material: Material, m0: jax.Array, seeds: jax.Array) -> jax.Array:
         # The key is built from the seed inside, so that keys never cross the host boundary
@@ -168,13 +175,13 @@ def _compiled_batch_simulator(grid_config: GridConfig, s: SimulationConfig, mesh
     return jax.jit(run, in_shardings=(sharded, sharded, sharded), out_shardings=sharded)
 
 
-def run_slice(num_runs: int, process_id: int, num_processes: int) -> range:
-    """The contiguous block of run indices simulated by ``process_id`` of ``num_processes``."""
-    if not 0 <= process_id < num_processes:
-        raise ValueError(f"process id {process_id} is not in [0, {num_processes})")
-    if num_processes > num_runs:
-        raise ValueError(f"{num_processes} processes for only {num_runs} runs")
-    return range(process_id * num_runs // num_processes, (process_id + 1) * num_runs // num_processes)
+def run_slice(num_runs: int, shard_index: int, num_shards: int) -> range:
+    """The contiguous block of run indices simulated by shard ``shard_index`` of ``num_shards``."""
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard index {shard_index} is not in [0, {num_shards})")
+    if num_shards > num_runs:
+        raise ValueError(f"{num_shards} shards for only {num_runs} runs")
+    return range(shard_index * num_runs // num_shards, (shard_index + 1) * num_runs // num_shards)
 
 
 def effective_batch(batch: int, num_devices: int, num_runs: int) -> int:
@@ -218,78 +225,52 @@ class SimulationData:
     t: np.ndarray  # (T,) s
 
 
-def resolve_config(config: Config | str | Path, *, num: int | None = None, seed: int | None = None, batch: int | None = None) -> Config:
-    """``config`` (or the file it names) with the CLI overrides of ``[dataset]`` applied."""
-    if not isinstance(config, Config):
-        config = load_config(config)
-    d = config.dataset
-    for name, value, low in (("num", num, 1), ("batch", batch, 1), ("seed", seed, 0)):
-        if value is not None and (not isinstance(value, (int, np.integer)) or value < low):
-            raise ValueError(f"--{name} must be an integer >= {low}, got {value!r}")
-    d = dataclasses.replace(
-        d,
-        num_runs=d.num_runs if num is None else int(num),
-        seed=d.seed if seed is None else int(seed),
-        batch_size=d.batch_size if batch is None else int(batch),
-    )
-    return config.replace(dataset=d)
-
-
 def _batches(indices: Sequence[int], size: int) -> Iterator[list[int]]:
     indices = [int(i) for i in indices]
     for start in range(0, len(indices), size):
         yield indices[start : start + size]
 
 
-def simulate(
-    config: Config | str | Path,
-    *,
-    out: str | Path | None = None,
-    num: int | None = None,
-    batch: int | None = None,
-    seed: int | None = None,
-    resume: bool = False,
-    force: bool = False,
-    progress: bool = True,
-    process_id: int | None = None,
-    num_processes: int | None = None,
-    devices: Sequence[jax.Device] | None = None,
-) -> SimulationData | Path:
-    """Simulate the dataset described by ``config`` (``[dataset]`` overridden by num/batch/seed).
+def _prepare(setup: SimulationSetup, seed: int, runs: Sequence[int], batch: int, devices):
+    """Fail early on impossible defects or an unstable step; the compiled step and batch size."""
+    mesh = local_mesh(devices)
+    size = effective_batch(batch, mesh.size, len(runs))
+    first = build_run(setup, runs[0], seed)
+    validate_material(first.material, setup.grid)
+    drivers.check_time_step(setup.grid, first.material, setup.movie.dt)
+    return batch_simulator(setup, mesh), size
 
-    With ``out``: write (or, with ``resume``, finish) the HDF5 file and return its path; with
-    several processes (``process_id``/``num_processes``, default ``jax.process_index()`` /
-    ``jax.process_count()``) each writes its slice of runs to ``shard_path(out, ...)``.
-    Without ``out``: return a ``SimulationData`` of this process's runs.
+
+def simulate_runs(setup: SimulationSetup, seed: int, runs: Sequence[int], *, batch: int = 16, progress: bool = True,
+                  devices: Sequence[jax.Device] | None = None) -> SimulationData:
+    """Simulate ``runs`` of dataset ``seed`` in memory (batches of ``batch``, padded to the devices)."""
+    step, size = _prepare(setup, seed, runs, batch, devices)
+    parts = list(_run_batches(setup, seed, step, list(runs), size, progress))
+    return SimulationData(
+        run_index=np.concatenate([p.run_index for p in parts]),
+        m=np.concatenate([p.m for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        A=np.concatenate([p.A for p in parts]),
+        Ku=np.concatenate([p.Ku for p in parts]),
+        easy_axis=np.concatenate([p.easy_axis for p in parts]),
+        t=setup.movie.frame_times(),
+    )
+
+
+def write_runs(setup: SimulationSetup, seed: int, runs: range, path: str | Path, spec: ds.FileSpec, *,
+               batch: int = 16, resume: bool = False, force: bool = False, progress: bool = True,
+               devices: Sequence[jax.Device] | None = None) -> Path:
+    """Write (or, with ``resume``, finish) the dataset file ``path`` holding ``runs``; returns it.
+
+    ``spec`` describes the file (``jaxmag.io.dataset.FileSpec``); resuming refuses a file of
+    another spec. With ``force`` the new file is written beside ``path`` and replaces it only
+    when complete; a new file that got no finished batch is removed on an error (not after a
+    write error such as a full disk, so that ``resume`` continues it).
     """
     if resume and force:
         raise ValueError("--resume and --force exclude each other")
-    config = resolve_config(config, num=num, seed=seed, batch=batch)
-    num_processes = jax.process_count() if num_processes is None else num_processes
-    process_id = jax.process_index() if process_id is None else process_id
-    runs = run_slice(config.dataset.num_runs, process_id, num_processes)
-    mesh = local_mesh(devices)
-    size = effective_batch(config.dataset.batch_size, mesh.size, len(runs))
-    first = build_run(config, runs[0])  # fail early on impossible defects or precision
-    validate_material(first.material, config.grid.to_grid())
-    drivers.check_time_step(config.grid.to_grid(), first.material, config.simulation.dt)
-    step = batch_simulator(config, mesh)
-    t = frame_times(config)
-
-    if out is None:
-        parts = list(_run_batches(config, step, list(runs), size, progress))
-        return SimulationData(
-            run_index=np.concatenate([p.run_index for p in parts]),
-            m=np.concatenate([p.m for p in parts]),
-            labels=np.concatenate([p.labels for p in parts]),
-            A=np.concatenate([p.A for p in parts]),
-            Ku=np.concatenate([p.Ku for p in parts]),
-            easy_axis=np.concatenate([p.easy_axis for p in parts]),
-            t=t,
-        )
-
-    path = ds.shard_path(out, process_id, num_processes)
-    spec = ds.FileSpec.from_config(config, t, runs.start, len(runs))
+    path = Path(path)
+    step, size = _prepare(setup, seed, runs, batch, devices)
     created = False
     if resume:
         work = ds.check_matches(path, spec)  # path, or the file an interrupted --force run left
@@ -300,7 +281,7 @@ def simulate(
     wrote = False
     try:
         with ds.DatasetWriter(work) as writer:
-            for rows in _run_batches(config, step, pending, size, progress, total=len(runs)):
+            for rows in _run_batches(setup, seed, step, pending, size, progress, total=len(runs)):
                 writer.write(rows)
                 wrote = True
     except BaseException as exc:
@@ -311,7 +292,7 @@ def simulate(
 
 
 def _run_batches(
-    config: Config, step, indices: Sequence[int], size: int, progress: bool, total: int | None = None
+    setup: SimulationSetup, seed: int, step, indices: Sequence[int], size: int, progress: bool, total: int | None = None
 ) -> Iterator[ds.RunRows]:
     """Simulate ``indices`` in batches of ``size``; yields each batch's rows in order.
 
@@ -335,10 +316,10 @@ def _run_batches(
         groups = list(_batches(indices, size))
         if not groups:
             return
-        specs = [build_run(config, i) for i in groups[0]]
+        specs = [build_run(setup, i, seed) for i in groups[0]]
         for k in range(len(groups)):
             frames = step(*_stack_inputs(specs, size))
-            next_specs = [build_run(config, i) for i in groups[k + 1]] if k + 1 < len(groups) else None
+            next_specs = [build_run(setup, i, seed) for i in groups[k + 1]] if k + 1 < len(groups) else None
             rows = _rows(specs, np.asarray(frames))
             yield rows
             bar.update(len(specs))

@@ -172,7 +172,7 @@ def matches(r: dict, pattern: dict) -> bool:
 
 def regime_config(base, r: dict):
     from jaxmag.drivers import stable_time_step
-    from jaxmag.simulate import build_run
+    from jaxmag.assemble import build_run
 
     c = base.replace(
         grid=dataclasses.replace(base.grid, boundary=r["boundary"]),
@@ -200,9 +200,7 @@ def measure_maps(movie: np.ndarray, **le_options) -> dict[str, np.ndarray]:
 
 
 def le_options(mc) -> dict:
-    from jaxmag.measures import measure_options
-
-    return measure_options(mc)
+    return mc.options().kwargs()
 
 
 def ordering(stats: dict[str, dict[str, float]], metric: str = "z_all") -> dict:
@@ -224,7 +222,7 @@ def ordering(stats: dict[str, dict[str, float]], metric: str = "z_all") -> dict:
 
 
 def run_regime(base, r: dict, runs: int, batch: int, seed) -> tuple[dict, object]:
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import simulate
 
     c = regime_config(base, r)
     t0 = time.perf_counter()

@@ -12,7 +12,8 @@ import pytest
 import jaxmag.io.measures_file as mf
 from jaxmag.cli import main
 from jaxmag.config import Config, MeasuresConfig, NoiseConfig, config_hash, loads_config
-from jaxmag.measures import compute_measures, compute_measures_file, measure_options
+from jaxmag.assemble import compute_measures_file
+from jaxmag.measures import compute_measures
 from jaxmag.noise import add_gaussian, apply_noise, noise_key, parse_noise_spec
 
 N, T, NY, NX = 5, 12, 6, 7
@@ -44,7 +45,7 @@ def write_dataset(path, done=None, seed=0) -> np.ndarray:
 def expected_maps(m: np.ndarray, spec_text: str, seed: int = 9) -> dict[str, np.ndarray]:
     """In-memory computation, run by run and component by component: {measure: (N, C, ny, nx)}."""
     spec = parse_noise_spec(spec_text)
-    options = measure_options(make_config().measures)
+    options = make_config().measures.options().kwargs()
     out = {}
     for r in range(N):
         for c_i, comp in enumerate(COMPONENTS):

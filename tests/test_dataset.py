@@ -16,7 +16,8 @@ import pytest
 from jaxmag import drivers
 from jaxmag.config import load_config
 from jaxmag.io import dataset as ds
-from jaxmag.simulate import batch_simulator, build_run, frame_times, local_mesh, resolve_config, simulate, step_counts, thermal_seed
+from jaxmag.assemble import batch_simulator, build_run, file_spec, frame_times, resolve_config, simulate, step_counts
+from jaxmag.simulate import local_mesh, thermal_seed
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.toml"
@@ -128,7 +129,7 @@ def _metadata_digest(path: Path, ranges) -> str:
 def test_writes_touch_raw_data_only(tiny, tmp_path):
     """The crash-safety argument: after creation, writing runs changes no metadata byte."""
     config = resolve_config(tiny)
-    spec = ds.FileSpec.from_config(config, frame_times(config), 0, 6)
+    spec = file_spec(config, range(0, 6))
     path = ds.create_file(tmp_path / "d.h5", spec)
     ranges = _raw_ranges(path)
     assert len(ranges) == 6 + 7  # six /m chunks allocated up front + seven contiguous datasets
@@ -185,7 +186,7 @@ def test_force_overwrites_and_failed_start_leaves_no_file(tiny, tmp_path):
 
 def test_shards_merge_virtual_and_copy(tiny, written, tmp_path):
     for pid in range(2):
-        simulate(tiny, out=tmp_path / "data.h5", process_id=pid, num_processes=2, batch=2, progress=False)
+        simulate(tiny, out=tmp_path / "data.h5", shard_index=pid, num_shards=2, batch=2, progress=False)
     shards = sorted(tmp_path.glob("data.shard*-of-002.h5"))
     assert [p.name for p in shards] == ["data.shard000-of-002.h5", "data.shard001-of-002.h5"]
     with h5py.File(shards[1], "r") as f:
@@ -210,7 +211,7 @@ def test_shards_merge_virtual_and_copy(tiny, written, tmp_path):
     with pytest.raises(ValueError, match="overlapping"):
         ds.merge([shards[0], shards[0]], tmp_path / "x.h5")
     other = resolve_config(tiny, seed=8)
-    ds.create_file(tmp_path / "other.h5", ds.FileSpec.from_config(other, frame_times(other), 3, 3))
+    ds.create_file(tmp_path / "other.h5", file_spec(other, range(3, 6)))
     with pytest.raises(ValueError, match="different config"):
         ds.merge([shards[0], tmp_path / "other.h5"], tmp_path / "y.h5")
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()
@@ -226,7 +227,7 @@ _MULTI = textwrap.dedent(
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import simulate
     assert jax.local_device_count() == 4
     four = simulate(sys.argv[1], num=6, batch=3, progress=False)  # batch 3 -> 4 over 4 devices, padded
     one = simulate(sys.argv[1], num=6, batch=3, progress=False, devices=jax.local_devices()[:1])

@@ -11,7 +11,6 @@ import pytest
 from jaxmag.config import MeasuresConfig
 from jaxmag.measures import (
     compute_measures,
-    compute_measures_config,
     latent_entropy,
     measures_kernel,
     temporal_mean,
@@ -210,7 +209,7 @@ def test_mean_and_std_match_numpy():
 def test_config_convenience_and_half_precision_input():
     x = np.random.default_rng(6).standard_normal((20, 4, 4)).astype(np.float16)
     conf = MeasuresConfig(num_states=3, binning="quantile", ddof=1)
-    out = compute_measures_config(x, conf, measures=("std", "latent_entropy"))
+    out = compute_measures(x, measures=("std", "latent_entropy"), options=conf.options())
     assert set(out) == {"std", "latent_entropy"}
     assert out["std"].dtype == jnp.float32
     ref = latent_entropy(x.astype(np.float32), num_states=3, binning="quantile")

@@ -156,7 +156,7 @@ from jaxmag.io.mx3 import (  # noqa: E402
     write_mx3_run,
 )
 
-simulate = pytest.importorskip("jaxmag.simulate")
+simulate = pytest.importorskip("jaxmag.assemble")  # build_run(config, i)
 
 CONFIG_TOML = """
 [grid]

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write OUT with HDF5 virtual datasets over the shards (which must stay beside it), "
         "or with --copy a self-contained copy.",
     )
-    m.add_argument("shards", nargs="+", help="shard files written by `jaxmag simulate --num-processes`")
+    m.add_argument("shards", nargs="+", help="shard files written by `jaxmag simulate --num-shards`")
     m.add_argument("--out", required=True, help="merged file")
     m.add_argument("--copy", action="store_true", help="copy the data instead of virtual datasets")
     m.add_argument("--force", action="store_true", help="overwrite OUT")

@@ -30,29 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--resume", action="store_true", help="continue an interrupted output file")
     group.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--allow-partial", action="store_true", help="skip runs the dataset has not finished")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxmag.config import load_config, loads_config
-    from jaxmag.io.errors import open_h5
-    from jaxmag.io.measures_file import compute_measures_file
-    from jaxmag.noise import noise_specs_from_config, parse_noise_spec
+    from jaxmag.assemble import compute_measures_file, dataset_config
+    from jaxmag.config import load_config
+    from jaxmag.noise import parse_noise_spec
 
     specs = [parse_noise_spec(s) for s in args.noise]  # bad specs fail before any file is touched
     config = load_config(args.config) if args.config else None
     if args.noise_from_config:
-        if config is None:
-            with open_h5(args.dataset, "jaxmag dataset (written by `jaxmag simulate`)") as f:
-                noise_config = loads_config(str(f.attrs.get("config", "")), source=f"{args.dataset}:/config").noise
-        else:
-            noise_config = config.noise
-        specs += list(noise_specs_from_config(noise_config))
+        specs += list((config or dataset_config(args.dataset)).noise.specs())
     measures = tuple(m.strip() for m in args.measures.split(",") if m.strip())
     out = compute_measures_file(args.dataset, args.out, specs, config=config, measures=measures,
                                 noise_seed=args.noise_seed, chunk=args.chunk, resume=args.resume,
-                                force=args.force, allow_partial=args.allow_partial, progress=not args.quiet)
+                                force=args.force, allow_partial=args.allow_partial, progress=not args.no_progress)
     names = ["clean"] + [s.name for s in specs if s.name != "clean"]
     print(f"wrote {out}: conditions {', '.join(dict.fromkeys(names))}; measures {', '.join(measures)}")
     return 0

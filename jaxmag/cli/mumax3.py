@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from jaxmag.config import load_config
     from jaxmag.io.mx3 import quantize_easy_axis, write_mx3_run
-    from jaxmag.simulate import build_run
+    from jaxmag.assemble import build_run
 
     config = load_config(args.config)
     if not 0 <= args.run < config.dataset.num_runs:

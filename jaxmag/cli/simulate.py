@@ -18,24 +18,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="dataset seed (overrides dataset.seed)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted file (config must match)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.add_argument("--process-id", type=int, help="this process's index when several simulate disjoint slices")
-    p.add_argument("--num-processes", type=int, help="number of processes; each writes OUT.shardIII-of-NNN.h5")
-    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() (cluster env) for the process id/count")
+    p.add_argument("--shard-index", type=int, help="this job's shard when several simulate disjoint slices of the runs")
+    p.add_argument("--num-shards", type=int, help="number of shards; each writes OUT.shardIII-of-NNN.h5")
+    # the old names read like jax.distributed's process id/count, which they are not
+    p.add_argument("--process-id", type=int, dest="shard_index", help=argparse.SUPPRESS)
+    p.add_argument("--num-processes", type=int, dest="num_shards", help=argparse.SUPPRESS)
+    p.add_argument("--distributed", action="store_true",
+                   help="call jax.distributed.initialize() (cluster env); shards default to the process index/count")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import jax
 
+    from jaxmag.assemble import simulate
     from jaxmag.config import load_config
-    from jaxmag.simulate import simulate
 
     config = load_config(args.config)  # before anything is created: a bad config leaves no file
     if config.simulation.precision == "float64":
         jax.config.update("jax_enable_x64", True)
-    if (args.process_id is None) != (args.num_processes is None):
-        raise ValueError("--process-id and --num-processes go together")
+    if (args.shard_index is None) != (args.num_shards is None):
+        raise ValueError("--shard-index and --num-shards go together")
     if args.distributed:
         jax.distributed.initialize()
     path = simulate(
@@ -47,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         force=args.force,
         progress=not args.no_progress,
-        process_id=args.process_id,
-        num_processes=args.num_processes,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
     )
     from jaxmag.io.dataset import summary
 

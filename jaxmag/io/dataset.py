@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from pathlib import Path
 from typing import Sequence
 
@@ -59,7 +60,6 @@ import h5py
 import numpy as np
 
 from jaxmag import __version__
-from jaxmag.config import Config, config_hash, loads_config
 from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
 
@@ -86,33 +86,9 @@ class FileSpec:
     cell_size_m: tuple[float, float, float]
     t: np.ndarray  # (T,) s
 
-    @classmethod
-    def from_config(cls, config: Config, t: np.ndarray, run_start: int, num_rows: int) -> "FileSpec":
-        s, g = config.simulation, config.grid
-        return cls(
-            config_text=config.to_toml(),
-            config_hash=data_hash(config),
-            seed=config.dataset.seed,
-            num_runs=config.dataset.num_runs,
-            run_start=run_start,
-            num_rows=num_rows,
-            num_frames=s.num_frames,
-            components=s.components,
-            ny=g.ny,
-            nx=g.nx,
-            store_dtype=s.store_dtype,
-            cell_size_m=tuple(float(c) for c in g.cell_size_m),
-            t=np.asarray(t, dtype=np.float64),
-        )
-
     @property
     def m_shape(self) -> tuple[int, int, int, int, int]:
         return (self.num_rows, self.num_frames, len(self.components), self.ny, self.nx)
-
-
-def data_hash(config: Config) -> str:
-    """Hash of everything that determines a run's data (batch size and other sections excluded)."""
-    return config_hash(config, *DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
 
 
 def staging_path(path: str | Path) -> Path:
@@ -251,13 +227,24 @@ def check_matches(path: str | Path, spec: FileSpec) -> Path:
 
 
 def _config_difference(old_text: str, new_text: str) -> str:
-    old = loads_config(old_text, "file").to_dict()
-    new = loads_config(new_text, "now").to_dict()
+    # both texts are resolved configs (every key written), so plain TOML tables compare
+    old, new = tomllib.loads(old_text), tomllib.loads(new_text)
     for section in DATA_SECTIONS + ("dataset",):
-        for key, value in new[section].items():
-            if old[section].get(key) != value and key != "batch_size":
-                return f"{section}.{key}: {old[section].get(key)!r} in the file, {value!r} now"
+        for key, value in new.get(section, {}).items():
+            if old.get(section, {}).get(key) != value and key != "batch_size":
+                return f"{section}.{key}: {old.get(section, {}).get(key)!r} in the file, {value!r} now"
     return "config hash differs"
+
+
+def stored_config_text(path: str | Path) -> str:
+    """The resolved TOML config a dataset file was written with (its root attribute ``config``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset not found: {path}")
+    with open_h5(path, "jaxmag dataset (written by `jaxmag simulate`)") as f:
+        if "config" not in f.attrs:
+            raise ValueError(f"{path}: not a jaxmag dataset (missing root attribute 'config')")
+        return str(f.attrs["config"])
 
 
 def pending_rows(path: str | Path) -> np.ndarray:

@@ -30,7 +30,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import jax
@@ -39,17 +39,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxmag import __version__
-from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, loads_config
+from jaxmag.channels import noisy_movie_maps
 from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
-from jaxmag.measures import MEASURES, check_options, measure_options, measures_kernel
-from jaxmag.noise import CLEAN, NoiseSpec, add_gaussian, condition_keys, condition_hash, parse_noise_spec
+from jaxmag.measures import MEASURES, MeasureOptions
+from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
 
 FORMAT = "jaxmag-measures-1"
 
 
-def _read_source(src: h5py.File, path: Path) -> tuple[Config, str, tuple[int, ...]]:
-    """Validate the dataset layout; return (its config, its components, m's shape)."""
+def _read_source(src: h5py.File, path: Path) -> tuple[str, tuple[int, ...]]:
+    """Validate the dataset layout; return (its components, m's shape)."""
     if src.attrs.get("format") == FORMAT:
         raise InputError(f"{path} is a measures file; `jaxmag measures` reads a dataset written by `jaxmag simulate`")
     for name in ("m", "labels", "done"):
@@ -66,32 +66,23 @@ def _read_source(src: h5py.File, path: Path) -> tuple[Config, str, tuple[int, ..
     if src["labels"].shape != (N, ny, nx) or src["done"].shape != (N,):
         raise ValueError(f"{path}: /labels must be {(N, ny, nx)} and /done {(N,)}, got "
                          f"{src['labels'].shape} and {src['done'].shape}")
-    config = loads_config(str(src.attrs["config"]), source=f"{path}:/config")
-    return config, components, shape
+    return components, shape
 
 
-@functools.partial(jax.jit, static_argnames=("noisy", "components", "options"))
-def _chunk_measures(m, run_index, seed, condition_hash, variance, speckle, *, noisy: bool, components: str,
-                    options: tuple):
+@functools.partial(jax.jit, static_argnames=("spec_kind", "components", "options", "measures"))
+def _chunk_measures(m, run_index, seed, cond_hash, variance, *, spec_kind: str, components: str,
+                    options: tuple[MeasureOptions, ...], measures: tuple[str, ...]):
     """(n, T, C, ny, nx) -> {measure: (n, C, ny, nx) float32}, noise keyed per (run, component).
 
-    ``options``: one tuple of kernel option items per component (they differ only in the fixed
-    binning range). The noise kind and variance are traced, so every noisy condition shares one
-    compiled kernel.
+    The noise is ``jaxmag.noise.add_measurement_noise`` (the keying rule the online generator
+    shares), the maps ``jaxmag.channels.movie_maps``; ``options`` holds one ``MeasureOptions``
+    per component. Only the kind is static: the conditions of one kind share a compiled kernel
+    (seed, condition hash and variance are traced).
     """
-    x = jnp.moveaxis(m, 2, 1)  # (n, C, T, ny, nx): time just before the pixels
-    if x.dtype not in (jnp.float32, jnp.float64):
-        x = x.astype(jnp.float32)
-    if noisy:
-        keys = condition_keys(seed, condition_hash, run_index)  # (n,)
-        comp_ids = jnp.array([ord(c) for c in components], jnp.uint32)
-        # Folding the component letter in keeps z's noise the same whether or not x is stored.
-        keys = jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(comp_ids))(keys)
-        scale = jnp.where(speckle, x, jnp.ones_like(x))  # speckle: x + x n; Gaussian: x + n
-        n = jax.vmap(jax.vmap(lambda xi, k: add_gaussian(jnp.zeros_like(xi), variance, k)))(x, keys)
-        x = x + scale * n
-    per_comp = [measures_kernel(x[:, c], **dict(opts)) for c, opts in enumerate(options)]
-    return {k: jnp.stack([o[k] for o in per_comp], axis=1).astype(jnp.float32) for k in per_comp[0]}
+    spec = CLEAN if spec_kind == "clean" else NoiseSpec(spec_kind, 1.0)  # variance passed traced
+    maps = noisy_movie_maps(jnp.moveaxis(m, 2, 1), spec, seed, run_index, components, measures, options,
+                            cond_hash=cond_hash, variance=variance)
+    return {k: v.astype(jnp.float32) for k, v in maps.items()}
 
 
 def _conditions(noise_specs: Sequence[NoiseSpec | str]) -> tuple[NoiseSpec, ...]:
@@ -100,6 +91,14 @@ def _conditions(noise_specs: Sequence[NoiseSpec | str]) -> tuple[NoiseSpec, ...]
     for s in specs:
         unique.setdefault(s.name, s)
     return tuple(unique.values())
+
+
+def _shared_options(by_comp: Sequence[MeasureOptions]) -> dict[str, Any]:
+    """The options all components share (the fixed ranges, which may differ, are stored apart)."""
+    shared = [{k: v for k, v in o.kwargs().items() if k != "fixed_range"} for o in by_comp]
+    if any(s != shared[0] for s in shared):
+        raise ValueError(f"the components' measure options may differ only in fixed_range, got {list(by_comp)}")
+    return shared[0]
 
 
 def _root_attrs(options: dict[str, Any], measures: tuple[str, ...], components: str, source_hash: str,
@@ -184,9 +183,10 @@ def compute_measures_file(
     out_path: str | Path,
     noise_specs: Sequence[NoiseSpec | str] = (),
     *,
-    config: MeasuresConfig | Config | str | Path | None = None,
+    options: Mapping[str, MeasureOptions],
+    noise_seed: int,
+    source_hash: str,
     measures: Sequence[str] = MEASURES,
-    noise_seed: int | None = None,
     chunk: int = 16,
     resume: bool = False,
     force: bool = False,
@@ -196,8 +196,9 @@ def compute_measures_file(
     """Compute ``/<condition>/<measure>/<component>`` maps of every finished run; returns ``out_path``.
 
     ``noise_specs``: conditions besides ``clean`` (``NoiseSpec`` or text like ``"gaussian:1e-2"``).
-    ``config``: measure options (a ``MeasuresConfig``, a ``Config`` or a TOML path); default: the
-    dataset's stored config. ``noise_seed``: default the ``[noise] seed`` of that config.
+    ``options``: ``{component: MeasureOptions}`` for (at least) the dataset's components;
+    ``noise_seed`` keys the noise; ``source_hash`` (the dataset's config hash) is recorded and
+    checked on resume. ``jaxmag.assemble.compute_measures_file`` takes these from a config.
     Refuses an existing ``out_path`` unless ``resume`` (continue, same options) or ``force``
     (start over); refuses unfinished runs unless ``allow_partial`` (they are skipped).
     """
@@ -213,19 +214,13 @@ def compute_measures_file(
     conditions = _conditions(noise_specs)
     measures = tuple(dict.fromkeys(measures))
     with open_h5(dataset_path, "jaxmag dataset (written by `jaxmag simulate`)") as src:
-        source_config, components, shape = _read_source(src, dataset_path)
+        components, shape = _read_source(src, dataset_path)
         N, T, _, ny, nx = shape
-        if isinstance(config, (str, Path)):
-            config = load_config(config)
-        if config is None:
-            config = source_config
-        full = config if isinstance(config, Config) else None
-        mconf = config.measures if isinstance(config, Config) else config
-        seed = noise_seed if noise_seed is not None else (full or source_config).noise.seed
-        options = measure_options(mconf)
-        by_comp = [measure_options(mconf, c) for c in components]
+        seed = int(noise_seed)
+        by_comp = tuple(options[c] for c in components)
         for opts in by_comp:
-            check_options(num_frames=T, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
+            opts.check(T, measures)
+        shared = _shared_options(by_comp)
         done = np.asarray(src["done"][...], bool)
         if not done.all() and not allow_partial:
             missing = np.flatnonzero(~done)
@@ -233,8 +228,8 @@ def compute_measures_file(
                              "finish the dataset or pass --allow-partial to skip them")
         if not done.any():
             raise ValueError(f"{dataset_path}: no finished runs to measure")
-        attrs = _root_attrs(options, measures, components, config_hash(source_config), seed,
-                            {c: list(o["fixed_range"]) for c, o in zip(components, by_comp)})
+        attrs = _root_attrs(shared, measures, components, source_hash, seed,
+                            {c: list(o.fixed_range) for c, o in zip(components, by_comp)})
         work = _prepare_output(out_path, resume, force, attrs, src, conditions, measures, components, (N, ny, nx),
                                dataset_path)
         _stream(src, work, conditions, done, seed, components, measures, by_comp, chunk, progress)
@@ -332,7 +327,6 @@ def _stream(src, work: Path, conditions, done, seed, components, measures, by_co
         # Noise keys use the global run index (files written in parts hold rows run_start..), so a
         # run gets the same noise in a part file and in the merged dataset.
         run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
-        option_items = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
         bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
         try:
             for start in range(0, todo.size, chunk):
@@ -348,8 +342,8 @@ def _stream(src, work: Path, conditions, done, seed, components, measures, by_co
                     if not rows.any():
                         continue
                     maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
-                                           condition_hash(spec), spec.variance, spec.kind == "speckle",
-                                           noisy=spec.kind != "clean", components=components, options=option_items)
+                                           condition_hash(spec), spec.variance, spec_kind=spec.kind,
+                                           components=components, options=by_comp, measures=measures)
                     maps = {k: np.asarray(v)[: idx.size] for k, v in maps.items()}
                     for name in measures:
                         for c_i, comp in enumerate(components):

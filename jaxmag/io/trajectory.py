@@ -192,9 +192,11 @@ def _from_dataset(path: Path, run: int) -> Trajectory:
     _check_finite(frames, data.components, name)
     temperature = None
     if data.config_text:
-        from jaxmag.config import loads_config
+        import tomllib
 
-        temperature = loads_config(data.config_text, source=f"{path} (config attribute)").material.temperature
+        # the stored text is a resolved config (every key written): plain TOML suffices, and the
+        # library stays below the config schema
+        temperature = float(tomllib.loads(data.config_text)["material"]["temperature"])
     mean = frames.mean(axis=(1, 2, 3))
     regions = None if data.labels is None else data.labels.astype(np.int64)[None]
     return Trajectory(frames, data.times, data.times, mean, data.cell_size, data.components, temperature, name, regions)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxmag.channels import parse_channels
 from jaxmag.config import load_config
 from jaxmag.learn import normalization, sharding
 from jaxmag.learn.loop import evaluate_params, make_model
@@ -127,7 +128,7 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     model, info = load_trained(run_dir)
     if info["split"] is None:
         raise ValueError(f"{run_dir} was trained on generated data; it has no stored split of a measures file")
-    inputs = tuple(tuple(name.split(":")) for name in info["inputs"])
+    inputs = parse_channels(info["inputs"])
     bs = batch_size or info["config"].training.batch_size
     mesh = sharding.data_mesh()
     bs = max(mesh.devices.size, bs - bs % mesh.devices.size)

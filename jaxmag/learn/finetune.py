@@ -35,8 +35,16 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax import nnx
 
+from jaxmag.channels import parse_channels
 from jaxmag.config import Config, load_config
+from jaxmag.learn import checkpoint, sharding
+from jaxmag.learn.data import OnlineSource
+from jaxmag.learn.evaluation import evaluate, load_trained
+from jaxmag.learn.loop import make_optimizer, train_and_evaluate
+from jaxmag.learn.online import make_online_generator
+from jaxmag.learn.run_folder import RUN_FILE, _run_info, _write_json, read_run_info
 from jaxmag.noise import NoiseSpec, parse_noise_spec
 
 
@@ -85,10 +93,7 @@ def build_source(
     mesh=None,
 ):
     """The online source of a fine-tune: the run's inputs under ``noise``, the run's normalisation."""
-    from jaxmag.learn.online import make_online_generator
-    from jaxmag.learn.data import OnlineSource
-
-    inputs = tuple(tuple(name.split(":")) for name in info["inputs"])
+    inputs = parse_channels(info["inputs"])
     make_batch = make_online_generator(config, inputs, noise, config.training.batch_size, pool_size=pool_size, seed=seed)
     return OnlineSource(
         make_batch,
@@ -116,13 +121,6 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
     new noise therefore returns the parent, not its last degraded epoch. Returns the parent's
     validation metrics.
     """
-    from flax import nnx
-
-    from jaxmag.learn import checkpoint, sharding
-    from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.loop import make_optimizer
-    from jaxmag.learn.run_folder import RUN_FILE, _run_info, _write_json
-
     t = config.training
     model, _ = load_trained(parent_dir)
     _, params = nnx.split(model, nnx.Param)
@@ -148,9 +146,64 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
 
 def evaluate_on(model, source, mesh=None, eval_set=None) -> dict:
     """Metrics of ``model`` on ``eval_set`` (default ``source.test_set()``, the fixed, noisy fine-tuning test set)."""
-    from jaxmag.learn.evaluation import evaluate
-
     return evaluate(model, source.test_set() if eval_set is None else eval_set, source.batch_size, mesh)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetunePlan:
+    """What a fine-tune runs: its config, generated batches per epoch, defect pool, seed and
+    fixed validation/test sets; ``record`` is the stored ``finetune`` record when resuming."""
+
+    config: Config
+    steps_per_epoch: int
+    pool_size: int
+    seed: int
+    num_val_batches: int
+    num_test_batches: int
+    record: dict | None = None
+
+
+def _resumed_plan(out: Path, spec: NoiseSpec) -> FinetunePlan:
+    record = read_run_info(out).get("finetune") or {}
+    if record.get("noise") != spec.name:
+        raise ValueError(f"cannot resume {out}: it fine-tunes on {record.get('noise')!r}, not {spec.name!r}")
+    return FinetunePlan(load_config(out / "config.toml"), record["steps_per_epoch"], record["pool_size"], record["seed"],
+                        record["num_val_batches"], record["num_test_batches"], record)
+
+
+def _new_plan(run_dir: Path, out: Path, info: dict, overrides: dict, steps_per_epoch: int | None, pool_size: int,
+              seed: int | None, num_val_batches: int, num_test_batches: int) -> FinetunePlan:
+    if (out / RUN_FILE).exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    config = finetune_config(load_config(run_dir / "config.toml"), **overrides)
+    train_shape = info.get("source", {}).get("image_shape")
+    grid_shape = [config.grid.ny, config.grid.nx]
+    if train_shape is not None and list(train_shape) != grid_shape:
+        raise ValueError(f"{run_dir} was trained on {train_shape} images but its config simulates {grid_shape}")
+    t = config.training
+    steps = steps_per_epoch or max(1, int(config.dataset.num_runs * t.split[0]) // t.batch_size)
+    return FinetunePlan(config, steps, pool_size, config.dataset.seed + 1 if seed is None else int(seed),
+                        num_val_batches, num_test_batches)
+
+
+def _start(run_dir: Path, out: Path, info: dict, spec: NoiseSpec, plan: FinetunePlan, online, mesh) -> tuple[dict, dict, FinetuneSource]:
+    """Score the parent on the fine-tuning test set and seed the new run folder with it."""
+    model, _ = load_trained(run_dir)
+    start = evaluate_on(model, online, mesh)
+    record = {
+        "parent": str(run_dir.resolve()),
+        "parent_train_condition": info.get("train_condition"),
+        "noise": spec.name,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "pool_size": plan.pool_size,
+        "seed": plan.seed,
+        "num_val_batches": plan.num_val_batches,
+        "num_test_batches": plan.num_test_batches,
+        "start_test": start,
+    }
+    source = FinetuneSource(online, info, {"finetuned_from": record["parent"]})
+    record["start_val"] = _seed_run(out, plan.config, source, run_dir, record, mesh)
+    return start, record, source
 
 
 def finetune(
@@ -186,60 +239,25 @@ def finetune(
     noisy test set), ``"start_val"`` (the parent on the validation set: the Dice a fine-tuned
     epoch must beat to be selected; ``best_epoch`` 0 means none did), ``"seconds"`` and ``"out"``.
     """
-    from jaxmag.learn import sharding
-    from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.loop import train_and_evaluate
-    from jaxmag.learn.run_folder import RUN_FILE, read_run_info
-
     run_dir, out = Path(run_dir), Path(out_dir)
     if out.resolve() == run_dir.resolve():
         raise ValueError("--out must be a new folder, not the run being fine-tuned")
     info = read_run_info(run_dir)
     spec = parse_noise_spec(noise) if isinstance(noise, str) else noise
-    if resume:
-        stored = read_run_info(out)
-        record = stored.get("finetune") or {}
-        if record.get("noise") != spec.name:
-            raise ValueError(f"cannot resume {out}: it fine-tunes on {record.get('noise')!r}, not {spec.name!r}")
-        config = load_config(out / "config.toml")
-        steps, pool_size, seed = record["steps_per_epoch"], record["pool_size"], record["seed"]
-        num_val_batches, num_test_batches = record["num_val_batches"], record["num_test_batches"]
-    else:
-        if (out / RUN_FILE).exists():
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        config = finetune_config(load_config(run_dir / "config.toml"), epochs=epochs, learning_rate=learning_rate,
-                                 batch_size=batch_size)
-        train_shape = info.get("source", {}).get("image_shape")
-        grid_shape = [config.grid.ny, config.grid.nx]
-        if train_shape is not None and list(train_shape) != grid_shape:
-            raise ValueError(f"{run_dir} was trained on {train_shape} images but its config simulates {grid_shape}")
-        seed = config.dataset.seed + 1 if seed is None else int(seed)
-        t = config.training
-        steps = steps_per_epoch or max(1, int(config.dataset.num_runs * t.split[0]) // t.batch_size)
+    overrides = {"epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size}
+    plan = (_resumed_plan(out, spec) if resume else
+            _new_plan(run_dir, out, info, overrides, steps_per_epoch, pool_size, seed, num_val_batches, num_test_batches))
     mesh = mesh if mesh is not None else sharding.data_mesh()
-    online = build_source(config, info, spec, steps_per_epoch=steps, num_val_batches=num_val_batches,
-                          num_test_batches=num_test_batches, pool_size=pool_size, seed=seed, mesh=mesh)
+    online = build_source(plan.config, info, spec, steps_per_epoch=plan.steps_per_epoch,
+                          num_val_batches=plan.num_val_batches, num_test_batches=plan.num_test_batches,
+                          pool_size=plan.pool_size, seed=plan.seed, mesh=mesh)
     t0 = time.perf_counter()
     if resume:
+        record = plan.record or {}
         start = record.get("start_test")
         source = FinetuneSource(online, info, {"finetuned_from": record.get("parent")})
     else:
-        model, _ = load_trained(run_dir)
-        start = evaluate_on(model, online, mesh)
-        record = {
-            "parent": str(run_dir.resolve()),
-            "parent_train_condition": info.get("train_condition"),
-            "noise": spec.name,
-            "steps_per_epoch": steps,
-            "pool_size": pool_size,
-            "seed": seed,
-            "num_val_batches": num_val_batches,
-            "num_test_batches": num_test_batches,
-            "start_test": start,
-        }
-        source = FinetuneSource(online, info, {"finetuned_from": record["parent"]})
-        start_val = _seed_run(out, config, source, run_dir, record, mesh)
-        record["start_val"] = start_val
-    result = train_and_evaluate(config, source, out, resume=True, mesh=mesh, progress=progress)
+        start, record, source = _start(run_dir, out, info, spec, plan, online, mesh)
+    result = train_and_evaluate(plan.config, source, out, resume=True, mesh=mesh, progress=progress)
     return {**result, "start_test": start, "start_val": record.get("start_val"),
             "seconds": time.perf_counter() - t0, "out": str(out)}

@@ -1,7 +1,8 @@
 """On-device training data: solver -> noise -> measures in one jittable ``make_batch(key)``.
 
-``make_online_generator(config, inputs, noise_spec, batch_size) -> make_batch`` returns a pure
-function ``make_batch(key) -> (inputs (B, ny, nx, C) float32 raw measure maps, labels (B, ny, nx)
+``make_online_generator(config, inputs, noise_spec, batch_size) -> make_batch`` (the config is
+assembled once, ``jaxmag.assemble``; ``online_generator(assembly, ...)`` takes the plain objects)
+returns a pure function ``make_batch(key) -> (inputs (B, ny, nx, C) float32 raw measure maps, labels (B, ny, nx)
 int32 in {0, 1})`` for ``jaxmag.learn.data.OnlineSource``. One call simulates ``B`` thermal movies with
 the stochastic Heun solver of ``config`` (``jaxmag.drivers.movie_simulator``, as ``jaxmag
 simulate`` does), adds the measurement noise of ``noise_spec`` to every frame
@@ -32,8 +33,10 @@ history and noise draw every time. It is not the generator's full distribution: 
 still fit the pool's blob shapes, so keep ``pool_size`` well above the number of training images
 you would otherwise use.
 
-Keys: ``make_batch`` splits its key into (pool choice, mirrors, shifts, thermal, noise), so the
-batch is a pure function of the key.
+Keys: ``make_batch`` splits its key into (films, thermal, noise), so the batch is a pure
+function of the key. The measurement noise follows the one keying rule of ``jaxmag.noise``:
+each entry draws a run id from the noise key and gets exactly the noise the measures file gives
+run ``run id`` under the same condition and ``[noise] seed`` (``tests/test_noise_paths.py``).
 """
 from __future__ import annotations
 
@@ -45,11 +48,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmag import drivers
+from jaxmag.assemble import Assembly, assemble
+from jaxmag.channels import Channel, as_channels, needed, noisy_movie_maps, stack_channels
 from jaxmag.config import Config
 from jaxmag.defects import defect_rng, generate_defects, material_maps
-from jaxmag.measures import MEASURES, check_options, measure_options, measures_kernel
-from jaxmag.noise import CLEAN, NoiseSpec, apply_noise, parse_noise_spec
-from jaxmag.simulate import _compute_dtype, background_material, step_counts
+from jaxmag.material import Material
+from jaxmag.noise import CLEAN, NoiseSpec, parse_noise_spec
 
 Batch = tuple[jax.Array, jax.Array]
 
@@ -65,30 +69,116 @@ class DefectPool:
     run_indices: np.ndarray
 
 
-def defect_pool(config: Config, pool_size: int, *, seed: int | None = None, first_index: int | None = None) -> DefectPool:
-    """Draw ``pool_size`` defect films of ``config`` (runs ``first_index ...`` of ``defect_rng(seed, .)``)."""
+def draw_pool(assembly: Assembly, pool_size: int, seed: int, first_index: int) -> DefectPool:
+    """Draw ``pool_size`` defect films: runs ``first_index ...`` of ``defect_rng(seed, .)``."""
     if pool_size < 1:
         raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+    setup, grid = assembly.simulation, assembly.grid
+    maps = []
+    for i in range(first_index, first_index + pool_size):
+        d = generate_defects(setup.defects, grid.ny, grid.nx, defect_rng(seed, i), periodic=grid.periodic)
+        maps.append((*material_maps(d, A_ex=setup.A_ex, K_u=setup.K_u, easy_axis=setup.easy_axis), d.labels))
+    A, K, u, labels = (np.stack(x) for x in zip(*maps))
+    return DefectPool(A, K, u, labels, np.arange(first_index, first_index + pool_size))
+
+
+def defect_pool(config: Config, pool_size: int, *, seed: int | None = None, first_index: int | None = None) -> DefectPool:
+    """Draw ``pool_size`` defect films of ``config`` (default: seed ``[dataset] seed``, runs from
+    ``[dataset] num_runs`` on, so the pool never repeats the dataset's films)."""
     seed = config.dataset.seed if seed is None else int(seed)
     first = config.dataset.num_runs if first_index is None else int(first_index)
-    g, mat = config.grid, config.material
-    maps = []
-    for i in range(first, first + pool_size):
-        d = generate_defects(config.defects, g.ny, g.nx, defect_rng(seed, i), periodic=g.boundary == "periodic")
-        maps.append((*material_maps(d, A_ex=mat.A_ex, K_u=mat.K_u, easy_axis=mat.easy_axis), d.labels))
-    A, K, u, labels = (np.stack(x) for x in zip(*maps))
-    return DefectPool(A, K, u, labels, np.arange(first, first + pool_size))
+    return draw_pool(assemble(config), pool_size, seed, first)
 
 
-def _needed(inputs: Sequence[tuple[str, str]]) -> tuple[tuple[str, ...], str]:
-    measures = tuple(dict.fromkeys(m for m, _ in inputs))
-    components = "".join(dict.fromkeys(c for _, c in inputs))
-    for m in measures:
-        if m not in MEASURES:
-            raise ValueError(f"unknown measure {m!r} in inputs: expected one of {', '.join(MEASURES)}")
-    if not set(components) <= set("xyz"):
-        raise ValueError(f"input components must be x, y or z, got {components!r}")
-    return measures, components
+def _check_stable(assembly: Assembly, pool: DefectPool) -> None:
+    # the stiffest pool film bounds the stable step of every batch (checked once, on the host)
+    stiff = int(np.argmax(pool.A_ex.max(axis=(1, 2)) + pool.K_u.max(axis=(1, 2))))
+    dtype = assembly.dtype
+    drivers.check_time_step(assembly.grid, assembly.background.replace(
+        A_ex=jnp.asarray(pool.A_ex[stiff][None], dtype), K_u=jnp.asarray(pool.K_u[stiff][None], dtype)),
+        assembly.movie.dt)
+
+
+def _film_sampler(assembly: Assembly, pool: DefectPool, augment: bool) -> Callable[[jax.Array], tuple[Material, jax.Array]]:
+    """``one_film(key) -> (material, labels (ny, nx) int32)``: a pool entry, mirrored and shifted."""
+    dtype, grid, background = assembly.dtype, assembly.grid, assembly.background
+    pool_A, pool_K, pool_u = (jnp.asarray(a, dtype) for a in (pool.A_ex, pool.K_u, pool.easy_axis))
+    pool_labels = jnp.asarray(pool.labels > 0, jnp.int32)
+    ny, nx = grid.ny, grid.nx
+
+    def one_film(key):
+        k_pick, k_flip, k_shift = jax.random.split(key, 3)
+        i = jax.random.randint(k_pick, (), 0, pool_A.shape[0])
+        A, K, axis, lab = pool_A[i], pool_K[i], pool_u[i], pool_labels[i]
+        if augment:
+            fy, fx = jax.random.bernoulli(k_flip, 0.5, (2,))
+            sign = jnp.where(fy ^ fx, -1.0, 1.0).astype(dtype)  # an odd number of mirrors flips u_y, u_z
+
+            def mirror(a, flag, axis_):
+                return jnp.where(flag, jnp.flip(a, axis_), a)
+
+            A, K, axis, lab = (mirror(mirror(a, fy, 0), fx, 1) for a in (A, K, axis, lab))
+            axis = axis * jnp.stack([jnp.ones((), dtype), sign, sign])
+            if grid.periodic:
+                sy, sx = jax.random.randint(k_shift, (2,), 0, jnp.array([ny, nx]))
+                A, K, axis, lab = (jnp.roll(a, (sy, sx), axis=(0, 1)) for a in (A, K, axis, lab))
+        return background.replace(A_ex=A[None], K_u=K[None], easy_axis=axis[None]), lab
+
+    return one_film
+
+
+def channels_fn(assembly: Assembly, channels: Sequence[Channel], noise_spec: NoiseSpec
+                ) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``channels_of(movies (B, C, T, ny, nx), run_ids (B,)) -> (B, ny, nx, K)`` float32.
+
+    The measurement noise of ``noise_spec`` for runs ``run_ids`` under ``[noise] seed`` (the
+    measures file's keying), then the measures with the per-component options, stacked; C are
+    the components the channels need, in first-seen order (``jaxmag.channels.needed``).
+    """
+    measures, components = needed(channels)
+    options = assembly.options_for(components)  # per-component fixed ranges
+    for opts in options:
+        opts.check(assembly.movie.num_frames, measures)
+    seed = assembly.noise_seed
+
+    def channels_of(movies: jax.Array, run_ids: jax.Array) -> jax.Array:
+        maps = noisy_movie_maps(movies, noise_spec, seed, run_ids, components, measures, options)
+        return stack_channels(maps, channels, components)
+
+    return channels_of
+
+
+def online_generator(
+    assembly: Assembly,
+    channels: Sequence[Channel],
+    noise_spec: NoiseSpec,
+    batch_size: int,
+    pool: DefectPool,
+    *,
+    augment: bool = True,
+) -> Callable[[jax.Array], Batch]:
+    """``make_batch(key)`` from plain objects (``make_online_generator`` documents the contract)."""
+    channels = as_channels(channels)
+    if not channels:
+        raise ValueError("at least one input (measure, component) is required")
+    _, components = needed(channels)
+    if assembly.grid.nz != 1:
+        raise ValueError(f"online generation needs a film one cell thick: grid.nz must be 1, got {assembly.grid.nz}")
+    channels_of = channels_fn(assembly, channels, noise_spec)
+    _check_stable(assembly, pool)
+    simulate = assembly.simulator(components)
+    one_film = _film_sampler(assembly, pool, augment)
+    m0, B = assembly.m0, int(batch_size)
+
+    def make_batch(key: jax.Array) -> Batch:
+        k_films, k_thermal, k_noise = jax.random.split(key, 3)
+        materials, labels = jax.vmap(one_film)(jax.random.split(k_films, B))
+        frames = jax.vmap(lambda m, k: simulate(m, m0, k))(materials, jax.random.split(k_thermal, B))
+        movies = jnp.moveaxis(frames[:, :, 0], -1, 1)  # (B, T, ny, nx, C) -> (B, C, T, ny, nx)
+        run_ids = jax.random.bits(k_noise, (B,), jnp.uint32)  # the noise of these "runs" (module docstring)
+        return channels_of(movies, run_ids), labels
+
+    return make_batch
 
 
 def make_online_generator(
@@ -105,7 +195,7 @@ def make_online_generator(
     """A jittable ``make_batch(key) -> (inputs (B, ny, nx, C) float32, labels (B, ny, nx) int32)``.
 
     Args:
-        config: grid, material, defects, simulation and measures sections are used.
+        config: grid, material, defects, simulation, measures and the noise seed are used.
         inputs: ``((measure, component), ...)`` channels, e.g. ``(("std", "z"),)``.
         noise_spec: measurement noise added to every frame before the measures (``"clean"``,
             ``"gaussian:1e-2"`` or a ``NoiseSpec``).
@@ -114,66 +204,9 @@ def make_online_generator(
         augment: random mirrors (and shifts on periodic grids) of the pool entries.
     """
     noise_spec = parse_noise_spec(noise_spec) if isinstance(noise_spec, str) else noise_spec
-    inputs = tuple((str(m), str(c)) for m, c in inputs)
-    if not inputs:
-        raise ValueError("at least one input (measure, component) is required")
-    measures, components = _needed(inputs)
-    grid = config.grid.to_grid()
-    if grid.nz != 1:
-        raise ValueError(f"online generation needs a film one cell thick: grid.nz must be 1, got {grid.nz}")
-    s = config.simulation
-    burn, spf = step_counts(config)
-    dtype = _compute_dtype(config)
-    pool = defect_pool(config, pool_size, seed=seed, first_index=first_index)
-    mat = config.material
-    background = background_material(config)
-    # the stiffest pool film bounds the stable step of every batch (checked once, on the host)
-    stiff = int(np.argmax(pool.A_ex.max(axis=(1, 2)) + pool.K_u.max(axis=(1, 2))))
-    drivers.check_time_step(grid, background.replace(A_ex=jnp.asarray(pool.A_ex[stiff][None], dtype),
-                                                     K_u=jnp.asarray(pool.K_u[stiff][None], dtype)), s.dt)
-    simulate = drivers.movie_simulator(grid, dt=s.dt, burn_in_steps=burn, steps_per_frame=spf,
-                                       num_frames=s.num_frames, demag=s.demag, components=components)
-    u = np.asarray(mat.easy_axis, np.float64)
-    m0 = jnp.broadcast_to(jnp.asarray(u / np.linalg.norm(u), dtype), grid.vector_shape)
-    pool_A = jnp.asarray(pool.A_ex, dtype)
-    pool_K = jnp.asarray(pool.K_u, dtype)
-    pool_u = jnp.asarray(pool.easy_axis, dtype)
-    pool_labels = jnp.asarray(pool.labels > 0, jnp.int32)
-    periodic = grid.periodic
-    B, ny, nx = int(batch_size), grid.ny, grid.nx
-    channel_index = [(m, components.index(c)) for m, c in inputs]
-    comp_options = [measure_options(config.measures, c) for c in components]  # per-component fixed ranges
-    for opts in comp_options:
-        check_options(num_frames=s.num_frames, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
-
-    def one_film(key):
-        k_pick, k_flip, k_shift = jax.random.split(key, 3)
-        i = jax.random.randint(k_pick, (), 0, pool_A.shape[0])
-        A, K, axis, lab = pool_A[i], pool_K[i], pool_u[i], pool_labels[i]
-        if augment:
-            fy, fx = jax.random.bernoulli(k_flip, 0.5, (2,))
-            sign = jnp.where(fy ^ fx, -1.0, 1.0).astype(dtype)  # an odd number of mirrors flips u_y, u_z
-
-            def mirror(a, flag, axis_):
-                return jnp.where(flag, jnp.flip(a, axis_), a)
-
-            A, K, axis, lab = (mirror(mirror(a, fy, 0), fx, 1) for a in (A, K, axis, lab))
-            axis = axis * jnp.stack([jnp.ones((), dtype), sign, sign])
-            if periodic:
-                sy, sx = jax.random.randint(k_shift, (2,), 0, jnp.array([ny, nx]))
-                A, K, axis, lab = (jnp.roll(a, (sy, sx), axis=(0, 1)) for a in (A, K, axis, lab))
-        material = background.replace(A_ex=A[None], K_u=K[None], easy_axis=axis[None])
-        return material, lab
-
-    def make_batch(key: jax.Array) -> Batch:
-        k_films, k_thermal, k_noise = jax.random.split(key, 3)
-        materials, labels = jax.vmap(one_film)(jax.random.split(k_films, B))
-        frames = jax.vmap(lambda m, k: simulate(m, m0, k))(materials, jax.random.split(k_thermal, B))
-        movies = jnp.moveaxis(frames[:, :, 0], -1, 1)  # (B, T, ny, nx, C) -> (B, C, T, ny, nx)
-        movies = apply_noise(movies, noise_spec, k_noise)
-        per_comp = [measures_kernel(movies[:, c], measures=measures, **opts) for c, opts in enumerate(comp_options)]
-        maps = {m: jnp.stack([o[m] for o in per_comp], axis=1) for m in measures}  # {m: (B, C, ny, nx)}
-        x = jnp.stack([maps[m][:, c] for m, c in channel_index], axis=-1)
-        return x.astype(jnp.float32), labels
-
-    return make_batch
+    channels = as_channels(inputs)
+    assembly = assemble(config)
+    seed = config.dataset.seed if seed is None else int(seed)
+    first = config.dataset.num_runs if first_index is None else int(first_index)
+    return online_generator(assembly, channels, noise_spec, batch_size, draw_pool(assembly, pool_size, seed, first),
+                            augment=augment)

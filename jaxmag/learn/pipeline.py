@@ -2,7 +2,7 @@
 
 Stages, each resumable and skipped when its output is complete for the same config:
 
-1. simulate → ``<out>/data.h5`` (``jaxmag.simulate``; resumes unfinished runs);
+1. simulate → ``<out>/data.h5`` (``jaxmag.assemble.simulate``; resumes unfinished runs);
 2. measures → ``<out>/measures.h5``, clean and every ``[noise]`` condition (resumes per chunk);
 3. train and evaluate units → ``<out>/units/*`` and ``results.json``/``results.csv``
    (``jaxmag.learn.study``; finished units are skipped, interrupted ones resume);
@@ -57,8 +57,7 @@ def run_pipeline(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run (or resume) the whole job; returns ``{"results": [...], "report": path, "timings": {...}}``."""
-    from jaxmag.io.measures_file import compute_measures_file
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import compute_measures_file, simulate
 
     if not isinstance(config, Config):
         config = load_config(config)

@@ -33,11 +33,16 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import jax.numpy as jnp
 import numpy as np
 
+from jaxmag.channels import Channel, movie_maps, needed, parse_channels, stack_channels
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, movie_from_array
+from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
+from jaxmag.measures import check_movie
+from jaxmag.noise import estimate_noise_variances, parse_noise_spec
 
 NOISE_FLOOR = 1e-4  # variance a clean-trained model is compared with (the weakest condition of the paper's sweep)
 _WINDOW_FLOOR = 1e-3
@@ -66,14 +71,12 @@ class Prediction:
 
 def load_run(run_dir: str | Path):
     """``(model, run_info)`` of a trained run's best checkpoint (``jaxmag.learn.evaluation.load_trained``)."""
-    from jaxmag.learn.evaluation import load_trained
-
     return load_trained(run_dir)
 
 
-def run_inputs(info: Mapping) -> tuple[tuple[str, str], ...]:
-    """The run's channels as ``((measure, component), ...)``."""
-    return tuple(tuple(name.split(":")) for name in info["inputs"])  # type: ignore[misc]
+def run_inputs(info: Mapping) -> tuple[Channel, ...]:
+    """The run's channels, ``(Channel(measure, component), ...)``."""
+    return parse_channels(info["inputs"])
 
 
 def run_components(info: Mapping) -> str:
@@ -117,14 +120,15 @@ def _as_movies(movies: Any, components: str) -> dict[str, np.ndarray]:
 
 def measure_maps(movies: Any, info: Mapping) -> np.ndarray:
     """Raw input channels ``(ny, nx, C)`` of the run from the movie(s), with the run's measure options."""
-    from jaxmag.measures import compute_measures, measure_options
-
-    inputs = run_inputs(info)
-    by_comp = _as_movies(movies, run_components(info))
-    measures = tuple(dict.fromkeys(m for m, _ in inputs))
-    maps = {c: compute_measures(mv, measures=measures, **measure_options(info["config"].measures, c))
-            for c, mv in by_comp.items()}
-    return np.stack([np.asarray(maps[c][m], np.float32) for m, c in inputs], axis=-1)
+    channels = run_inputs(info)
+    measures, components = needed(channels)
+    by_comp = _as_movies(movies, components)
+    x = check_movie(np.stack([by_comp[c] for c in components])[None])  # (1, C, T, ny, nx)
+    x = x if x.dtype in (jnp.float32, jnp.float64) else x.astype(jnp.float32)
+    options = tuple(info["config"].measures.options(c) for c in components)
+    for opts in options:
+        opts.check(x.shape[-3], measures)
+    return np.asarray(stack_channels(movie_maps(x, measures, options), channels, components))[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,8 +180,6 @@ def predict_probability(
     ``tile``: tile size (default: the training image size; ``0`` predicts the padded image in one
     piece). Returns ``(probability, number of tiles, padded shape)``.
     """
-    from jaxmag.learn.evaluation import normalise_inputs, predict_proba
-
     raw = np.asarray(raw, np.float32)
     if raw.ndim != 3 or raw.shape[-1] != len(info["inputs"]):
         raise ValueError(f"input maps must be (ny, nx, {len(info['inputs'])}), got {raw.shape}")
@@ -212,7 +214,6 @@ def predict_probability(
 # --------------------------------------------------------------------------------------------
 def training_noise(info: Mapping) -> tuple[str, float]:
     """``(kind, variance)`` of the run's training condition (``("clean", 0.0)`` for clean runs)."""
-    from jaxmag.noise import parse_noise_spec
 
     spec = parse_noise_spec(str(info.get("train_condition", "clean")))
     return spec.kind, float(spec.variance)
@@ -241,7 +242,6 @@ def noise_check(
     Returns ``{"gaussian", "speckle", "kind", "train_condition", "train_variance", "reference",
     "factor", "mismatch", "message", "command"}``.
     """
-    from jaxmag.noise import estimate_noise_variances
 
     if not factor > 1:
         raise ValueError(f"the noise factor must be > 1, got {factor}")

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxmag.channels import parse_channels
 from jaxmag.config import Config
 from jaxmag.learn.study import RESULT_FILE, lookup, mean_perimeter_ratio, noise_conditions
 
@@ -29,7 +30,7 @@ def _load_unit(unit_dir: Path, measures_path: Path, condition: str, k: int | Non
     from jaxmag.learn.evaluation import load_trained, predict_proba
 
     model, info = load_trained(unit_dir / "run")
-    inputs = tuple(tuple(n.split(":")) for n in info["inputs"])
+    inputs = parse_channels(info["inputs"])
     source = HDF5Source(measures_path, inputs, train_condition="clean", batch_size=1, indices=info["split"],
                         norm_stats=info["norm_stats"], load_train=False)
     test = source.test_set(condition)

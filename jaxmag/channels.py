@@ -1,0 +1,97 @@
+"""Input channels: a (measure, component) pair, and movies turned into stacked channel maps.
+
+A ``Channel`` is ``("mean", "x")``, written ``"mean:x"`` in configs, run folders and on the
+command line; ``parse_channels("mean:x,std:z")`` is the one parser of that text.
+
+The one path "movie -> measurement noise -> per-component measures -> stacked channels", used
+by the measures file (``jaxmag.io.measures_file``), the online generator
+(``jaxmag.learn.online``) and prediction on users' movies (``jaxmag.learn.predict``):
+
+* ``movie_maps(movies (n, C, T, ny, nx), measures, options) -> {measure: (n, C, ny, nx)}``, one
+  ``MeasureOptions`` per component (they differ in the fixed binning range);
+* ``noisy_movie_maps(...)``: the same after ``jaxmag.noise.add_measurement_noise``;
+* ``stack_channels(maps, channels, components) -> (n, ny, nx, K)`` float32, channel-last.
+All are traceable (compose with jit and vmap); checks happen at the callers' boundaries.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxmag.measures import MEASURES, MeasureOptions, measure_maps
+from jaxmag.noise import NoiseSpec, add_measurement_noise
+
+COMPONENTS = ("x", "y", "z")
+
+
+class Channel(NamedTuple):
+    """One input channel: ``measure`` in ``MEASURES``, ``component`` in x, y, z."""
+
+    measure: str
+    component: str
+
+    @property
+    def name(self) -> str:
+        """``"mean:x"``."""
+        return f"{self.measure}:{self.component}"
+
+
+def parse_channels(text: str | Sequence[str]) -> tuple[Channel, ...]:
+    """``"mean:x,std:z"`` (or ``["mean:x", "std:z"]``) -> ``(Channel("mean", "x"), Channel("std", "z"))``.
+
+    Raises ``ValueError`` naming the accepted form.
+    """
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text)]
+    out = []
+    for part in parts:
+        measure, _, comp = part.partition(":")
+        if measure not in MEASURES or comp not in COMPONENTS:
+            raise ValueError(
+                f"invalid input spec {text!r}: expected comma-separated 'measure:component' with measure in "
+                f"{MEASURES} and component in x, y, z"
+            )
+        out.append(Channel(measure, comp))
+    if not out:
+        raise ValueError(f"invalid input spec {text!r}: no channel")
+    return tuple(out)
+
+
+def as_channels(channels: Sequence[Any]) -> tuple[Channel, ...]:
+    """Channels from ``Channel``s, ``(measure, component)`` pairs or ``"measure:component"`` names."""
+    return tuple(c if isinstance(c, Channel) else (parse_channels(c)[0] if isinstance(c, str) else Channel(*c))
+                 for c in channels)
+
+
+def needed(channels: Sequence[Channel]) -> tuple[tuple[str, ...], str]:
+    """The measures and the component letters (first-seen order) the channels need."""
+    for m, c in channels:
+        if m not in MEASURES:
+            raise ValueError(f"unknown measure {m!r} in inputs: expected one of {', '.join(MEASURES)}")
+        if c not in COMPONENTS:
+            raise ValueError(f"input components must be x, y or z, got {c!r}")
+    return tuple(dict.fromkeys(m for m, _ in channels)), "".join(dict.fromkeys(c for _, c in channels))
+
+
+def movie_maps(movies: jax.Array, measures: tuple[str, ...], options: Sequence[MeasureOptions]) -> dict[str, jax.Array]:
+    """``movies (n, C, T, ny, nx)`` -> ``{measure: (n, C, ny, nx)}`` with ``options[c]`` for component c."""
+    if len(options) != movies.shape[1]:
+        raise ValueError(f"one MeasureOptions per component: {movies.shape[1]} components, {len(options)} options")
+    per_comp = [measure_maps(movies[:, c], tuple(measures), opts) for c, opts in enumerate(options)]
+    return {m: jnp.stack([o[m] for o in per_comp], axis=1) for m in measures}
+
+
+def noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: jax.Array, components: str,
+                     measures: tuple[str, ...], options: Sequence[MeasureOptions], **noise: Any) -> dict[str, jax.Array]:
+    """``movie_maps`` of the movies after the measurement noise of ``spec`` for ``run_index`` (n,).
+
+    ``noise``: ``cond_hash`` / ``variance`` passed on (traced) to ``add_measurement_noise``.
+    """
+    x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
+    return movie_maps(add_measurement_noise(x, spec, seed, run_index, components, **noise), measures, options)
+
+
+def stack_channels(maps: dict[str, jax.Array], channels: Sequence[Channel], components: str) -> jax.Array:
+    """``{measure: (n, C, ny, nx)}`` -> ``(n, ny, nx, K)`` float32, channel k = ``channels[k]``."""
+    return jnp.stack([maps[m][:, components.index(c)] for m, c in channels], axis=-1).astype(jnp.float32)
