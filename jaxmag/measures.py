@@ -283,14 +283,18 @@ def _entropy_from_counts(counts: jax.Array, weighting: str, normalize: bool) -> 
     return s / math.log(K) if normalize else s
 
 
-def _latent_entropy(x, num_states, binning, lag, fixed_range, weighting, normalize):
-    lead, (T, ny, nx) = x.shape[:-3], x.shape[-3:]
+def _flat_counts(x, num_states, binning, lag, fixed_range) -> jax.Array:
+    """Transition counts of ``x (..., T, ny, nx)`` as ``(B, K, K, ny * nx)``, B the leading axes flattened."""
+    T, ny, nx = x.shape[-3:]
     flat = x.reshape((-1, T, ny * nx))
     state = _state_fn(flat, num_states, binning, fixed_range)
     counts = _pair_counts(state, T, lag, num_states, (flat.shape[0], ny * nx))
-    counts = counts.reshape(flat.shape[0], num_states, num_states, ny * nx)
-    s = _entropy_from_counts(counts, weighting, normalize)
-    return s.reshape(lead + (ny, nx)).astype(x.dtype)
+    return counts.reshape(flat.shape[0], num_states, num_states, ny * nx)
+
+
+def _latent_entropy(x, num_states, binning, lag, fixed_range, weighting, normalize):
+    s = _entropy_from_counts(_flat_counts(x, num_states, binning, lag, fixed_range), weighting, normalize)
+    return s.reshape(x.shape[:-3] + x.shape[-2:]).astype(x.dtype)
 
 
 _OPTION_NAMES = ("num_states", "binning", "lag", "fixed_range", "weighting", "normalize")
@@ -315,11 +319,8 @@ def transition_counts(
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def _jit_counts(x, num_states, binning, lag, fixed_range):
-    lead, (T, ny, nx) = x.shape[:-3], x.shape[-3:]
-    flat = x.reshape((-1, T, ny * nx))
-    state = _state_fn(flat, num_states, binning, fixed_range)
-    counts = _pair_counts(state, T, lag, num_states, (flat.shape[0], ny * nx))
-    return counts.reshape(lead + (num_states, num_states, ny, nx))
+    counts = _flat_counts(x, num_states, binning, lag, fixed_range)
+    return counts.reshape(x.shape[:-3] + (num_states, num_states) + x.shape[-2:])
 
 
 def latent_entropy(

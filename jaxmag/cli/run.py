@@ -8,7 +8,7 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> int:
     from jaxmag.learn.pipeline import run_pipeline
 
-    result = run_pipeline(args.config, args.out, mode="run", progress=not args.quiet)
+    result = run_pipeline(args.config, args.out, mode="run", progress=not args.no_progress)
     best = max(result["results"], key=lambda r: r["dice"] if r["eval_condition"] == "clean" else -1)
     print(f"clean test Dice of {best['inputs']}: {best['dice']:.3f}; report: {result['report']}")
     return 0
@@ -23,5 +23,6 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", type=Path, help="TOML config, e.g. configs/quick.toml")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. runs/quick")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_run)

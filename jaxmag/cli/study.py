@@ -16,7 +16,7 @@ def _study(args: argparse.Namespace) -> int:
         for unit in plan_study(config):
             print(f"{unit.id}: evaluated on {', '.join(unit.eval_conditions)}")
         return 0
-    result = run_pipeline(config, out, mode="study", progress=not args.quiet)
+    result = run_pipeline(config, out, mode="study", progress=not args.no_progress)
     print(f"{len(result['results'])} results in {out}/results.csv; report: {result['report']}")
     return 0
 
@@ -31,5 +31,6 @@ def register(subparsers) -> None:
     p.add_argument("config", type=Path, help="TOML config, e.g. configs/paper.toml or configs/study_quick.toml")
     p.add_argument("--out", type=Path, help="output folder (default runs/<config name>)")
     p.add_argument("--plan", action="store_true", help="list the units and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_study)

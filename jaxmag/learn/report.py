@@ -144,109 +144,122 @@ def _status(ok: bool | None) -> str:
 
 
 def findings(config: Config, records: Sequence[dict], smoothness: float | None = None) -> list[tuple[str, str, str]]:
-    """``(finding, status, numbers)`` for each qualitative finding of the paper."""
-    out = []
+    """``(finding, status, numbers)`` for each qualitative finding of the paper (1 to 7, in order)."""
+    gauss = sorted({r["noise_variance"] for r in records if r["noise_type"] == "gaussian"})
+    return [
+        _clean_ordering(records),
+        _weak_noise(records, gauss),
+        _moderate_noise(records, gauss),
+        *([_strong_noise(records, gauss)] if gauss else []),
+        _speckle_vs_gaussian(records, gauss),
+        ("6. Predicted masks are smoother than the jagged ground truth",
+         _status(None if smoothness is None or math.isnan(smoothness) else smoothness < 1.0),
+         f"mean (boundary length/area) of predictions ÷ that of the truth, clean test set: {_fmt(smoothness)}"),
+        _multichannel(records),
+    ]
 
-    def clean(measure, comp, train="clean", cond="clean"):
-        return lookup(records, measure=measure, component=comp, train_condition=train, eval_condition=cond)
 
-    mx = {m: clean(m, "x") for m in ("mean", "std", "latent_entropy")}
-    mz = {m: clean(m, "z") for m in ("mean", "std", "latent_entropy")}
+def _clean(records, measure, comp, train="clean", cond="clean"):
+    return lookup(records, measure=measure, component=comp, train_condition=train, eval_condition=cond)
+
+
+def _clean_ordering(records) -> tuple[str, str, str]:
+    mx = {m: _clean(records, m, "x") for m in ("mean", "std", "latent_entropy")}
+    mz = {m: _clean(records, m, "z") for m in ("mean", "std", "latent_entropy")}
     nums = "m_x: " + ", ".join(f"{k} {_fmt(v)}" for k, v in mx.items()) + "; m_z: " + ", ".join(f"{k} {_fmt(v)}" for k, v in mz.items())
     ok = None
     if all(v is not None for v in (*mx.values(), *mz.values())):
         ok = mx["mean"] > mx["std"] and mx["mean"] > mx["latent_entropy"] and mz["mean"] < min(mz["std"], mz["latent_entropy"])
-    out.append(("1. Clean data: m_x mean best (then std, latent entropy); m_z mean much weaker than std and latent entropy", _status(ok), nums))
+    return ("1. Clean data: m_x mean best (then std, latent entropy); m_z mean much weaker than std and latent entropy", _status(ok), nums)
 
-    gauss = sorted({r["noise_variance"] for r in records if r["noise_type"] == "gaussian"})
 
-    def pairs(variance, kind="gaussian"):
-        cond = next((r["eval_condition"] for r in records if r["noise_type"] == kind and r["noise_variance"] == variance), None)
-        rows = []
-        for measure, comp in sorted({(r["measure"], r["component"]) for r in records if "," not in r["inputs"]}):
-            base = clean(measure, comp)
-            ct = clean(measure, comp, "clean", cond)
-            nt = clean(measure, comp, cond, cond)
-            rows.append((measure, comp, base, ct, nt))
-        return cond, rows
+def _pairs(records, variance, kind="gaussian"):
+    """(condition, [(measure, comp, clean baseline, clean-trained at cond, matched at cond)])."""
+    cond = next((r["eval_condition"] for r in records if r["noise_type"] == kind and r["noise_variance"] == variance), None)
+    rows = []
+    for measure, comp in sorted({(r["measure"], r["component"]) for r in records if "," not in r["inputs"]}):
+        rows.append((measure, comp, _clean(records, measure, comp), _clean(records, measure, comp, "clean", cond),
+                     _clean(records, measure, comp, cond, cond)))
+    return cond, rows
 
-    if gauss:
-        cond, rows = pairs(gauss[0])
-        drops = [b - c for _, _, b, c, _ in rows if b is not None and c is not None]
-        gains = [n - c for _, _, _, c, n in rows if c is not None and n is not None]
-        # Both halves must be measured: a run without noise-matched models cannot test the second.
-        ok = (max(drops) < 0.1 and max(gains) < 0.1) if drops and gains else None
-        out.append((f"2. Weak Gaussian noise ({cond}): Dice stays near the clean baseline; matched training adds little", _status(ok),
-                    f"largest drop from clean baseline {_fmt(max(drops) if drops else None)}, largest matched-training gain {_fmt(max(gains) if gains else None)}"))
-    else:
-        out.append(("2. Weak Gaussian noise: Dice near clean baseline", _status(None), "no Gaussian conditions evaluated"))
 
-    if len(gauss) >= 3:
-        cond, rows = pairs(gauss[len(gauss) // 2])
-        failed = [f"{m}:{c}" for m, c, _, ct, _ in rows if ct is not None and ct < 0.3]
-        kept = [f"{m}:{c}" for m, c, _, _, nt in rows if nt is not None and nt > 0.5]
-        z_nt = {m: nt for m, c, _, _, nt in rows if c == "z" and nt is not None}
-        ok = None
-        if z_nt and any(nt is not None for *_, nt in rows):
-            ok = len(failed) >= 2 and len(kept) >= 2 and max(z_nt, key=z_nt.get) == "std"
-        out.append((f"3. Moderate noise ({cond}): clean-trained models fail for several measures, matched keep high Dice; for m_z std is the most robust with matched training",
-                    _status(ok), f"clean-trained Dice < 0.3: {failed or 'none'}; matched Dice > 0.5: {kept or 'none'}; m_z matched: "
-                    + ", ".join(f"{k} {_fmt(v)}" for k, v in z_nt.items())))
-    else:
-        out.append(("3. Moderate noise: clean-trained fail, matched hold", _status(None), "fewer than 3 Gaussian levels evaluated"))
+def _weak_noise(records, gauss) -> tuple[str, str, str]:
+    if not gauss:
+        return ("2. Weak Gaussian noise: Dice near clean baseline", _status(None), "no Gaussian conditions evaluated")
+    cond, rows = _pairs(records, gauss[0])
+    drops = [b - c for _, _, b, c, _ in rows if b is not None and c is not None]
+    gains = [n - c for _, _, _, c, n in rows if c is not None and n is not None]
+    # Both halves must be measured: a run without noise-matched models cannot test the second.
+    ok = (max(drops) < 0.1 and max(gains) < 0.1) if drops and gains else None
+    return (f"2. Weak Gaussian noise ({cond}): Dice stays near the clean baseline; matched training adds little", _status(ok),
+            f"largest drop from clean baseline {_fmt(max(drops) if drops else None)}, largest matched-training gain {_fmt(max(gains) if gains else None)}")
 
-    if gauss:
-        strongest = gauss[-1]
-        cond = next(r["eval_condition"] for r in records if r["noise_type"] == "gaussian" and r["noise_variance"] == strongest)
-        ct = [r for r in records if r["eval_condition"] == cond and r["train_condition"] == "clean"]
-        nt = [r for r in records if r["eval_condition"] == cond and r["train_condition"] == cond]
-        ct_all = [r["pred_fraction"] for r in ct]
-        nt_none = [r["pred_fraction"] for r in nt]
-        ok = None
-        if ct and nt:
-            true_frac = np.mean([r["true_fraction"] for r in ct])
-            ok = np.mean(ct_all) > 2 * true_frac and np.mean(nt_none) < 0.5 * true_frac
-        out.append((f"4. Strong noise ({cond}): clean-trained collapse to 'everything is defect', matched to 'nothing is defect'", _status(ok),
-                    f"predicted defect fraction: clean-trained {_fmt(float(np.mean(ct_all)) if ct_all else None)}, matched {_fmt(float(np.mean(nt_none)) if nt_none else None)}, "
-                    f"true {_fmt(float(np.mean([r['true_fraction'] for r in ct])) if ct else None)}; Dice clean-trained "
-                    + ", ".join(f"{r['inputs']} {_fmt(r['dice'])}" for r in ct if ',' not in r['inputs'])))
 
+def _moderate_noise(records, gauss) -> tuple[str, str, str]:
+    if len(gauss) < 3:
+        return ("3. Moderate noise: clean-trained fail, matched hold", _status(None), "fewer than 3 Gaussian levels evaluated")
+    cond, rows = _pairs(records, gauss[len(gauss) // 2])
+    failed = [f"{m}:{c}" for m, c, _, ct, _ in rows if ct is not None and ct < 0.3]
+    kept = [f"{m}:{c}" for m, c, _, _, nt in rows if nt is not None and nt > 0.5]
+    z_nt = {m: nt for m, c, _, _, nt in rows if c == "z" and nt is not None}
+    ok = None
+    if z_nt and any(nt is not None for *_, nt in rows):
+        ok = len(failed) >= 2 and len(kept) >= 2 and max(z_nt, key=z_nt.get) == "std"
+    return (f"3. Moderate noise ({cond}): clean-trained models fail for several measures, matched keep high Dice; for m_z std is the most robust with matched training",
+            _status(ok), f"clean-trained Dice < 0.3: {failed or 'none'}; matched Dice > 0.5: {kept or 'none'}; m_z matched: "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in z_nt.items()))
+
+
+def _strong_noise(records, gauss) -> tuple[str, str, str]:
+    strongest = gauss[-1]
+    cond = next(r["eval_condition"] for r in records if r["noise_type"] == "gaussian" and r["noise_variance"] == strongest)
+    ct = [r for r in records if r["eval_condition"] == cond and r["train_condition"] == "clean"]
+    nt = [r for r in records if r["eval_condition"] == cond and r["train_condition"] == cond]
+    ct_all = [r["pred_fraction"] for r in ct]
+    nt_none = [r["pred_fraction"] for r in nt]
+    ok = None
+    if ct and nt:
+        true_frac = np.mean([r["true_fraction"] for r in ct])
+        ok = np.mean(ct_all) > 2 * true_frac and np.mean(nt_none) < 0.5 * true_frac
+    return (f"4. Strong noise ({cond}): clean-trained collapse to 'everything is defect', matched to 'nothing is defect'", _status(ok),
+            f"predicted defect fraction: clean-trained {_fmt(float(np.mean(ct_all)) if ct_all else None)}, matched {_fmt(float(np.mean(nt_none)) if nt_none else None)}, "
+            f"true {_fmt(float(np.mean([r['true_fraction'] for r in ct])) if ct else None)}; Dice clean-trained "
+            + ", ".join(f"{r['inputs']} {_fmt(r['dice'])}" for r in ct if ',' not in r['inputs']))
+
+
+def _speckle_vs_gaussian(records, gauss) -> tuple[str, str, str]:
     speckle = sorted({r["noise_variance"] for r in records if r["noise_type"] == "speckle"})
     common = [v for v in speckle if v in gauss]
-    if common:
-        diffs = []
-        for v in common:
-            for measure in ("std", "latent_entropy"):
-                g = [r for r in records if r["measure"] == measure and r["component"] == "z" and r["noise_type"] == "gaussian" and r["noise_variance"] == v]
-                s = [r for r in records if r["measure"] == measure and r["component"] == "z" and r["noise_type"] == "speckle" and r["noise_variance"] == v]
-                for rg in g:
-                    rs = next((r for r in s if (r["train_condition"] == "clean") == (rg["train_condition"] == "clean")), None)
-                    if rs:
-                        diffs.append(rs["dice"] - rg["dice"])
-        ok = (float(np.mean(diffs)) > 0.01) if diffs else None
-        out.append(("5. Speckle noise is tolerated better than Gaussian for m_z std and latent entropy", _status(ok),
-                    f"mean Dice(speckle) − Dice(Gaussian) at equal σ² over {len(diffs)} pairs: {_fmt(float(np.mean(diffs)) if diffs else None)}"))
-    else:
-        out.append(("5. Speckle tolerated better for m_z std / latent entropy", _status(None), "no speckle and Gaussian conditions at equal σ²"))
+    if not common:
+        return ("5. Speckle tolerated better for m_z std / latent entropy", _status(None), "no speckle and Gaussian conditions at equal σ²")
+    diffs = []
+    for v in common:
+        for measure in ("std", "latent_entropy"):
+            g = [r for r in records if r["measure"] == measure and r["component"] == "z" and r["noise_type"] == "gaussian" and r["noise_variance"] == v]
+            s = [r for r in records if r["measure"] == measure and r["component"] == "z" and r["noise_type"] == "speckle" and r["noise_variance"] == v]
+            for rg in g:
+                rs = next((r for r in s if (r["train_condition"] == "clean") == (rg["train_condition"] == "clean")), None)
+                if rs:
+                    diffs.append(rs["dice"] - rg["dice"])
+    ok = (float(np.mean(diffs)) > 0.01) if diffs else None
+    return ("5. Speckle noise is tolerated better than Gaussian for m_z std and latent entropy", _status(ok),
+            f"mean Dice(speckle) − Dice(Gaussian) at equal σ² over {len(diffs)} pairs: {_fmt(float(np.mean(diffs)) if diffs else None)}")
 
-    out.append(("6. Predicted masks are smoother than the jagged ground truth", _status(None if smoothness is None or math.isnan(smoothness) else smoothness < 1.0),
-                f"mean (boundary length/area) of predictions ÷ that of the truth, clean test set: {_fmt(smoothness)}"))
 
+def _multichannel(records) -> tuple[str, str, str]:
     multi = [r for r in records if "," in r["inputs"]]
-    if multi:
-        lines, wins = [], []
-        for cond in sorted({r["eval_condition"] for r in multi}):
-            for r in (x for x in multi if x["eval_condition"] == cond):
-                single = [x["dice"] for x in records if "," not in x["inputs"] and x["eval_condition"] == cond
-                          and x["train_condition"] == r["train_condition"]]
-                if single:
-                    wins.append(r["dice"] > max(single))
-                    lines.append(f"{cond} ({r['train_condition']}-trained): multi {_fmt(r['dice'])} vs best single {_fmt(max(single))}")
-        out.append(("7. Multi-channel input (the paper's suggested next step) beats the best single channel", _status(all(wins) if wins else None),
-                    "; ".join(lines) or "no comparable rows"))
-    else:
-        out.append(("7. Multi-channel input beats the best single channel", _status(None), "no multi-channel rows in this run"))
-    return out
+    if not multi:
+        return ("7. Multi-channel input beats the best single channel", _status(None), "no multi-channel rows in this run")
+    lines, wins = [], []
+    for cond in sorted({r["eval_condition"] for r in multi}):
+        for r in (x for x in multi if x["eval_condition"] == cond):
+            single = [x["dice"] for x in records if "," not in x["inputs"] and x["eval_condition"] == cond
+                      and x["train_condition"] == r["train_condition"]]
+            if single:
+                wins.append(r["dice"] > max(single))
+                lines.append(f"{cond} ({r['train_condition']}-trained): multi {_fmt(r['dice'])} vs best single {_fmt(max(single))}")
+    return ("7. Multi-channel input (the paper's suggested next step) beats the best single channel", _status(all(wins) if wins else None),
+            "; ".join(lines) or "no comparable rows")
 
 
 def smoothness_ratio(out_dir: Path, records: Sequence[dict], measures_path: Path) -> float | None:

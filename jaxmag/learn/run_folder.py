@@ -9,7 +9,6 @@ fine-tuning and studies all go through it, so none of them imports another for f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxmag.config import Config, config_hash
+from jaxmag.io.atomic import atomic_write
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
@@ -26,9 +26,8 @@ def _write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file + rename), from process 0 only."""
     if jax.process_index() != 0:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(json.dumps(data, indent=1) + "\n")
 
 
 def read_run_info(run_dir: str | Path) -> dict:

@@ -26,7 +26,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from jaxmag.config import Config, config_hash, parse_input_spec
+from jaxmag.io.atomic import atomic_write
 from jaxmag.noise import parse_noise_spec
 
 RESULT_FILE = "result.json"
@@ -92,12 +92,8 @@ def plan_run(config: Config) -> list[Unit]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
+    with atomic_write(path) as fh:  # jaxmag.io.atomic: fsync, rename, WriteError on a full disk
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _condition_parts(name: str) -> tuple[str, float]:
@@ -215,13 +211,6 @@ def run_units(
             summary = ", ".join(f"{r['eval_condition']} {r['dice']:.3f}" for r in unit_recs)
             log(f"    test Dice: {summary}")
     return records
-
-
-def load_results(out_dir: Path) -> list[dict]:
-    path = Path(out_dir) / "results.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no results table at {path}")
-    return json.loads(path.read_text())
 
 
 def lookup(records: Sequence[dict], **where) -> float | None:
