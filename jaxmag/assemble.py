@@ -183,8 +183,9 @@ def data_hash(config: Config) -> str:
     return config_hash(config, *ds.DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
 
 
-def file_spec(config: Config, runs: range) -> ds.FileSpec:
-    """The ``FileSpec`` of a dataset file holding ``runs`` of ``config``."""
+def file_spec(config: Config, runs: range, t: np.ndarray | None = None) -> ds.FileSpec:
+    """The ``FileSpec`` of a dataset file holding ``runs`` of ``config`` (``t``: frame times,
+    default ``frame_times(config)``)."""
     s, g = config.simulation, config.grid
     return ds.FileSpec(
         config_text=config.to_toml(),
@@ -199,7 +200,7 @@ def file_spec(config: Config, runs: range) -> ds.FileSpec:
         nx=g.nx,
         store_dtype=s.store_dtype,
         cell_size_m=tuple(float(c) for c in g.cell_size_m),
-        t=np.asarray(frame_times(config), dtype=np.float64),
+        t=np.asarray(frame_times(config) if t is None else t, dtype=np.float64),
     )
 
 

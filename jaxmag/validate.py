@@ -62,21 +62,22 @@ def simulate_seeds(config, run_index: int, seeds: Sequence[int], *, components: 
     run_index)`` (e.g. a quantised material, to match an export)."""
     import jax
 
+    from jaxmag import assemble
     from jaxmag import simulate as sim
 
     config = config.replace(simulation=dataclasses.replace(config.simulation, components=components))
-    spec = sim.build_run(config, run_index) if spec is None else spec
+    spec = assemble.build_run(config, run_index) if spec is None else spec
     mesh = sim.local_mesh()
     size = sim.effective_batch(len(seeds), mesh.size, len(seeds))
     padded = list(seeds) + [seeds[-1]] * (size - len(seeds))
     material = jax.tree.map(lambda x: np.stack([np.asarray(x)] * size), spec.material)
     m0 = np.stack([np.asarray(spec.m0)] * size)
-    step = sim.batch_simulator(config, mesh)
+    step = assemble.batch_simulator(config, mesh)
     frames = np.asarray(step(material, m0, np.asarray(padded, np.uint32)), np.float64)[: len(seeds)]  # (N, T, C, ny, nx)
     out = np.full(frames.shape[:2] + frames.shape[3:] + (3,), np.nan)
     for c, axis in enumerate(components):
         out[..., "xyz".index(axis)] = frames[:, :, c]
-    return out, sim.frame_times(config), np.asarray(spec.labels)
+    return out, assemble.frame_times(config), np.asarray(spec.labels)
 
 
 def jaxmag_trajectories(config, run_index: int, seeds: Sequence[int], *, spec=None, name: str = "jaxmag") -> list[Trajectory]:
@@ -148,7 +149,7 @@ def validate(config_path: str | os.PathLike, *, runs: int, out: str | os.PathLik
     from jaxmag.config import load_config
     from jaxmag.io.atomic import write_text
     from jaxmag.io.mx3 import quantize_easy_axis, write_mx3_run
-    from jaxmag.simulate import build_run
+    from jaxmag.assemble import build_run
 
     config_path, out = Path(config_path), Path(out)
     config = load_config(config_path)

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
 
     from jaxmag.io.ovf import write_ovf
     from jaxmag.noise import add_gaussian
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import simulate
 
     config = example_config(args.nx, args.ny or args.nx, args.frames, args.frame_interval, args.boundary,
                             args.cell_size, args.seed)

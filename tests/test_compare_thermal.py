@@ -94,7 +94,8 @@ def film_runs(tmp_path_factory):
     seed 3 at 240 K, simulated in one batch."""
     import jax
 
-    from jaxmag import simulate as sim
+    from jaxmag import assemble as sim  # build_run, batch_simulator, frame_times of a config
+    from jaxmag.simulate import local_mesh
     from jaxmag.config import load_config
 
     path = tmp_path_factory.mktemp("film") / "film.toml"
@@ -104,7 +105,7 @@ def film_runs(tmp_path_factory):
     mats = [spec.material, spec.material, spec.material.replace(temperature=spec.material.temperature * 0.8)]
     material = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *mats)
     m0 = np.stack([np.asarray(spec.m0)] * 3)
-    mesh = sim.local_mesh()
+    mesh = local_mesh()
     frames = np.asarray(sim.batch_simulator(config, mesh)(material, m0, np.array([1, 2, 3], np.uint32)), np.float64)
     times = sim.frame_times(config)
     runs = [trajectory_from_frames(np.moveaxis(f, 1, -1), times, config.grid.cell_size_m, name=f"seed {s}", regions=spec.labels)

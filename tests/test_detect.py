@@ -172,7 +172,7 @@ TINY = dt.Budget(films=8, val_films=2, test_films=2, epochs=2, steps_per_epoch=2
 
 def test_detect_end_to_end_tiny_and_cached(tmp_path):
     from jaxmag.noise import add_gaussian
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import simulate
 
     # a movie of the regime detect will build (same compiled simulator), other seed and run
     facts = rg.MovieFacts(10, 16, 16, "xz", 4e-9, 5e-12, "periodic", {"grid": "movie"})

@@ -56,6 +56,7 @@ import time
 import h5py
 import numpy as np
 
+from jaxmag.assemble import file_spec
 from jaxmag.cli import main
 from jaxmag.config import loads_config
 from jaxmag.io import dataset as ds
@@ -91,7 +92,7 @@ def unit_rows(spec: ds.FileSpec, runs, seed=0) -> ds.RunRows:
 def write_synthetic(path: Path, config=None, *, force=False, batches=None) -> Path:
     config = config or tiny_xyz_config()
     t = np.arange(config.simulation.num_frames) * config.simulation.frame_interval_s
-    spec = ds.FileSpec.from_config(config, t, 0, config.dataset.num_runs)
+    spec = file_spec(config, range(0, config.dataset.num_runs), t)
     work = ds.create_file(path, spec, force=force)
     runs = np.arange(config.dataset.num_runs)
     batches = batches if batches is not None else [runs[i:i + 4] for i in range(0, runs.size, 4)]
@@ -158,7 +159,7 @@ def test_full_disk_in_dataset_writer_marks_nothing_done_and_resume_is_byte_ident
     assert_unit_m_where_done(path)
     config = tiny_xyz_config()  # "free space" and resume: only the pending rows are written
     t = np.arange(config.simulation.num_frames) * config.simulation.frame_interval_s
-    spec = ds.FileSpec.from_config(config, t, 0, 8)
+    spec = file_spec(config, range(0, 8), t)
     with ds.DatasetWriter(ds.check_matches(path, spec)) as w:
         w.write(unit_rows(spec, ds.pending_rows(path)))
     assert path.read_bytes() == ref.read_bytes()

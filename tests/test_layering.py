@@ -8,7 +8,8 @@ below it, never one above:
                io, models, ...; it takes plain objects and never sees the config
     config     jaxmag.config: composes the library's parameter records, reads TOML
     assembly   jaxmag.assemble: a Config -> the library's plain objects, once
-    learn      jaxmag.learn.*: training, evaluation, prediction, fine-tuning, studies, reports
+    application  jaxmag.learn.*: training, evaluation, prediction, fine-tuning, studies, reports;
+               jaxmag.validate (the MuMax3 validation job)
     cli        jaxmag.cli.*, jaxmag.__main__: the commands
     facade     jaxmag (the package __init__): the curated public API, may name anything
 
@@ -24,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "jaxmag"
 
-LAYERS = ("library", "config", "assembly", "learn", "cli", "facade")
+LAYERS = ("library", "config", "assembly", "application", "cli", "facade")
+APPLICATION_MODULES = ("jaxmag.validate",)  # jobs outside jaxmag.learn that start from a config
 # the one name the library may read from the package root: the version string
 ROOT_NAMES_ALLOWED = {"__version__"}
 
@@ -34,8 +36,8 @@ def layer(module: str) -> str:
         return "facade"
     if module == "jaxmag.__main__" or module == "jaxmag.cli" or module.startswith("jaxmag.cli."):
         return "cli"
-    if module == "jaxmag.learn" or module.startswith("jaxmag.learn."):
-        return "learn"
+    if module == "jaxmag.learn" or module.startswith("jaxmag.learn.") or module in APPLICATION_MODULES:
+        return "application"
     if module == "jaxmag.assemble":
         return "assembly"
     if module == "jaxmag.config":
@@ -160,4 +162,4 @@ def test_the_walker_sees_lazy_and_relative_imports(tmp_path):
         if isinstance(node, ast.ImportFrom):
             tree_imports.append((node.module, node.level))
     assert ("jaxmag.learn", 0) in tree_imports and ("config", 2) in tree_imports
-    assert layer(module_name(path)) == "library" and layer("jaxmag.learn.loop") == "learn"
+    assert layer(module_name(path)) == "library" and layer("jaxmag.learn.loop") == "application"

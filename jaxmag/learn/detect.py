@@ -239,7 +239,7 @@ def simulate_films(config: Config, cache: Path | None, progress: bool = True) ->
     """Clean films of the regime: ``m (N, C, T, ny, nx)`` float32 (C = ``simulation.components``), labels ``(N, ny, nx)``.
 
     Cached in ``cache/films-<hash>.npz`` (hash of grid, material, defects, simulation, dataset)."""
-    from jaxmag.simulate import simulate
+    from jaxmag.assemble import simulate
 
     key = config_hash(config, "grid", "material", "defects", "simulation", "dataset")
     path = None if cache is None else cache / f"films-{key}.npz"
@@ -287,7 +287,7 @@ def pool_generator(
     a fresh draw per key) and the measures (``jaxmag.measures.measures_kernel`` with the regime's
     per-component options). ``movies``: ``(N, C, T, ny, nx)`` with components ``components``.
     (Stands in for issue 13's movie source.)"""
-    from jaxmag.measures import measure_options, measures_kernel
+    from jaxmag.measures import measures_kernel
     from jaxmag.noise import apply_noise
 
     pool = jnp.asarray(movies, jnp.float32)
@@ -300,7 +300,7 @@ def pool_generator(
             raise ValueError(f"input component {c!r} is not in the simulated components {components!r}")
     idx = [components.index(c) for c in used]
     sx, sy = (jnp.asarray(s[idx], jnp.float32)[:, None, None, None] for s in _movie_mirrors(components))
-    opts = [measure_options(measures_config, c) for c in used]
+    opts = [measures_config.options(c).kwargs() for c in used]
     channel = [(m, used.index(c)) for m, c in inputs]
     B = int(batch_size)
 
