@@ -182,3 +182,19 @@ def test_nan_frame_is_an_input_error(film_runs, tmp_path, capsys):
     assert cli_main(["mumax3", "compare", str(fa), str(fb), "--mode", "thermal", "--json"]) == 2
     captured = capsys.readouterr()
     assert "NaN" in captured.err and "m000041.ovf" in captured.err and captured.out == ""
+
+
+@pytest.mark.slow
+def test_calibration_false_alarm_and_detection_rates(tmp_path):
+    """scripts/calibrate_compare.py at a reduced count (32 x 32, 100 frames, 6 baseline runs,
+    3 per variant): the full measurement (16 + 4 x 8 runs) is in docs/mumax3.md."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "calib.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "calibrate_compare.py"), "--n", "32", "--pairs", "3", "--out", str(out)],
+                   check=True, timeout=3600)
+    result = json.loads(out.read_text())
+    assert result["false_alarm"]["all_pairs"]["count"] <= 1, result["false_alarm"]  # of 15 pairs
+    for name, rates in result["detection"].items():
+        assert rates["all_pairs"]["rate"] >= 0.9, (name, rates)

@@ -105,6 +105,8 @@ def test_validate_with_fake_engine_and_brought_back_output(setup, tmp_path, caps
     assert cli_main(["mumax3", "validate", str(config_path), "--runs", "2", "--out", str(again),
                      "--engine-output", str(out / "engine")]) == 0
     assert json.loads((again / "result.json").read_text()) == result
+    # Into the folder that holds the scripts, as validate prints after writing them.
+    assert cli_main(["mumax3", "validate", str(config_path), "--runs", "2", "--out", str(out), "--engine-output", str(out / "engine")]) == 0
 
 
 def test_failing_engine_reports_its_output_and_script(setup, tmp_path, capsys):

@@ -76,10 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="export N runs of a config, run MuMax3 (or compatible) on them, simulate them in jaxmag, compare, report",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", type=Path, help="jaxmag TOML config")
-    p.add_argument("--runs", type=int, required=True, help="number of thermal runs of run 0's film (thermal seeds differ)")
+    p.add_argument("--runs", type=int, required=True, help="N: thermal runs of one film (that of --run), each with its own thermal seed")
     p.add_argument("--out", type=Path, required=True, help="output folder (scripts, engine output, report.md)")
     p.add_argument("--engine", default=None, help="MuMax3 binary or a compatible one (default: 'mumax3' on PATH, if there)")
-    p.add_argument("--engine-output", type=Path, default=None, help="folder holding the engine's <script>.out folders, brought back from another machine")
+    p.add_argument("--engine-output", type=Path, default=None, help="compare engine output brought back from another machine: DIR/engine holding run_j/run.out")
     p.add_argument("--run", type=int, default=0, help="which run of the config gives the film (default 0)")
     p.add_argument("--quantize-angle-deg", type=float, default=None, help="round easy axes to this angular step, to fit MuMax3's 256 regions")
     p.add_argument("--alpha", type=float, default=thermal.alpha, help=f"overall false-alarm rate of the verdict (default {thermal.alpha})")
