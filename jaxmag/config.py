@@ -291,12 +291,19 @@ def loads_config(text: str, source: str = "<string>") -> Config:
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the path of a TOML config file")
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a TOML config (not a text file)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if not text.strip():  # an empty file would silently mean "every default" (the paper-size dataset)
+        raise ConfigError(f"{path} is empty; give a TOML config (e.g. configs/quick.toml)")
     base = data.pop("base", None)
     if base is None:
         return data

@@ -214,3 +214,53 @@ def test_full_tmpfs_during_simulate_then_resume_is_byte_identical(tmp_path, smal
     capsys.readouterr()
     assert out.read_bytes() == ref.read_bytes()
     assert_unit_m_where_done(out)
+
+
+# --- item 3: every command that reads a file, given a bad one: one error line, exit 2 -----------
+
+BAD_INPUTS = ("missing", "directory", "empty", "truncated", "zeroed", "text")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny trained run folder (2 epochs on a synthetic measures file)."""
+    from test_predict import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("run"))
+
+
+def _commands(bad: Path, run: Path, good: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "dataset info": ["dataset", "info", str(bad)],
+        "dataset merge": ["dataset", "merge", str(bad), "--out", str(out / "merged.h5")],
+        "measures": ["measures", str(bad), "--out", str(out / "measures.h5"), "--quiet"],
+        "noise-estimate": ["noise-estimate", str(bad)],
+        "export-ovf": ["export-ovf", str(bad), "--run", "0", "--out", str(out / "ovf")],
+        "mumax3 compare": ["mumax3", "compare", f"{bad}#run=0", f"{good}#run=0"],
+        "mumax3 export": ["mumax3", "export", str(bad), "--run", "0", "--out", str(out / "mx3")],
+        "simulate": ["simulate", str(bad), "--out", str(out / "data.h5"), "--no-progress"],
+        "run": ["run", str(bad), "--out", str(out / "job")],
+        "study": ["study", str(bad), "--out", str(out / "study")],
+        "train --measures": ["train", str(TINY), "--measures", str(bad), "--measure", "mean", "--component", "z",
+                             "--out", str(out / "train"), "--no-progress"],
+        "predict RUN": ["predict", str(bad), str(good), "--out", str(out / "pred")],
+        "predict MOVIE": ["predict", str(run), str(bad), "--out", str(out / "pred")],
+        "evaluate RUN": ["evaluate", str(bad), "--measures", str(good)],
+        "evaluate --measures": ["evaluate", str(run), "--measures", str(bad)],
+        "finetune RUN": ["finetune", str(bad), "--noise", "clean", "--out", str(out / "ft")],
+    }
+
+
+COMMANDS = list(_commands(Path("x"), Path("r"), Path("g"), Path("o")))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_gives_one_error_line_for_bad_input_files(command, files, trained_run, tmp_path, capsys):
+    for kind in BAD_INPUTS:
+        out = tmp_path / kind
+        out.mkdir()
+        argv = _commands(files[kind], trained_run, files["good"], out)[command]
+        rc = main(argv)
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 2 and len(lines) == 1 and lines[0].startswith("jaxmag: error: "), (kind, rc, err)

@@ -31,15 +31,17 @@ def load_movie(path: str | Path, run: int | None = None, component: str | None =
     if path.suffix == ".npy":
         if run is not None or component is not None:
             raise ValueError("--run and --component apply to HDF5 datasets only")
-        movie = np.load(path, allow_pickle=False)
+        movie = _load_npy(path, "movie (T, ny, nx)")
         if movie.ndim != 3:
             raise ValueError(f"{path}: expected an array (T, ny, nx), got shape {movie.shape}")
         return movie.astype(np.float32, copy=False), None, f"{path}"
     import h5py
 
-    if not h5py.is_hdf5(path):
+    from jaxmag.io.errors import open_h5
+
+    if path.stat().st_size and not h5py.is_hdf5(path):
         raise ValueError(f"{path}: unsupported movie file (expected .npy (T, ny, nx) or an HDF5 dataset)")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "movie (.npy or an HDF5 dataset)") as f:
         if "m" not in f or f["m"].ndim != 5:
             raise ValueError(f"{path}: not a jaxmag dataset (expected /m of shape (N, T, C, ny, nx))")
         components = str(f.attrs.get("components", "xyz"[: f["m"].shape[2]]))
@@ -54,6 +56,18 @@ def load_movie(path: str | Path, run: int | None = None, component: str | None =
         movie = f["m"][run, :, components.index(component)].astype(np.float32)
         mask = (f["labels"][run] == 0) if "labels" in f else None
     return movie, mask, f"{path} run {run} component {component}"
+
+
+def _load_npy(path: str | Path, what: str) -> np.ndarray:
+    """``np.load`` with an error naming the file (numpy's own speaks of pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{path} is not a readable .npy array (expected a {what}): "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     movie, mask, what = load_movie(args.movie, args.run, args.component)
     if args.mask:
-        mask = np.load(args.mask, allow_pickle=False) == 0
+        mask = _load_npy(args.mask, "mask (ny, nx)") == 0
     if args.no_mask:
         mask = None
     result = estimate_noise_variances(movie, mask)

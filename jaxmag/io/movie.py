@@ -120,8 +120,9 @@ def check_movie_array(raw: Any, what: str = "movie") -> np.ndarray:
     if arr.ndim != 3:
         raise MovieError(f"{what}: expected a movie (T, ny, nx), got shape {arr.shape}")
     if arr.shape[0] < 2:
+        count = "no frames" if arr.shape[0] == 0 else "a single frame"
         raise MovieError(
-            f"{what} has a single frame (shape {arr.shape}); the measures are temporal and need at least 2 "
+            f"{what} has {count} (shape {arr.shape}); the measures are temporal and need at least 2 "
             "frames (T, ny, nx), and the paper's movies have about 100"
         )
     if arr.shape[1] < 3 or arr.shape[2] < 3:
@@ -257,7 +258,7 @@ def read_movie(
         elif suffix in _HDF5_SUFFIXES:
             raw, source = _read_hdf5(path, dataset, component)
         elif suffix == ".npy":
-            raw, source = np.load(path, allow_pickle=False), str(path)
+            raw, source = _read_npy(path), str(path)
         elif suffix in _OVF_SUFFIXES:
             raise MovieError(
                 f"{path} is a single OVF frame; the measures need a movie: pass the folder holding the frames"
@@ -269,6 +270,14 @@ def read_movie(
             )
     return movie_from_array(raw, component=component, source=source, rescale=rescale, max_abs=max_abs,
                             times_s=times, cell_size_m=cell)
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # numpy's message for a text file speaks of pickles
+        raise MovieError(f"{path} is not a readable .npy array (expected a movie (T, ny, nx)): "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
@@ -286,9 +295,11 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
 def _read_hdf5(path: Path, dataset: str | None, component: str) -> tuple[np.ndarray, str]:
     import h5py
 
-    if not h5py.is_hdf5(path):
+    from jaxmag.io.errors import open_h5
+
+    if path.stat().st_size and not h5py.is_hdf5(path):
         raise MovieError(f"{path}: not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_h5(path, "movie file (HDF5)") as f:
         if dataset is None:
             found: list[str] = []
             f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) and obj.ndim == 3 else None)

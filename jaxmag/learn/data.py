@@ -217,6 +217,9 @@ class HDF5Source:
         except OSError as exc:
             raise ValueError(f"cannot read measures file {self.path}: {exc}") from None
         with f:
+            if f.attrs.get("format") == "jaxmag.dataset":
+                raise ValueError(f"{self.path} is a simulated dataset, not a measures file: run "
+                                 f"`jaxmag measures {self.path} --out measures.h5` and pass that file")
             if "labels" not in f or not isinstance(f["labels"], h5py.Dataset):
                 raise ValueError(f"measures file {self.path} has no /labels dataset")
             labels = f["labels"]

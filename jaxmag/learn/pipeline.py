@@ -48,6 +48,17 @@ def _dataset_complete(path: Path) -> bool:
         return "done" in f and bool(np.all(f["done"][...]))
 
 
+def _check_split(config: Config, source: str) -> None:
+    """The dataset must be large enough for ``[training] split`` (every part non-empty)."""
+    from jaxmag.learn.splits import split_indices
+
+    try:
+        split_indices(config.dataset.num_runs, config.training.split, 0)
+    except ValueError as exc:
+        raise ValueError(f"{source}: dataset.num_runs = {config.dataset.num_runs}: {exc}; "
+                         "raise dataset.num_runs or change training.split") from None
+
+
 def run_pipeline(
     config: Config | str | Path,
     out_dir: str | Path,
@@ -59,8 +70,10 @@ def run_pipeline(
     """Run (or resume) the whole job; returns ``{"results": [...], "report": path, "timings": {...}}``."""
     from jaxmag.assemble import compute_measures_file, simulate
 
+    source = str(config) if not isinstance(config, Config) else "the config"
     if not isinstance(config, Config):
         config = load_config(config)
+    _check_split(config, source)  # now, not after simulate and measures
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, config)
     timings_file = out_dir / "timings.json"
