@@ -591,7 +591,9 @@ def detect(
     scores = {}
     if len(names) > 1:
         conditions = {c: condition_for(((None, c),)) for c in movies}
-        sel = cache / f"inputs-{config_hash(config)}-{'-'.join(conditions[c] for c in sorted(conditions)).replace(':', '_')}.json"
+        films_key = config_hash(config, "grid", "material", "defects", "simulation", "dataset", "measures")
+        sel = cache / (f"inputs-{films_key}-v{n_val}b{budget.eval_batches}x{budget.batch_size}-"
+                       + "-".join(conditions[c] for c in sorted(conditions)).replace(":", "_") + ".json")
         if sel.is_file():
             scores = json.loads(sel.read_text())
         else:
@@ -803,7 +805,7 @@ def report_markdown(result: DetectionResult, *, budget_name: str, movie: str, st
         "| | validation Dice | test Dice |",
         "|---|---|---|",
         f"| U-Net | {v['model']['val_dice']:.3f} | {v['model']['test_dice']:.3f} |",
-        f"| baseline (robust z ≥ {v['baseline']['z']:g}, smoothing {v['baseline']['sigma_px']:g} px) | "
+        f"| baseline (robust z > {v['baseline']['z']:g}, smoothing {v['baseline']['sigma_px']:g} px) | "
         f"{v['baseline']['val_dice']:.3f} | {v['baseline']['test_dice']:.3f} |",
         "",
     ]
@@ -827,6 +829,7 @@ def report_markdown(result: DetectionResult, *, budget_name: str, movie: str, st
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in result.warnings] or ["None: the movie's statistics lie within the simulated regime's."]
     s = result.seconds
-    lines += ["", f"Wall time: {s.get('total', 0):.0f} s (simulate {s.get('simulate', 0):.0f} s, train "
-              f"{s.get('train', 0):.0f} s).", ""]
+    lines += ["", f"Wall time: {s.get('total', 0):.0f} s (simulate {s.get('simulate', 0):.0f} s, choose inputs "
+              f"{s.get('inputs', 0):.0f} s, train {s.get('train', 0):.0f} s{' (cached model)' if result.cached else ''}, "
+              f"predict {s.get('predict', 0):.0f} s).", ""]
     return "\n".join(lines)
