@@ -41,6 +41,7 @@ _PUBLIC = {
     "load_trained": "jaxmag.learn.evaluation",
     "predict_movie": "jaxmag.learn.predict",
     "finetune": "jaxmag.learn.finetune",
+    "detect": "jaxmag.learn.detect",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
