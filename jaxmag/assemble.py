@@ -18,6 +18,11 @@ The config-level jobs are thin compositions of ``assemble`` and the library:
 ``simulate(config, out=...)`` (the dataset job), ``build_run(config, i)``,
 ``batch_simulator(config, mesh)``, ``file_spec(config, runs)``, ``compute_measures_file(...)``
 (measures of a dataset, options from a config or the dataset's own).
+
+For the ``.mx3`` export (``jaxmag.io.mx3``, still given ``config.simulation`` today): the same
+facts are ``assembly.grid`` and ``assembly.movie`` (``dt`` s, ``burn_in_steps``,
+``steps_per_frame``, ``num_frames``, ``frame_times()``, ``"demag" in terms``, ``solver``), and a
+run's film is ``simulate.build_run(assembly.simulation, run_index, seed)``.
 """
 from __future__ import annotations
 

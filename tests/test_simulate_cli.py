@@ -150,3 +150,14 @@ def test_process_shards_merge_and_info_cli(tmp_path, capsys):
     assert "runs done:     4 / 4" in text and "virtual" in text and "(4, 4, 2, 16, 16) float32" in text
     assert main(["dataset", "info", str(tmp_path / "missing.h5")]) == 2
     assert "dataset file not found" in capsys.readouterr().err
+
+
+def test_shard_flags_have_their_own_names_and_the_old_ones_are_hidden_aliases():
+    from jaxmag.cli import build_parser
+
+    parser = build_parser()
+    new = parser.parse_args(["simulate", "c.toml", "--out", "d.h5", "--shard-index", "1", "--num-shards", "2", "--no-progress"])
+    old = parser.parse_args(["simulate", "c.toml", "--out", "d.h5", "--process-id", "1", "--num-processes", "2", "--quiet"])
+    assert (new.shard_index, new.num_shards, new.no_progress) == (old.shard_index, old.num_shards, old.no_progress) == (1, 2, True)
+    help_text = parser._subparsers._group_actions[0].choices["simulate"].format_help()
+    assert "--shard-index" in help_text and "--process-id" not in help_text and "--quiet" not in help_text
