@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxmag.fields import FieldFn
 from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names, without_demag
 from jaxmag.grid import Grid
+from jaxmag.llg import dot
 from jaxmag.material import Material
 
 EnergyFn = Callable[[jax.Array, Material], jax.Array]
@@ -26,7 +27,7 @@ def energy_from_field(grid: Grid, term: FieldFn, factor: float) -> EnergyFn:
 
     def energy(m: jax.Array, material: Material) -> jax.Array:
         B = term(m, material)
-        return -factor * grid.cell_volume * jnp.sum(material.Ms * jnp.sum(m * B, axis=-1))
+        return -factor * grid.cell_volume * jnp.sum(material.Ms * dot(m, B))
 
     return energy
 

