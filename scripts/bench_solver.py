@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jaxmag.drivers import field_terms, run_steps  # noqa: E402
+from jaxmag.drivers import cpu_chunked_vmap, field_terms, run_steps  # noqa: E402
 from jaxmag.fields import effective_field  # noqa: E402
 from jaxmag.fields.thermal import thermal  # noqa: E402
 from jaxmag.grid import Grid  # noqa: E402
@@ -47,7 +47,8 @@ def bench_jaxmag(n: int, batch: int, steps: int, dtype, repeats: int = 3, bounda
 
     # Material and m0 are arguments, one material per run (as `jaxmag simulate` passes them):
     # as closure constants XLA would fold the material-only work out of the timed loop.
-    run = jax.jit(jax.vmap(one))
+    # The batch runs as `movie_simulator` runs it: on CPU in cache-sized chunks (cpu_chunked_vmap).
+    run = jax.jit(jax.vmap(cpu_chunked_vmap(one, max(1, 16384 // grid.num_cells))))
     keys = jax.random.split(jax.random.key(0), batch)
     materials = jax.tree.map(lambda x: jnp.stack([x] * batch), material)
     m0s = jnp.stack([m0] * batch)
