@@ -24,7 +24,7 @@ def _dry_run(out: Path, *extra: str, devices: int = 1) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu",
            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     res = subprocess.run([sys.executable, str(REPO / "scripts" / "device_check.py"), "--cpu-dry-run", "--out", str(out),
-                          *extra], capture_output=True, text=True, env=env, cwd=out.parent, timeout=600)
+                          *extra], capture_output=True, text=True, env=env, cwd=out.parent, timeout=1800)
     assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
     lines = [json.loads(line) for line in (out / "device_check.jsonl").read_text().splitlines()]
     assert [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")] == lines
