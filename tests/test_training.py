@@ -267,6 +267,8 @@ def test_cli_train_evaluate_and_predict_api(measures, tmp_path, capsys):
     out = capsys.readouterr().out
     rec = json.loads((run / "eval_clean.json").read_text())
     assert f"{rec['dice']:.4f}" in out and rec["num_images"] == 6 and (run / "eval_clean.png").stat().st_size > 1000
+    assert f"baseline (robust z" in out and f"{rec['baseline']['dice']:.4f}" in out   # the baseline row beside it
+    assert rec["baseline"]["num_images"] == 6 and rec["baseline"]["fit"]["num_val"] == len(info["split"]["val"])
     # the Python API gives the same Dice from predictions
     model, info = load_trained(run)
     with h5py.File(measures, "r") as f:

@@ -35,4 +35,8 @@ def run(args: argparse.Namespace) -> int:
             f"loss {rec['loss']:.4f}  ({rec['num_images']} test images) -> "
             f"{args.run / ('eval_' + rec['condition'] + '.json')}"
         )
+        b = rec["baseline"]
+        verdict = "beats" if rec["dice"] > b["dice"] else "does NOT beat"
+        print(f"{rec['condition']}: baseline (robust z, sigma {b['fit']['sigma']:g} px, threshold "
+              f"{b['fit']['threshold']:.2f}, fitted on validation) dice {b['dice']:.4f}: the model {verdict} it")
     return 0

@@ -8,7 +8,9 @@
 - ``evaluate(model, eval_set)``: test metrics (``jaxmag.learn.metrics.summarize``).
 - ``evaluate_run(run_dir, measures, condition)``: the test split of a measures file in a noise
   condition, normalised with the run's clean statistics; writes ``eval_<condition>.json`` and
-  ``eval_<condition>.png`` (example inputs, truth, predicted probability and mask).
+  ``eval_<condition>.png`` (example inputs, truth, predicted probability and mask). The record's
+  ``baseline`` holds the non-learned baseline on the same test split (``jaxmag.learn.baseline``,
+  fitted on the validation split of that condition).
 """
 from __future__ import annotations
 
@@ -145,4 +147,8 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     t0 = time.perf_counter()
     metrics = evaluate(model, test, bs, mesh)
     metrics["seconds"] = time.perf_counter() - t0
-    return save_eval_report(run_dir, test, metrics, model, extra={"checkpoint": "best", "checkpoint_epoch": info["checkpoint_epoch"], "measures_file": str(Path(measures).resolve())})
+    from jaxmag.learn import baseline  # the non-learned row reported beside every model
+
+    base = baseline.fit_and_evaluate(measures, inputs, test.condition, info["split"],
+                                     periodic=info["config"].grid.boundary == "periodic")
+    return save_eval_report(run_dir, test, metrics, model, extra={"checkpoint": "best", "checkpoint_epoch": info["checkpoint_epoch"], "measures_file": str(Path(measures).resolve()), "baseline": base})

@@ -303,6 +303,9 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
     if curves:
         parts += ["## Dice versus noise", "", f"![dice vs noise]({curves.name})", "",
                   "Dashed: trained on clean data; solid: trained with matching noise; dotted: clean baseline.", ""]
+    from jaxmag.learn import baseline
+
+    parts += baseline.report_section(records, baseline.load_study_records(out_dir))
     parts += ["## The paper's findings", "", "| finding | status | numbers |", "|---|---|---|"]
     parts += [f"| {f} | {s} | {n} |" for f, s, n in findings(config, records, smooth)]
     parts += ["", "## Parameters (resolved config)", "", "```toml", config.to_toml().rstrip(), "```", ""]

@@ -18,7 +18,8 @@ from its latest one; anything else starts afresh. After every unit the aggregate
 ``results.json`` / ``results.csv`` are rewritten atomically, one record per (unit, evaluation
 condition) with ``measure``, ``component``, ``inputs``, ``train_condition``,
 ``eval_condition``, ``noise_type``, ``noise_variance``, ``dice``, ``dice_per_image``,
-``pred_fraction``, ``true_fraction`` and ``config_hash``.
+``pred_fraction``, ``true_fraction`` and ``config_hash``. ``baseline.json`` holds the
+non-learned baseline (``jaxmag.learn.baseline``) for every (input, evaluation condition).
 """
 from __future__ import annotations
 
@@ -210,6 +211,9 @@ def run_units(
         if not done:
             summary = ", ".join(f"{r['eval_condition']} {r['dice']:.3f}" for r in unit_recs)
             log(f"    test Dice: {summary}")
+    from jaxmag.learn import baseline
+
+    baseline.write_study_records(out_dir, baseline.study_records(units, config, measures_path))
     return records
 
 

@@ -1,0 +1,258 @@
+"""A non-learned baseline: smoothed robust-z thresholding of the measure maps.
+
+Every trained U-Net is reported beside this baseline; a model that does not beat it has not
+learned anything a threshold could not do. Per image and per input channel:
+
+1. smooth the map with a Gaussian of width ``sigma`` pixels (periodic wrap when the film is
+   periodic, mirror padding otherwise; ``sigma = 0`` skips it);
+2. take the robust z-score ``|x - median| / (1.4826 MAD)`` over the image's pixels (median and
+   MAD are insensitive to the ~10 % defect pixels, so the score measures how far a pixel is
+   from the film's typical value, in units of the background spread);
+3. average the channels' scores (several inputs) and call a pixel defect where the score
+   exceeds ``threshold``.
+
+``sigma`` and ``threshold`` are the only parameters. ``fit`` chooses them on the
+**validation split only**: every ``sigma`` of a small grid, every threshold of a fine grid, the
+pair with the highest aggregated validation Dice (``2ΣTP / (2ΣTP + ΣFP + ΣFN)``, as
+``jaxmag.learn.metrics``). No oracle defect fraction enters; the test split is scored once,
+with the fitted pair (``fit_and_evaluate`` never reads the test maps before the fit is done).
+
+Functions: ``robust_z(maps, sigma, periodic)``, ``fit(maps, labels, ...) -> BaselineFit``,
+``BaselineFit.predict(maps)``, ``score(pred, labels)`` (the metrics of
+``jaxmag.learn.metrics.summarize`` plus ``pred_fraction``/``true_fraction``), and
+``fit_and_evaluate(measures_path, inputs, condition, split)`` for a measures file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SIGMAS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # pixels
+THRESHOLDS = tuple(np.round(np.arange(0.25, 12.0, 0.05), 2))  # robust z units
+_MAD_TO_SIGMA = 1.482602218505602
+
+
+def _as_channels(maps: np.ndarray) -> np.ndarray:
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim == 3:
+        maps = maps[..., None]
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be (N, ny, nx) or (N, ny, nx, C), got shape {maps.shape}")
+    return maps
+
+
+def smooth(maps: np.ndarray, sigma: float, periodic: bool = True) -> np.ndarray:
+    """Gaussian smoothing of ``(N, ny, nx, C)`` maps over the two image axes (width in pixels)."""
+    maps = _as_channels(maps)
+    if sigma <= 0:
+        return maps
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(maps, sigma=(0, sigma, sigma, 0), mode="wrap" if periodic else "mirror", truncate=4.0)
+
+
+def robust_z(maps: np.ndarray, sigma: float = 1.0, periodic: bool = True) -> np.ndarray:
+    """The baseline's score ``(N, ny, nx)``: per image and channel ``|s - median(s)| / (1.4826 MAD(s))``
+    of the smoothed map ``s``, averaged over channels (a constant image scores 0)."""
+    s = smooth(maps, sigma, periodic)
+    med = np.median(s, axis=(1, 2), keepdims=True)
+    dev = np.abs(s - med)
+    mad = _MAD_TO_SIGMA * np.median(dev, axis=(1, 2), keepdims=True)
+    scale = np.where(mad > 0, mad, np.maximum(dev.max(axis=(1, 2), keepdims=True), 1e-30))
+    return np.mean(dev / scale, axis=-1)
+
+
+def _dice_curve(z: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Aggregated Dice of ``z > t`` for every threshold ``t`` (one sort, no loop over t)."""
+    pos = np.sort(z[truth])
+    neg = np.sort(z[~truth])
+    tp = pos.size - np.searchsorted(pos, thresholds, side="right")
+    fp = neg.size - np.searchsorted(neg, thresholds, side="right")
+    fn = pos.size - tp
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineFit:
+    """The fitted parameters: ``sigma`` (px), ``threshold`` (robust z), ``periodic``, and the
+    validation Dice that chose them (``val_dice``, on ``num_val`` images)."""
+
+    sigma: float
+    threshold: float
+    periodic: bool
+    val_dice: float
+    num_val: int
+
+    def predict(self, maps: np.ndarray) -> np.ndarray:
+        """Boolean defect masks ``(N, ny, nx)``."""
+        return robust_z(maps, self.sigma, self.periodic) > self.threshold
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fit(
+    maps: np.ndarray,
+    labels: np.ndarray,
+    *,
+    periodic: bool = True,
+    sigmas: Sequence[float] = SIGMAS,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> BaselineFit:
+    """Choose ``(sigma, threshold)`` maximising aggregated Dice on these (validation) maps.
+
+    Ties go to the smaller ``sigma`` and then the smaller threshold (the first maximum)."""
+    maps = _as_channels(maps)
+    truth = np.asarray(labels) > 0
+    if truth.shape != maps.shape[:3]:
+        raise ValueError(f"labels {truth.shape} do not match maps {maps.shape[:3]}")
+    thresholds = np.asarray(thresholds, np.float64)
+    best = (-1.0, 0.0, 0.0)
+    for sigma in sigmas:
+        curve = _dice_curve(robust_z(maps, sigma, periodic), truth, thresholds)
+        i = int(np.argmax(curve))
+        if curve[i] > best[0]:
+            best = (float(curve[i]), float(sigma), float(thresholds[i]))
+    return BaselineFit(sigma=best[1], threshold=best[2], periodic=bool(periodic), val_dice=best[0], num_val=int(maps.shape[0]))
+
+
+def score(pred: np.ndarray, labels: np.ndarray) -> dict:
+    """Metrics of boolean masks against labels, with the conventions of ``jaxmag.learn.metrics``."""
+    p = np.asarray(pred, bool)
+    t = np.asarray(labels) > 0
+    tp = np.sum(p & t, axis=(1, 2))
+    fp = np.sum(p & ~t, axis=(1, 2))
+    fn = np.sum(~p & t, axis=(1, 2))
+    denom = 2 * tp + fp + fn
+    per_image = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+    TP, FP, FN = int(tp.sum()), int(fp.sum()), int(fn.sum())
+    pixels = max(1, p.size)
+    return {
+        "dice": float(2 * TP / (2 * TP + FP + FN)) if (2 * TP + FP + FN) else 1.0,
+        "dice_per_image": float(per_image.mean()),
+        "tp": TP, "fp": FP, "fn": FN,
+        "num_images": int(p.shape[0]),
+        "pred_fraction": (TP + FP) / pixels,
+        "true_fraction": (TP + FN) / pixels,
+    }
+
+
+def _read_maps(path: Path, inputs: Sequence[tuple[str, str]], condition: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import h5py
+
+    from jaxmag.learn.data import _describe_layout, _layout, resolve_condition
+
+    with h5py.File(path, "r") as f:
+        cond = resolve_condition([k for k in f if isinstance(f[k], h5py.Group)], condition)
+        chans = []
+        for m, c in inputs:
+            if m not in f[cond] or c not in f[cond][m]:
+                raise ValueError(f"measures file {path} lacks /{cond}/{m}/{c} (it has: {_describe_layout(_layout(f))})")
+            ds = f[cond][m][c]
+            chans.append(np.asarray(ds[...], np.float64)[idx])
+        labels = f["labels"][...][idx] > 0
+    return np.stack(chans, axis=-1), labels
+
+
+def fit_and_evaluate(
+    measures_path: str | Path,
+    inputs: Sequence[tuple[str, str]],
+    condition: str,
+    split: dict,
+    *,
+    periodic: bool = True,
+    fit_condition: str | None = None,
+) -> dict:
+    """Fit on the validation split of ``fit_condition`` (default ``condition``), then score the
+    test split of ``condition``. Returns ``{"fit": {...}, **score}``.
+
+    Only ``split["val"]`` is read for the fit; the test maps are read afterwards.
+    """
+    path = Path(measures_path)
+    val_x, val_y = _read_maps(path, inputs, fit_condition or condition, np.asarray(split["val"]))
+    fitted = fit(val_x, val_y, periodic=periodic)
+    test_x, test_y = _read_maps(path, inputs, condition, np.asarray(split["test"]))
+    return {"fit": fitted.to_dict(), **score(fitted.predict(test_x), test_y)}
+
+
+# -- the study's baseline rows and the report's comparison -------------------------------------
+
+BASELINE_FILE = "baseline.json"
+
+
+def study_records(units, config, measures_path: str | Path) -> list[dict]:
+    """One baseline record per (input, evaluation condition) of the study's ``units``, each
+    fitted on the validation split of that condition (the baseline is always noise-matched)
+    with the split the units use (``training.split``, ``training.seed``)."""
+    import h5py
+
+    from jaxmag.learn.splits import split_indices
+    from jaxmag.noise import parse_noise_spec
+
+    with h5py.File(measures_path, "r") as f:
+        n = f["labels"].shape[0]
+    split = split_indices(n, tuple(config.training.split), config.training.seed)
+    periodic = config.grid.boundary == "periodic"
+    seen: dict[tuple[str, str], dict] = {}
+    for unit in units:
+        for cond in unit.eval_conditions:
+            if (unit.inputs, cond) in seen:
+                continue
+            m = fit_and_evaluate(measures_path, unit.channels, cond, split, periodic=periodic)
+            spec = parse_noise_spec(cond)
+            seen[(unit.inputs, cond)] = {
+                "inputs": unit.inputs, "eval_condition": cond, "noise_type": spec.kind,
+                "noise_variance": float(spec.variance), "sigma": m["fit"]["sigma"],
+                "threshold": m["fit"]["threshold"], "val_dice": m["fit"]["val_dice"],
+                **{k: m[k] for k in ("dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images")},
+            }
+    return list(seen.values())
+
+
+def write_study_records(out_dir: str | Path, records: Sequence[dict]) -> Path:
+    import json
+    import os
+
+    path = Path(out_dir) / BASELINE_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(list(records), indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load_study_records(out_dir: str | Path) -> list[dict]:
+    import json
+
+    path = Path(out_dir) / BASELINE_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def report_section(model_records: Sequence[dict], base_records: Sequence[dict], margin: float = 0.0) -> list[str]:
+    """Markdown lines: the baseline table and every model row that does not beat the baseline
+    of its input and evaluation condition by more than ``margin`` Dice."""
+    if not base_records:
+        return []
+    base = {(b["inputs"], b["eval_condition"]): b for b in base_records}
+    lines = ["## Non-learned baseline", "",
+             "Smoothed robust-z thresholding (`jaxmag.learn.baseline`): Gaussian smoothing σ px (periodic), "
+             "|x − median| / (1.4826 MAD) per image, threshold; σ and threshold chosen on the validation split "
+             "of the evaluation condition only, then scored once on the test split.", "",
+             "| inputs | evaluated on | σ (px) | threshold | validation Dice | test Dice | predicted / true defect fraction |",
+             "|---|---|---|---|---|---|---|"]
+    for b in base_records:
+        lines.append(f"| {b['inputs']} | {b['eval_condition']} | {b['sigma']:g} | {b['threshold']:.2f} | "
+                     f"{b['val_dice']:.3f} | {b['dice']:.3f} | {b['pred_fraction']:.3f} / {b['true_fraction']:.3f} |")
+    losers = []
+    for r in model_records:
+        b = base.get((r["inputs"], r["eval_condition"]))
+        if b is not None and not r["dice"] > b["dice"] + margin:
+            tag = f" [{r['recipe']}]" if r.get("recipe") else ""
+            losers.append(f"- {r['inputs']} trained on {r['train_condition']}{tag}, evaluated on {r['eval_condition']}: "
+                          f"model {r['dice']:.3f} ≤ baseline {b['dice']:.3f}")
+    lines += ["", f"Models that do **not** beat the baseline ({len(losers)} of {len(model_records)} rows):", ""]
+    lines += losers or ["- none"]
+    return lines + [""]
