@@ -1,4 +1,4 @@
-"""Data sources for training: one interface, two implementations.
+"""Data sources for training: one interface, three implementations.
 
 A source yields **normalised, globally sharded** batches, channel-last:
 
@@ -15,6 +15,10 @@ A source yields **normalised, globally sharded** batches, channel-last:
     /<condition>/<measure>/<component>   (N, ny, nx) float32   condition "clean", "gaussian_1e-2", ...
     /labels                              (N, ny, nx) uint8     0 background, > 0 defect blob id
 
+``MovieSource`` holds the clean movies of a ``jaxmag simulate`` dataset and makes every batch on
+the device: symmetry augmentation, a fresh noise draw, the measures, normalisation (see its
+docstring).
+
 ``OnlineSource`` wraps a jittable generator ``make_batch(key) -> (inputs, labels)`` (for
 example the solver + measures + noise, all on the accelerator): each step's batch is generated
 on device, sharded like any batch, and never visits the host.
@@ -22,10 +26,12 @@ on device, sharded like any batch, and never visits the host.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
+import os
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 import h5py
 import jax
@@ -37,22 +43,6 @@ from jaxmag.learn import normalization, sharding
 from jaxmag.learn.splits import epoch_permutation, split_indices
 
 Batch = tuple[jax.Array, jax.Array]
-
-
-class DataSource(Protocol):
-    input_names: tuple[str, ...]
-    norm_stats: dict
-    train_condition: str
-    batch_size: int
-    steps_per_epoch: int
-
-    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]: ...
-
-    def val_set(self) -> "EvalSet": ...
-
-    def test_set(self) -> "EvalSet": ...
-
-    def describe(self) -> dict: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,3 +441,320 @@ def _key(seed, stream, a, b, step) -> jax.Array:
 def _channel_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     x = x.astype(jnp.float32)
     return jnp.mean(x, axis=(0, 1, 2)), jnp.std(x, axis=(0, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# clean movies, with noise, augmentation and measures made on the device per batch
+
+
+def movie_noise_keys(seed, cond_hash, run_index, components: str) -> jax.Array:
+    """Noise keys ``(B, C)`` of the measures file (``jaxmag.io.measures_file``): per run
+    ``noise.condition_keys(seed, hash(condition), run_index)``, then the component letter folded
+    in, so a film's noise does not depend on which other components are stored."""
+    from jaxmag.noise import condition_keys
+
+    keys = condition_keys(seed, cond_hash, run_index)
+    comp_ids = jnp.array([ord(c) for c in components], jnp.uint32)
+    return jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(comp_ids))(keys)
+
+
+def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str):
+    """The exact symmetries of a periodic film one cell thick, applied to ``movies (B, T, C, ny, nx)``
+    and ``labels (B, ny, nx)``: ``flips (B, 2)`` bool mirror rows (y -> -y) / columns (x -> -x);
+    each mirror maps m to (m_x, -m_y, -m_z) (``jaxmag.learn.online``), so an odd number of them
+    flips the sign of the y and z components; ``shifts (B, 2)`` int are cyclic shifts in (y, x)
+    (periodic films only; ``None`` for none)."""
+    sign_of = jnp.array([1.0 if c == "x" else -1.0 for c in components], movies.dtype)  # (C,)
+
+    def one(m, lab, f, sh):
+        fy, fx = f[0], f[1]
+        m = jnp.where(fy, jnp.flip(m, -2), m)
+        m = jnp.where(fx, jnp.flip(m, -1), m)
+        lab = jnp.where(fy, jnp.flip(lab, -2), lab)
+        lab = jnp.where(fx, jnp.flip(lab, -1), lab)
+        sign = jnp.where(fy ^ fx, sign_of, jnp.ones_like(sign_of))
+        m = m * sign[None, :, None, None]
+        if sh is not None:
+            m = jnp.roll(m, (sh[0], sh[1]), axis=(-2, -1))
+            lab = jnp.roll(lab, (sh[0], sh[1]), axis=(-2, -1))
+        return m, lab
+
+    if shifts is None:
+        return jax.vmap(lambda m, l, f: one(m, l, f, None))(movies, labels, flips)
+    return jax.vmap(one)(movies, labels, flips, shifts)
+
+
+def movie_measure_maps(movies, keys, variance, speckle, *, noisy: bool, components: str, options: tuple,
+                       channel_index: tuple) -> jax.Array:
+    """``movies (B, T, C, ny, nx)`` -> raw input channels ``(B, ny, nx, len(channel_index))``.
+
+    Noise (when ``noisy``): ``x + s n``, n ~ N(0, variance) drawn with ``keys (B, C)`` through
+    ``jaxmag.noise.add_gaussian``, ``s = x`` for speckle, 1 for Gaussian (the measures file's
+    formula, so fixed keys reproduce its maps). Measures: ``jaxmag.measures.measures_kernel``
+    with ``options`` (one tuple of items per component). ``channel_index``: ``(measure, c)``.
+    """
+    from jaxmag.measures import measures_kernel
+    from jaxmag.noise import add_gaussian
+
+    x = jnp.moveaxis(movies, 2, 1)  # (B, C, T, ny, nx)
+    if x.dtype not in (jnp.float32, jnp.float64):
+        x = x.astype(jnp.float32)
+    if noisy:
+        scale = jnp.where(speckle, x, jnp.ones_like(x))
+        n = jax.vmap(jax.vmap(lambda xi, k: add_gaussian(jnp.zeros_like(xi), variance, k)))(x, keys)
+        x = x + scale * n
+    per_comp = [measures_kernel(x[:, c], **dict(opts)) for c, opts in enumerate(options)]
+    return jnp.stack([per_comp[c][m] for m, c in channel_index], axis=-1).astype(jnp.float32)
+
+
+def _device_budget_bytes() -> int:
+    """Half the memory of the first device (GPU/TPU ``bytes_limit``; on CPU half the free host memory)."""
+    dev = jax.local_devices()[0]
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]) // 2
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 2
+    except (ValueError, OSError, AttributeError):
+        return 2**33
+
+
+class MovieSource:
+    """Training data made on the device from the clean movies of a ``jaxmag simulate`` dataset.
+
+    Per training batch, in one jitted function: gather the batch's clean movies, apply a random
+    exact symmetry (mirrors with the right component signs, and cyclic shifts in x and y for
+    periodic films; ``augment``), add a noise realisation of the training condition, compute the
+    measure maps (``jaxmag.measures``) and normalise them with the clean-training statistics.
+
+    Noise keys: with ``fresh_noise`` the noise of run ``r`` at step ``s`` of an epoch whose data
+    key is ``k`` uses ``movie_noise_keys(seed_s, hash(condition), r)`` with ``seed_s`` the first
+    32 bits of ``fold_in(k, s)``: a new draw every step, a pure function of (seed, epoch, step),
+    so resume is exact. Without it (the paper's protocol) every film keeps the measures file's
+    one draw (``noise_seed``, its run index), and an unaugmented run equals ``HDF5Source`` on
+    that file. Validation and test sets always use those fixed draws (computed once), so their
+    Dice is comparable across runs and with the measures file.
+
+    Memory: the needed components of every movie (``N * T * C * ny * nx`` values) live on the
+    device when they fit in ``device_budget_bytes`` (default: half the device memory); larger
+    datasets need ``stream=True`` (each batch's movies are read from the HDF5 file).
+
+    Args:
+        path: the dataset (``/m (N, T, C, ny, nx)``, ``/labels``, root attribute ``components``).
+        inputs: ``((measure, component), ...)``.
+        measures_config: ``[measures]`` options (``config.measures``).
+        train_condition: ``"clean"`` or a noise spec (``"gaussian:1e-2"``).
+        noise_seed: seed of the fixed draws (the measures file's, ``[noise] seed``).
+        periodic: whether the film is periodic (shifts allowed).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        inputs: tuple[tuple[str, str], ...],
+        measures_config,
+        *,
+        train_condition: str = "clean",
+        batch_size: int = 32,
+        split: tuple[float, float, float] = (0.70, 0.15, 0.15),
+        seed: int = 0,
+        noise_seed: int = 0,
+        periodic: bool = True,
+        augment: bool = True,
+        fresh_noise: bool = True,
+        indices: dict | None = None,
+        norm_stats: dict | None = None,
+        stream: bool = False,
+        device_budget_bytes: int | None = None,
+        mesh: Mesh | None = None,
+        chunk: int = 16,
+    ):
+        from jaxmag.measures import MEASURES, check_options, measure_options
+        from jaxmag.noise import condition_hash, parse_noise_spec
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"movie dataset not found: {self.path}")
+        if not inputs:
+            raise ValueError("at least one input (measure, component) is required")
+        self.inputs = tuple(tuple(i) for i in inputs)
+        self.input_names = tuple(channel_name(m, c) for m, c in self.inputs)
+        self.batch_size = int(batch_size)
+        self.mesh = mesh if mesh is not None else sharding.data_mesh()
+        sharding.check_batch_size(self.batch_size, self.mesh)
+        try:
+            self.spec = parse_noise_spec(train_condition.replace("_", ":", 1) if train_condition != "clean" else "clean")
+        except ValueError as exc:
+            raise ValueError(f"the movie source cannot make the training condition {train_condition!r}: {exc}") from None
+        self.train_condition = self.spec.name
+        self.noise_seed, self.seed, self.periodic = int(noise_seed), int(seed), bool(periodic)
+        self.augment, self.fresh_noise, self.stream, self.chunk = bool(augment), bool(fresh_noise), bool(stream), int(chunk)
+        with h5py.File(self.path, "r") as f:
+            if "m" not in f or "labels" not in f or "components" not in f.attrs:
+                raise ValueError(f"{self.path} is not a jaxmag movie dataset (needs /m, /labels and the "
+                                 "'components' attribute written by `jaxmag simulate`)")
+            stored = str(f.attrs["components"])
+            shape = tuple(f["m"].shape)
+            itemsize = f["m"].dtype.itemsize
+            if "done" in f and not np.all(f["done"][...]):
+                raise ValueError(f"{self.path} has unfinished runs; finish it with `jaxmag simulate --resume`")
+            self._labels = (f["labels"][...] > 0).astype(np.int32)
+            self.run_index = np.asarray(f["run_index"][...], np.int64) if "run_index" in f else np.arange(shape[0])
+        for m, c in self.inputs:
+            if m not in MEASURES:
+                raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
+            if c not in stored:
+                raise ValueError(f"{self.path} stores the components {', '.join(stored)} only, so it cannot "
+                                 f"give {m}:{c}; simulate with {c} among the stored components, or train on "
+                                 "a measures file that has it")
+        N, T, _, ny, nx = shape
+        self.shape = (N, ny, nx)
+        self.components = "".join(c for c in stored if c in {c for _, c in self.inputs})
+        self._comp_rows = [stored.index(c) for c in self.components]
+        measures = tuple(dict.fromkeys(m for m, _ in self.inputs))
+        by_comp = [measure_options(measures_config, c) for c in self.components]
+        for opts in by_comp:
+            check_options(num_frames=T, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
+        self._options = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
+        self._channel_index = tuple((m, self.components.index(c)) for m, c in self.inputs)
+        self._cond_hash = condition_hash(self.spec)
+        self.labels_sha256 = labels_digest(self._labels)
+        if indices is None:
+            indices = split_indices(N, tuple(split), seed)
+        self.indices = {k: np.asarray(v, np.int64) for k, v in indices.items()}
+        if self.indices["train"].size < self.batch_size:
+            raise ValueError(f"the training split has {self.indices['train'].size} samples, fewer than the batch "
+                             f"size {self.batch_size}; lower training.batch_size or use more data")
+        self.steps_per_epoch = self.indices["train"].size // self.batch_size
+        self.movie_bytes = N * T * len(self.components) * ny * nx * itemsize
+        budget = _device_budget_bytes() if device_budget_bytes is None else int(device_budget_bytes)
+        if not self.stream and self.movie_bytes > budget:
+            raise ValueError(
+                f"the movies of {self.path} ({self.movie_bytes / 2**20:.0f} MiB for components {self.components}) "
+                f"do not fit the device budget of {budget / 2**20:.0f} MiB; stream them from the file "
+                "(MovieSource(stream=True), `training.movie_stream = true`) or train on fewer components"
+            )
+        self._movies = None if self.stream else jax.device_put(self._read_movies(np.arange(N)))
+        bsh = sharding.batch_sharding(self.mesh)
+        self._kernel = functools.partial(movie_measure_maps, components=self.components, options=self._options,
+                                         channel_index=self._channel_index)
+        if norm_stats is None:
+            clean = self._fixed_maps(self.indices["train"], noisy=False)
+            norm_stats = normalization.compute_stats(clean, list(self.input_names))
+        if list(norm_stats["channels"]) != list(self.input_names):
+            raise ValueError(f"normalisation statistics are for {norm_stats['channels']}, inputs are {list(self.input_names)}")
+        self.norm_stats = norm_stats
+        self._train_fn = jax.jit(self._make_batch, out_shardings=(bsh, bsh))
+
+    # -- movies -------------------------------------------------------------------------------
+
+    def _read_movies(self, idx: np.ndarray) -> np.ndarray:
+        """Clean movies ``(len(idx), T, C, ny, nx)`` of the needed components (sorted reads)."""
+        idx = np.asarray(idx)
+        order = np.argsort(idx, kind="stable")
+        with h5py.File(self.path, "r") as f:
+            data = f["m"][np.sort(idx).tolist()] if idx.size else np.zeros((0,) + f["m"].shape[1:], f["m"].dtype)
+        out = np.empty_like(data)
+        out[order] = data
+        return out[:, :, self._comp_rows]
+
+    def _movies_of(self, idx: np.ndarray):
+        return jnp.take(self._movies, jnp.asarray(idx), axis=0) if self._movies is not None else jnp.asarray(self._read_movies(idx))
+
+    def _fixed_maps(self, idx: np.ndarray, *, noisy: bool, spec=None) -> np.ndarray:
+        """Raw maps ``(len(idx), ny, nx, C)`` with the fixed (measures-file) noise of ``spec``."""
+        from jaxmag.noise import condition_hash
+
+        spec = self.spec if spec is None else spec
+        noisy = noisy and spec.kind != "clean"
+        out = []
+        for start in range(0, len(idx), self.chunk):
+            part = np.asarray(idx[start:start + self.chunk])
+            pad = self.chunk - part.size
+            padded = np.concatenate([part, np.repeat(part[-1:], pad)])
+            maps = _fixed_kernel(self._movies_of(padded), jnp.asarray(self.run_index[padded], jnp.uint32),
+                                 self.noise_seed, condition_hash(spec), float(spec.variance), spec.kind == "speckle",
+                                 noisy=noisy, kernel=self._kernel, components=self.components)
+            out.append(np.asarray(maps)[: part.size])
+        return np.concatenate(out) if out else np.zeros((0, *self.shape[1:], len(self.inputs)), np.float32)
+
+    # -- the training batch -------------------------------------------------------------------
+
+    def _make_batch(self, movies, movie_idx, idx, key_bits):
+        """(movies, their rows ``movie_idx`` (B,), sample indices ``idx`` (B,), key bits (2,) uint32)
+        -> normalised (inputs, labels); jitted. ``movies`` is every movie (device-resident) or
+        the batch's own (streamed, ``movie_idx = arange(B)``): the same function either way."""
+        movies = jnp.take(movies, movie_idx, axis=0)
+        labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
+        run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
+        key = jax.random.wrap_key_data(key_bits)
+        k_flip, k_shift, k_noise = jax.random.split(key, 3)
+        B, (ny, nx) = idx.shape[0], self.shape[1:]
+        if self.augment:
+            flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
+            shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
+            movies, labels = augment_movies(movies, labels, flips, shifts, self.components)
+        noisy = self.spec.kind != "clean"
+        if noisy:
+            seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
+            keys = movie_noise_keys(seed, self._cond_hash, run_index, self.components)
+        else:
+            keys = None
+        x = self._kernel(movies, keys, float(self.spec.variance), self.spec.kind == "speckle", noisy=noisy)
+        return normalization.normalize(x, self.norm_stats), labels
+
+    def batch_indices(self, epoch_key: jax.Array, step: int) -> np.ndarray:
+        perm = epoch_permutation(self.indices["train"].size, epoch_key)
+        return self.indices["train"][perm[step * self.batch_size:(step + 1) * self.batch_size]]
+
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
+        """``steps_per_epoch`` batches; step ``s`` draws its augmentation and noise from ``fold_in(key, s)``."""
+        if jax.process_count() > 1:
+            raise NotImplementedError("MovieSource runs on one process; use HDF5Source for several hosts")
+        perm = epoch_permutation(self.indices["train"].size, key)
+        for s in range(self.steps_per_epoch):
+            idx = self.indices["train"][perm[s * self.batch_size:(s + 1) * self.batch_size]]
+            bits = jax.random.key_data(jax.random.fold_in(key, s))
+            rows = jnp.asarray(idx, jnp.int32)
+            if self._movies is not None:
+                yield self._train_fn(self._movies, rows, rows, bits)
+            else:
+                yield self._train_fn(jnp.asarray(self._read_movies(idx)), jnp.arange(idx.size, dtype=jnp.int32), rows, bits)
+
+    # -- evaluation sets ----------------------------------------------------------------------
+
+    def _eval(self, part: str, condition: str | None) -> EvalSet:
+        from jaxmag.noise import parse_noise_spec
+
+        spec = self.spec if condition is None else parse_noise_spec(condition.replace("_", ":", 1) if condition != "clean" else "clean")
+        idx = self.indices[part]
+        x = normalization.normalize(self._fixed_maps(idx, noisy=True, spec=spec), self.norm_stats)
+        return EvalSet(x, self._labels[idx], idx, condition=spec.name)
+
+    def val_set(self) -> EvalSet:
+        """The validation split in the training condition, with the fixed (measures-file) noise."""
+        return self._eval("val", None)
+
+    def test_set(self, condition: str | None = None) -> EvalSet:
+        """The test split in ``condition`` (default: the training condition), fixed noise."""
+        return self._eval("test", condition)
+
+    def describe(self) -> dict:
+        return {
+            "kind": "movies",
+            "path": str(self.path.resolve()),
+            "labels_sha256": self.labels_sha256,
+            "num_samples": self.shape[0],
+            "image_shape": list(self.shape[1:]),
+            "components": self.components,
+            "augment": self.augment,
+            "fresh_noise": self.fresh_noise,
+            "noise_seed": self.noise_seed,
+            "stream": self.stream,
+        }
+
+
+@functools.partial(jax.jit, static_argnames=("noisy", "kernel", "components"))
+def _fixed_kernel(movies, run_index, seed, cond_hash, variance, speckle, *, noisy, kernel, components):
+    keys = movie_noise_keys(seed, cond_hash, run_index, components) if noisy else None
+    return kernel(movies, keys, variance, speckle, noisy=noisy)
