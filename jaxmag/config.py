@@ -193,7 +193,9 @@ class TrainingConfig:
     seed: int = 0
     eval_every: int = 1  # epochs
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
-    # the training recipe grows here (one field and one check each)
+    # jaxmag.learn.recipe: "paper" (appendix A: CE, fixed noise, no augmentation) or "robust"
+    # (movies with fresh noise + symmetry augmentation, CE + soft Dice) and its ablations
+    recipe: Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice"] = "paper"
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, "epochs", "must be positive")
@@ -221,12 +223,19 @@ class RunConfig:
         _check_channel_lists("models", self.models, "'mean:x' or 'mean:x,std:z'")
 
 
+_RECIPES = ("paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice")  # jaxmag.learn.recipe
+
+
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
     measures: tuple[str, ...] = ("mean", "std", "latent_entropy")
     components: tuple[str, ...] = ("x", "z")
     train_conditions: tuple[str, ...] = ("clean", "matched")
     multichannel: tuple[str, ...] = ()  # e.g. "mean:x,std:z,latent_entropy:z"
+    recipes: tuple[str, ...] = ()  # training recipes to compare (jaxmag.learn.recipe); () = training.recipe
+    seeds: int = 1  # training seeds of the headline units (seed_inputs x seed_conditions)
+    seed_inputs: tuple[str, ...] = ("mean:x", "std:z")
+    seed_conditions: tuple[str, ...] = ("clean", "gaussian_1e-2", "speckle_1e-2")
 
     def __post_init__(self) -> None:
         for measure in self.measures:
@@ -237,6 +246,9 @@ class StudyConfig:
             require(cond in ("clean", "matched"), "train_conditions",
                     f"entries must be 'clean' or 'matched', got {cond!r}")
         _check_channel_lists("multichannel", self.multichannel, "'mean:x,std:z'")
+        for name in self.recipes:
+            require(name in _RECIPES, "recipes", f"entries must be one of {_RECIPES}, got {name!r}")
+        require(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
 
 
 @dataclasses.dataclass(frozen=True)

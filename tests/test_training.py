@@ -284,3 +284,22 @@ def test_cli_train_evaluate_and_predict_api(measures, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "speckle:1" in err and "latent_entropy" in err and "it has:" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_recipes_and_soft_dice_loss():
+    from jaxmag.learn.recipe import RECIPES, get_recipe, loss_fn, soft_dice_loss
+
+    labels = jnp.array([[[1, 0], [0, 0]]])
+    sure = jnp.stack([jnp.where(labels == 1, -20.0, 20.0), jnp.where(labels == 1, 20.0, -20.0)], -1)
+    assert float(soft_dice_loss(sure, labels)) == pytest.approx(0.0, abs=1e-6)
+    nothing = jnp.stack([jnp.full((1, 2, 2), 20.0), jnp.full((1, 2, 2), -20.0)], -1)
+    assert float(soft_dice_loss(nothing, labels)) == pytest.approx(1 - 1 / 2, abs=1e-6)   # (0 + 1) / (0 + 1 + 1)
+    ce = float(jnp.mean(metrics.cross_entropy(nothing, labels)))
+    assert float(loss_fn("ce")(nothing, labels)) == pytest.approx(ce)
+    assert float(loss_fn("ce_dice")(nothing, labels)) == pytest.approx(ce + 0.5, abs=1e-6)
+    paper = get_recipe("paper")
+    assert (paper.source, paper.loss, paper.augment, paper.fresh_noise) == ("measures", "ce", False, False)
+    from jaxmag.config import _RECIPES
+    assert set(RECIPES) == set(_RECIPES)
+    with pytest.raises(ValueError, match="unknown training.recipe"):
+        get_recipe("fancy")

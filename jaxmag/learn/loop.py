@@ -35,7 +35,8 @@ from jaxmag.io.atomic import write_text
 from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import checkpoint, sharding
-from jaxmag.learn.metrics import cross_entropy, segmentation_sums, summarize
+from jaxmag.learn.metrics import segmentation_sums, summarize
+from jaxmag.learn.recipe import get_recipe, loss_fn as recipe_loss
 from jaxmag.learn.run_folder import HISTORY_FILE, RUN_FILE, _check_resumable, _run_info, _write_json, read_run_info, save_eval_report
 
 
@@ -122,18 +123,20 @@ def create_train_state(
     return TrainState(step=step, params=params, opt_state=opt_state, rng=rng, graphdef=graphdef, tx=tx)
 
 
-def train_step(state: TrainState, inputs: jax.Array, labels: jax.Array) -> tuple[TrainState, dict]:
+def train_step(state: TrainState, inputs: jax.Array, labels: jax.Array, loss: str = "ce") -> tuple[TrainState, dict]:
     """One Adam step on a global batch: ``inputs (B, ny, nx, C)``, ``labels (B, ny, nx)`` int32.
 
-    Loss: mean pixel-wise cross-entropy over the batch. Returns the new state and
-    ``{"loss": scalar}`` (the loss before the update).
+    ``loss`` (static): ``"ce"``, mean pixel-wise cross-entropy over the batch (the paper's), or
+    ``"ce_dice"``, that plus the soft Dice loss of the defect class (``jaxmag.learn.recipe``).
+    Returns the new state and ``{"loss": scalar}`` (the loss before the update).
     """
     dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    batch_loss = recipe_loss(loss)
 
     def loss_fn(params):
         model = nnx.merge(state.graphdef, params)
         logits = model(inputs, train=True, rngs=nnx.Rngs(dropout=dropout_key))
-        return jnp.mean(cross_entropy(logits, labels))
+        return batch_loss(logits, labels)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -239,7 +242,7 @@ def train_and_evaluate(
         start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
 
     ny, nx = _image_shape(source)
-    step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, in_channels))
+    step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, in_channels), get_recipe(t.recipe).loss)
     eval_fn = compiled_eval_step(state.graphdef, mesh)
     val_set = source.val_set()
     data_root = jax.random.fold_in(root, 2)
@@ -300,13 +303,13 @@ def _abstract(tree):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), tree)
 
 
-def compile_train_step(state: TrainState, mesh: jax.sharding.Mesh, batch_shape: tuple[int, int, int, int]) -> Callable:
+def compile_train_step(state: TrainState, mesh: jax.sharding.Mesh, batch_shape: tuple[int, int, int, int], loss: str = "ce") -> Callable:
     """``train_step`` jitted with the data-parallel shardings and compiled ahead of time.
 
     ``batch_shape`` is the global ``(B, ny, nx, C)``. Compiling once up front means no
     recompiles during training and epoch timings free of compilation.
     """
-    jitted = _jitted_train_step(mesh)
+    jitted = _jitted_train_step(mesh, loss)
     bsh = sharding.batch_sharding(mesh)
     x = jax.ShapeDtypeStruct(tuple(batch_shape), jnp.float32, sharding=bsh)
     y = jax.ShapeDtypeStruct(tuple(batch_shape[:3]), jnp.int32, sharding=bsh)
@@ -314,9 +317,10 @@ def compile_train_step(state: TrainState, mesh: jax.sharding.Mesh, batch_shape: 
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted_train_step(mesh) -> Callable:
+def _jitted_train_step(mesh, loss: str = "ce") -> Callable:
     bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-    return jax.jit(train_step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
+    step = functools.partial(train_step, loss=loss)
+    return jax.jit(step, in_shardings=(rep, bsh, bsh), out_shardings=(rep, rep), donate_argnums=0)
 
 
 def _image_shape(source) -> tuple[int, int]:

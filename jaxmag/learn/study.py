@@ -40,7 +40,7 @@ from jaxmag.noise import parse_noise_spec
 
 RESULT_FILE = "result.json"
 RESULT_FIELDS = (
-    "unit", "measure", "component", "inputs", "train_condition", "eval_condition", "noise_type",
+    "unit", "recipe", "seed", "measure", "component", "inputs", "train_condition", "eval_condition", "noise_type",
     "noise_variance", "dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images",
     "config_hash",
 )
@@ -54,6 +54,8 @@ class Unit:
     inputs: str
     train_condition: str
     eval_conditions: tuple[str, ...]
+    recipe: str = ""  # "" = the config's training.recipe
+    seed: int = 0  # added to training.seed (initialisation, dropout, order; not the split)
 
     @property
     def channels(self) -> tuple[tuple[str, str], ...]:
@@ -62,7 +64,7 @@ class Unit:
     @property
     def id(self) -> str:
         chans = "+".join(f"{m}-{c}" for m, c in self.channels)
-        return f"{chans}__{self.train_condition}"
+        return f"{chans}__{self.train_condition}" + (f"__{self.recipe}" if self.recipe else "") + (f"__seed{self.seed}" if self.seed else "")
 
 
 def noise_conditions(config: Config) -> tuple[str, ...]:
@@ -78,11 +80,16 @@ def plan_study(config: Config) -> list[Unit]:
     inputs = [f"{m}:{c}" for m in config.study.measures for c in config.study.components]
     inputs += list(config.study.multichannel)
     units: list[Unit] = []
-    for spec in inputs:
-        if "clean" in config.study.train_conditions:
-            units.append(Unit(spec, "clean", ("clean",) + noisy))
-        if "matched" in config.study.train_conditions:
-            units.extend(Unit(spec, cond, (cond,)) for cond in noisy)
+    for recipe in config.study.recipes or ("",):
+        grid: list[Unit] = []
+        for spec in inputs:
+            if "clean" in config.study.train_conditions:
+                grid.append(Unit(spec, "clean", ("clean",) + noisy, recipe))
+            if "matched" in config.study.train_conditions:
+                grid.extend(Unit(spec, cond, (cond,), recipe) for cond in noisy)
+        # extra training seeds of the headline units: their spread is reported
+        heads = [u for u in grid if u.inputs in config.study.seed_inputs and u.train_condition in config.study.seed_conditions]
+        units += grid + [dataclasses.replace(u, seed=s) for s in range(1, config.study.seeds) for u in heads]
     return units
 
 
@@ -120,6 +127,8 @@ def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_i
             "eval_condition": cond,
             "noise_type": kind,
             "noise_variance": variance,
+            "recipe": unit.recipe,
+            "seed": unit.seed,
             "dice": float(m["dice"]),
             "dice_per_image": float(m["dice_per_image"]),
             "pred_fraction": (m["tp"] + m["fp"]) / pixels,
@@ -135,8 +144,8 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     the unit was already finished with the same config)."""
     import h5py
 
-    from jaxmag.learn.data import HDF5Source
     from jaxmag.learn.evaluation import evaluate_run
+    from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.loop import train_and_evaluate
 
     cfg_hash = config_hash(config)
@@ -157,11 +166,13 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
         shutil.rmtree(run_dir)
     unit_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    source = HDF5Source(
-        measures_path, unit.channels, train_condition=unit.train_condition,
-        batch_size=config.training.batch_size, split=config.training.split, seed=config.training.seed,
-    )
-    train_and_evaluate(config, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
+    t = config.training
+    recipe = get_recipe(unit.recipe or t.recipe)
+    # the split stays the config's (seed), the unit's seed offset moves initialisation and order
+    source = make_source(recipe, config, data_path=Path(measures_path).parent / "data.h5", measures_path=measures_path,
+                         inputs=unit.channels, train_condition=unit.train_condition)
+    unit_config = config.replace(training=dataclasses.replace(t, recipe=recipe.name, seed=t.seed + unit.seed))
+    train_and_evaluate(unit_config, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
     evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in unit.eval_conditions}
     with h5py.File(measures_path, "r") as f:
         _, ny, nx = f["labels"].shape
