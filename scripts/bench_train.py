@@ -11,7 +11,9 @@ cores are. The PyTorch part runs in a separate virtual environment when one exis
     /tmp/torchvenv/bin/pip install torch==2.13.0
 
 Usage: ``python scripts/bench_train.py [--steps 2] [--batch 32] [--size 128] [--device cpu|gpu]
-[--dtype float32|bfloat16] [--torch-python /tmp/torchvenv/bin/python]``. ``--device gpu``
+[--dtype float32|bfloat16] [--torch-python /tmp/torchvenv/bin/python]``;
+``--sources CONFIG OUT [--inputs std:z] [--condition gaussian_1e-2]`` instead compares the
+measures-file source with the movie source (docs/training.md). ``--device gpu``
 skips the single-thread flags and PyTorch and also reports the projected time of one paper
 training run (500 epochs of 0.70 x 2048 images).
 """
@@ -99,6 +101,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--torch-python", default="/tmp/torchvenv/bin/python")
+    p.add_argument("--sources", nargs=2, metavar=("CONFIG", "OUT"),
+                   help="instead: measures-file vs movie source, one epoch per round each, on a study folder")
+    p.add_argument("--inputs", default="std:z", help="with --sources")
+    p.add_argument("--condition", default="gaussian_1e-2", help="with --sources")
+    p.add_argument("--rounds", type=int, default=2, help="with --sources: timed epochs per source")
     return p.parse_args()
 
 
@@ -161,8 +168,52 @@ def bench_torch(args: argparse.Namespace) -> dict | None:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def bench_sources(args: argparse.Namespace) -> dict:
+    """Images/s of full training steps fed by the measures-file source and by the movie source
+    (on-device augmentation + fresh noise + measures), alternating rounds in one process so both
+    see the same machine load. ``--sources CONFIG OUT``: a study folder with data.h5 and measures.h5."""
+    import jax
+
+    from jaxmag.config import load_config, parse_input_spec
+    from jaxmag.learn import sharding
+    from jaxmag.learn.loop import compile_train_step, create_train_state
+    from jaxmag.learn.recipe import get_recipe, make_source
+
+    config, out = load_config(args.sources[0]), Path(args.sources[1])
+    inputs, cond = parse_input_spec(args.inputs), args.condition
+    mesh = sharding.data_mesh()
+    runs = {}
+    for name in ("paper", "robust"):
+        src = make_source(get_recipe(name), config, data_path=out / "data.h5", measures_path=out / "measures.h5",
+                          inputs=inputs, train_condition=cond)
+        state = create_train_state(config, len(inputs), jax.random.key(0), 1000, mesh)
+        ny, nx = src.describe()["image_shape"]
+        runs[name] = [src, state, compile_train_step(state, mesh, (src.batch_size, ny, nx, len(inputs)), get_recipe(name).loss)]
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(args.rounds + 1):  # round 0 warms up (compiles the batch function)
+        for name, run in runs.items():
+            src, state, step = run
+            t0 = time.perf_counter()
+            n = 0
+            for x, y in src.train_batches(r, jax.random.key(r)):
+                state, m = step(state, x, y)
+                n += int(y.shape[0])
+            jax.block_until_ready(m)
+            run[1] = state
+            if r:
+                rates[name].append(n / (time.perf_counter() - t0))
+    best = {k: max(v) for k, v in rates.items()}
+    return {"sources": True, "inputs": args.inputs, "condition": cond, "measures_file_images_per_s": best["paper"],
+            "movies_images_per_s": best["robust"], "cost_ratio": best["paper"] / best["robust"],
+            "target_met": best["paper"] / best["robust"] <= 1.5, "rounds": rates}
+
+
 def main() -> None:
     args = parse_args()
+    if args.sources:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        print(json.dumps(bench_sources(args)), flush=True)
+        return
     if args.device == "cpu":
         # single-threaded, fixed before JAX starts
         os.environ["XLA_FLAGS"] = (

@@ -653,7 +653,10 @@ class MovieSource:
         idx = np.asarray(idx)
         order = np.argsort(idx, kind="stable")
         with h5py.File(self.path, "r") as f:
-            data = f["m"][np.sort(idx).tolist()] if idx.size else np.zeros((0,) + f["m"].shape[1:], f["m"].dtype)
+            if idx.size == f["m"].shape[0] and np.array_equal(np.sort(idx), np.arange(idx.size)):
+                data = f["m"][...]  # the whole dataset: one contiguous read
+            else:
+                data = f["m"][np.sort(idx).tolist()] if idx.size else np.zeros((0,) + f["m"].shape[1:], f["m"].dtype)
         out = np.empty_like(data)
         out[order] = data
         return out[:, :, self._comp_rows]

@@ -17,6 +17,7 @@ and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -180,6 +181,16 @@ def evaluate_params(graphdef, params, eval_set, batch_size: int, mesh, step_fn: 
 # the loop
 
 
+@dataclasses.dataclass
+class _Progress:
+    """Where a run stands: the next epoch, the best validation Dice so far and the history."""
+
+    start_epoch: int = 0
+    best_dice: float = -1.0
+    best_epoch: int = 0
+    history: list = dataclasses.field(default_factory=list)
+
+
 def train_and_evaluate(
     config: Config,
     source,
@@ -194,8 +205,9 @@ def train_and_evaluate(
     """Train a U-Net on ``source``, keep the best (validation Dice) and latest checkpoints.
 
     Args:
-        config: the resolved config (``model`` and ``training`` sections are used).
-        source: a ``jaxmag.learn.data`` source (HDF5 or online) built on ``mesh``.
+        config: the resolved config (``model`` and ``training`` sections are used;
+            ``training.recipe`` picks the loss, ``jaxmag.learn.recipe``).
+        source: a ``jaxmag.learn.data`` source (HDF5, movies or online) built on ``mesh``.
         out_dir: the run folder; must not hold a run unless ``resume``.
         resume: continue from ``checkpoints/latest`` (same config, split and normalisation
             required); the result equals an uninterrupted run.
@@ -212,87 +224,102 @@ def train_and_evaluate(
     if source.batch_size != t.batch_size:
         raise ValueError(f"source batch size {source.batch_size} differs from training.batch_size {t.batch_size}")
     out = Path(out_dir)
-    ckpt_dir = out / "checkpoints"
-    info = _run_info(config, source)
-    in_channels = len(source.input_names)
-    steps_per_epoch = source.steps_per_epoch
     root = jax.random.key(t.seed)
-    state = create_train_state(config, in_channels, root, t.epochs * steps_per_epoch, mesh)
-
-    if resume:
-        _check_resumable(read_run_info(out), info, out)
-        if checkpoint.exists(ckpt_dir, "latest"):
-            tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
-            state = TrainState(**tree, graphdef=state.graphdef, tx=state.tx)
-            start_epoch = int(meta["epoch"])
-            best_dice, best_epoch = float(meta["best_dice"]), int(meta["best_epoch"])
-            history = list(meta["history"])
-        else:  # interrupted before the first epoch ended: nothing to restore, start over
-            start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
-    else:
-        taken = (out / RUN_FILE).exists()
-        sharding.barrier("run_folder_checked")  # every process looked before process 0 writes
-        if taken:
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        if jax.process_index() == 0:  # never replace a file of the user's (or of another run) in --out
-            outdir.claim(out, ["config.toml", RUN_FILE, HISTORY_FILE, "checkpoints"], f"train {info['config_hash']}",
-                         fix="move it away or choose another --out")
-            write_text(out / "config.toml", config.to_toml())
-        _write_json(out / RUN_FILE, info)
-        start_epoch, best_dice, best_epoch, history = 0, -1.0, 0, []
-
+    state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh)
+    state, run = _open_run(config, source, out, state, resume)
     ny, nx = _image_shape(source)
-    step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, in_channels), get_recipe(t.recipe).loss)
+    step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, len(source.input_names)), get_recipe(t.recipe).loss)
     eval_fn = compiled_eval_step(state.graphdef, mesh)
     val_set = source.val_set()
     data_root = jax.random.fold_in(root, 2)
     show = progress and jax.process_index() == 0
-    last_val = history[-1].get("val_dice") if history else None
 
     sharding.barrier("train_start")  # all processes compiled: start the collectives together
-    for epoch in range(start_epoch, t.epochs):
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
-        loss_sum = jnp.zeros((), jnp.float32)
-        t0 = time.perf_counter()
-        fetch_every = max(1, steps_per_epoch // 10)
-        for s, (x, y) in enumerate(source.train_batches(epoch, jax.random.fold_in(data_root, epoch))):
-            state, metrics = step_fn(state, x, y)
-            loss_sum = loss_sum + metrics["loss"]
-            bar.update(1)
-            if show and (s + 1) % fetch_every == 0:
-                rate = (s + 1) * t.batch_size / (time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", val_dice=_fmt(last_val), img_s=f"{rate:.1f}")
-        loss = float(loss_sum) / steps_per_epoch  # float() waits for the last step
-        seconds = time.perf_counter() - t0
-        bar.close()
-        record = {"epoch": epoch + 1, "loss": loss, "images_per_s": steps_per_epoch * t.batch_size / seconds, "seconds": seconds}
+    for epoch in range(run.start_epoch, t.epochs):
+        last_val = run.history[-1].get("val_dice") if run.history else None
+        state, record = _train_epoch(state, step_fn, source, epoch, jax.random.fold_in(data_root, epoch), t, show, last_val)
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
-            val = evaluate_params(state.graphdef, state.params, val_set, t.batch_size, mesh, eval_fn)
-            record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
-            last_val = val["dice"]
-            if val["dice"] > best_dice:
-                best_dice, best_epoch = val["dice"], epoch + 1
-                checkpoint.save(ckpt_dir, "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
-        history.append(record)
-        meta = {"epoch": epoch + 1, "best_dice": best_dice, "best_epoch": best_epoch, "history": history}
-        checkpoint.save(ckpt_dir, "latest", epoch + 1, state.checkpoint_tree(), meta)
-        _write_json(out / HISTORY_FILE, history)
-        if show:
-            tqdm.write(
-                f"epoch {epoch + 1}/{t.epochs}  loss {loss:.4f}  val dice {_fmt(record.get('val_dice'))}  "
-                f"{record['images_per_s']:.1f} img/s"
-            )
+            _validate(state, val_set, t.batch_size, mesh, eval_fn, epoch, record, run, out)
+        _end_epoch(state, epoch, t.epochs, record, run, out, show)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
-    result = {"best_val_dice": best_dice, "best_epoch": best_epoch, "history": history, "test": None}
+    result = {"best_val_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history, "test": None}
     if evaluate_test:
-        tree, _ = checkpoint.restore(ckpt_dir, "best", _abstract(state.checkpoint_tree()))
-        test_set = source.test_set()
-        metrics = evaluate_params(state.graphdef, tree["params"], test_set, t.batch_size, mesh, eval_fn)
-        model = nnx.merge(state.graphdef, tree["params"])
-        result["test"] = save_eval_report(out, test_set, metrics, model, extra={"checkpoint": "best", "best_epoch": best_epoch})
+        result["test"] = _test_best(state, source, t.batch_size, mesh, eval_fn, out, run.best_epoch)
     return result
+
+
+def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool) -> tuple[TrainState, _Progress]:
+    """Check the run folder and either restore ``checkpoints/latest`` (resume) or start it."""
+    info = _run_info(config, source)
+    ckpt_dir = out / "checkpoints"
+    if resume:
+        _check_resumable(read_run_info(out), info, out)
+        if not checkpoint.exists(ckpt_dir, "latest"):  # interrupted before the first epoch ended
+            return state, _Progress()
+        tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
+        state = TrainState(**tree, graphdef=state.graphdef, tx=state.tx)
+        return state, _Progress(int(meta["epoch"]), float(meta["best_dice"]), int(meta["best_epoch"]), list(meta["history"]))
+    taken = (out / RUN_FILE).exists()
+    sharding.barrier("run_folder_checked")  # every process looked before process 0 writes
+    if taken:
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if jax.process_index() == 0:  # never replace a file of the user's (or of another run) in --out
+        outdir.claim(out, ["config.toml", RUN_FILE, HISTORY_FILE, "checkpoints"], f"train {info['config_hash']}",
+                     fix="move it away or choose another --out")
+        write_text(out / "config.toml", config.to_toml())
+    _write_json(out / RUN_FILE, info)
+    return state, _Progress()
+
+
+def _train_epoch(state, step_fn, source, epoch: int, key, t, show: bool, last_val) -> tuple[TrainState, dict]:
+    """One pass over ``source.train_batches(epoch, key)``; returns the state and the epoch's record."""
+    steps = source.steps_per_epoch
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
+    loss_sum = jnp.zeros((), jnp.float32)
+    t0 = time.perf_counter()
+    fetch_every = max(1, steps // 10)
+    for s, (x, y) in enumerate(source.train_batches(epoch, key)):
+        state, metrics = step_fn(state, x, y)
+        loss_sum = loss_sum + metrics["loss"]
+        bar.update(1)
+        if show and (s + 1) % fetch_every == 0:
+            rate = (s + 1) * t.batch_size / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", val_dice=_fmt(last_val), img_s=f"{rate:.1f}")
+    loss = float(loss_sum) / steps  # float() waits for the last step
+    seconds = time.perf_counter() - t0
+    bar.close()
+    return state, {"epoch": epoch + 1, "loss": loss, "images_per_s": steps * t.batch_size / seconds, "seconds": seconds}
+
+
+def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record: dict, run: _Progress, out: Path) -> None:
+    """Validation Dice into ``record``; a new best is saved as ``checkpoints/best``."""
+    val = evaluate_params(state.graphdef, state.params, val_set, batch_size, mesh, eval_fn)
+    record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
+    if val["dice"] > run.best_dice:
+        run.best_dice, run.best_epoch = val["dice"], epoch + 1
+        checkpoint.save(out / "checkpoints", "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
+
+
+def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out: Path, show: bool) -> None:
+    """Append the record, save ``checkpoints/latest`` and ``history.json``."""
+    run.history.append(record)
+    meta = {"epoch": epoch + 1, "best_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history}
+    checkpoint.save(out / "checkpoints", "latest", epoch + 1, state.checkpoint_tree(), meta)
+    _write_json(out / HISTORY_FILE, run.history)
+    if show:
+        tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}  "
+                   f"{record['images_per_s']:.1f} img/s")
+
+
+def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_epoch: int) -> dict:
+    """The best checkpoint on ``source.test_set()``; writes ``eval_<condition>.{json,png}``."""
+    tree, _ = checkpoint.restore(out / "checkpoints", "best", _abstract(state.checkpoint_tree()))
+    test_set = source.test_set()
+    metrics = evaluate_params(state.graphdef, tree["params"], test_set, batch_size, mesh, eval_fn)
+    model = nnx.merge(state.graphdef, tree["params"])
+    return save_eval_report(out, test_set, metrics, model, extra={"checkpoint": "best", "best_epoch": best_epoch})
 
 
 def _fmt(x) -> str:
