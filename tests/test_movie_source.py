@@ -83,10 +83,13 @@ def test_symmetries_map_measures_exactly():
     rng = np.random.default_rng(3)
     mv = jnp.asarray(rng.normal(0, 1, (1, T, 2, NY, NX)), jnp.float32)
     lab = jnp.asarray(rng.integers(0, 2, (1, NY, NX)), jnp.int32)
-    opts = tuple(tuple(sorted({**{k: v for k, v in __import__("jaxmag.measures", fromlist=["x"]).measure_options(OPTS, c).items()},
-                                "measures": ("mean", "std", "latent_entropy")}.items())) for c in "xz")
-    chans = (("mean", 0), ("mean", 1), ("std", 1), ("latent_entropy", 1))
-    maps = lambda m: np.asarray(movie_measure_maps(m, None, 0.0, False, noisy=False, components="xz", options=opts, channel_index=chans))[0]
+    from jaxmag.channels import Channel
+    from jaxmag.noise import CLEAN
+
+    chans = (Channel("mean", "x"), Channel("mean", "z"), Channel("std", "z"), Channel("latent_entropy", "z"))
+    maps = lambda m: np.asarray(movie_measure_maps(  # noqa: E731
+        m, CLEAN, 0, jnp.zeros(1, jnp.uint32), components="xz", measures=("mean", "std", "latent_entropy"),
+        options=(OPTS.options("x"), OPTS.options("z")), channels=chans))[0]
     base = maps(mv)
     # a cyclic shift moves every map, exactly
     sh, _ = augment_movies(mv, lab, jnp.zeros((1, 2), bool), jnp.array([[3, 5]]), "xz")

@@ -448,14 +448,11 @@ def _channel_moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def movie_noise_keys(seed, cond_hash, run_index, components: str) -> jax.Array:
-    """Noise keys ``(B, C)`` of the measures file (``jaxmag.io.measures_file``): per run
-    ``noise.condition_keys(seed, hash(condition), run_index)``, then the component letter folded
-    in, so a film's noise does not depend on which other components are stored."""
-    from jaxmag.noise import condition_keys
+    """Noise keys ``(B, C)`` of the one keying rule (``jaxmag.noise``): per run
+    ``condition_keys(seed, hash(condition), run_index)``, the component letter folded in."""
+    from jaxmag.noise import component_keys, condition_keys
 
-    keys = condition_keys(seed, cond_hash, run_index)
-    comp_ids = jnp.array([ord(c) for c in components], jnp.uint32)
-    return jax.vmap(lambda k: jax.vmap(lambda c: jax.random.fold_in(k, c))(comp_ids))(keys)
+    return component_keys(condition_keys(seed, cond_hash, run_index), components)
 
 
 def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str):
@@ -484,27 +481,21 @@ def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shift
     return jax.vmap(one)(movies, labels, flips, shifts)
 
 
-def movie_measure_maps(movies, keys, variance, speckle, *, noisy: bool, components: str, options: tuple,
-                       channel_index: tuple) -> jax.Array:
-    """``movies (B, T, C, ny, nx)`` -> raw input channels ``(B, ny, nx, len(channel_index))``.
+def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,
+                       channels: tuple, cond_hash=None) -> jax.Array:
+    """``movies (B, T, C, ny, nx)`` -> raw input channels ``(B, ny, nx, len(channels))``.
 
-    Noise (when ``noisy``): ``x + s n``, n ~ N(0, variance) drawn with ``keys (B, C)`` through
-    ``jaxmag.noise.add_gaussian``, ``s = x`` for speckle, 1 for Gaussian (the measures file's
-    formula, so fixed keys reproduce its maps). Measures: ``jaxmag.measures.measures_kernel``
-    with ``options`` (one tuple of items per component). ``channel_index``: ``(measure, c)``.
+    The one path of ``jaxmag.channels``: ``jaxmag.noise.add_measurement_noise`` of ``spec``
+    keyed by (``seed``, ``cond_hash``, ``run_index (B,)``, component), then the measures with
+    ``options`` (one ``MeasureOptions`` per component) and the channels stacked. ``seed`` may be
+    traced (fresh draws); the measures file's seed and run indices reproduce its maps.
     """
-    from jaxmag.measures import measures_kernel
-    from jaxmag.noise import add_gaussian
+    from jaxmag.channels import noisy_movie_maps, stack_channels
 
     x = jnp.moveaxis(movies, 2, 1)  # (B, C, T, ny, nx)
-    if x.dtype not in (jnp.float32, jnp.float64):
-        x = x.astype(jnp.float32)
-    if noisy:
-        scale = jnp.where(speckle, x, jnp.ones_like(x))
-        n = jax.vmap(jax.vmap(lambda xi, k: add_gaussian(jnp.zeros_like(xi), variance, k)))(x, keys)
-        x = x + scale * n
-    per_comp = [measures_kernel(x[:, c], **dict(opts)) for c, opts in enumerate(options)]
-    return jnp.stack([per_comp[c][m] for m, c in channel_index], axis=-1).astype(jnp.float32)
+    kw = {} if cond_hash is None else {"cond_hash": cond_hash}
+    maps = noisy_movie_maps(x, spec, seed, run_index, components, measures, options, **kw)
+    return stack_channels(maps, channels, components)
 
 
 def _device_budget_bytes() -> int:
@@ -569,8 +560,9 @@ class MovieSource:
         mesh: Mesh | None = None,
         chunk: int = 16,
     ):
-        from jaxmag.measures import MEASURES, check_options, measure_options
-        from jaxmag.noise import condition_hash, parse_noise_spec
+        from jaxmag.channels import Channel
+        from jaxmag.measures import MEASURES
+        from jaxmag.noise import parse_noise_spec
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -612,12 +604,9 @@ class MovieSource:
         self.components = "".join(c for c in stored if c in {c for _, c in self.inputs})
         self._comp_rows = [stored.index(c) for c in self.components]
         measures = tuple(dict.fromkeys(m for m, _ in self.inputs))
-        by_comp = [measure_options(measures_config, c) for c in self.components]
+        by_comp = tuple(measures_config.options(c) for c in self.components)
         for opts in by_comp:
-            check_options(num_frames=T, measures=measures, **{k: v for k, v in opts.items() if k != "normalize"})
-        self._options = tuple(tuple(sorted(o.items())) + (("measures", measures),) for o in by_comp)
-        self._channel_index = tuple((m, self.components.index(c)) for m, c in self.inputs)
-        self._cond_hash = condition_hash(self.spec)
+            opts.check(T, measures)
         self.labels_sha256 = labels_digest(self._labels)
         if indices is None:
             indices = split_indices(N, tuple(split), seed)
@@ -636,8 +625,8 @@ class MovieSource:
             )
         self._movies = None if self.stream else jax.device_put(self._read_movies(np.arange(N)))
         bsh = sharding.batch_sharding(self.mesh)
-        self._kernel = functools.partial(movie_measure_maps, components=self.components, options=self._options,
-                                         channel_index=self._channel_index)
+        self._kernel = functools.partial(movie_measure_maps, components=self.components, measures=measures,
+                                         options=by_comp, channels=tuple(Channel(m, c) for m, c in self.inputs))
         if norm_stats is None:
             clean = self._fixed_maps(self.indices["train"], noisy=False)
             norm_stats = normalization.compute_stats(clean, list(self.input_names))
@@ -666,7 +655,7 @@ class MovieSource:
 
     def _fixed_maps(self, idx: np.ndarray, *, noisy: bool, spec=None) -> np.ndarray:
         """Raw maps ``(len(idx), ny, nx, C)`` with the fixed (measures-file) noise of ``spec``."""
-        from jaxmag.noise import condition_hash
+        from jaxmag.noise import CLEAN
 
         spec = self.spec if spec is None else spec
         noisy = noisy and spec.kind != "clean"
@@ -676,8 +665,7 @@ class MovieSource:
             pad = self.chunk - part.size
             padded = np.concatenate([part, np.repeat(part[-1:], pad)])
             maps = _fixed_kernel(self._movies_of(padded), jnp.asarray(self.run_index[padded], jnp.uint32),
-                                 self.noise_seed, condition_hash(spec), float(spec.variance), spec.kind == "speckle",
-                                 noisy=noisy, kernel=self._kernel, components=self.components)
+                                 self.noise_seed, spec=spec if noisy else CLEAN, kernel=self._kernel)
             out.append(np.asarray(maps)[: part.size])
         return np.concatenate(out) if out else np.zeros((0, *self.shape[1:], len(self.inputs)), np.float32)
 
@@ -697,13 +685,8 @@ class MovieSource:
             flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
             shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
             movies, labels = augment_movies(movies, labels, flips, shifts, self.components)
-        noisy = self.spec.kind != "clean"
-        if noisy:
-            seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
-            keys = movie_noise_keys(seed, self._cond_hash, run_index, self.components)
-        else:
-            keys = None
-        x = self._kernel(movies, keys, float(self.spec.variance), self.spec.kind == "speckle", noisy=noisy)
+        seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
+        x = self._kernel(movies, self.spec, seed, run_index)
         return normalization.normalize(x, self.norm_stats), labels
 
     def batch_indices(self, epoch_key: jax.Array, step: int) -> np.ndarray:
@@ -757,7 +740,6 @@ class MovieSource:
         }
 
 
-@functools.partial(jax.jit, static_argnames=("noisy", "kernel", "components"))
-def _fixed_kernel(movies, run_index, seed, cond_hash, variance, speckle, *, noisy, kernel, components):
-    keys = movie_noise_keys(seed, cond_hash, run_index, components) if noisy else None
-    return kernel(movies, keys, variance, speckle, noisy=noisy)
+@functools.partial(jax.jit, static_argnames=("spec", "kernel"))
+def _fixed_kernel(movies, run_index, seed, *, spec, kernel):
+    return kernel(movies, spec, seed, run_index)
