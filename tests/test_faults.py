@@ -264,3 +264,95 @@ def test_every_command_gives_one_error_line_for_bad_input_files(command, files, 
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.strip()]
         assert rc == 2 and len(lines) == 1 and lines[0].startswith("jaxmag: error: "), (kind, rc, err)
+
+
+# --- item 2: measures resumes after kill -9 / SIGINT ---------------------------------------------
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    return env
+
+
+def _measures_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["measures", str(data), "--out", str(out), "--chunk", "1", "--noise", "gaussian:1e-2", "--quiet", *extra]
+
+
+def _done_count(path: Path) -> int:
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f["clean/done"][...].sum() + f["gaussian_1e-2/done"][...].sum())
+    except (OSError, KeyError):
+        return -1
+
+
+def _interrupt_measures(data: Path, out: Path, sig: int, *extra: str, after: int = 1, delay: float = 0.0):
+    """Start `jaxmag measures` in a subprocess; send ``sig`` once ``after`` done flags are set
+    (or after ``delay`` seconds when ``after`` is 0). Returns (returncode, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "jaxmag", *_measures_argv(data, out, *extra)], env=_env(),
+                            stderr=subprocess.PIPE, text=True)
+    start = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - start < 300:
+            if (after and _done_count(out) >= after) or (not after and time.monotonic() - start >= delay):
+                proc.send_signal(sig)
+                break
+            time.sleep(0.005)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def movie_dataset(tmp_path_factory):
+    """24 runs of 32 frames (so that a chunk takes long enough to interrupt) and its measures."""
+    root = tmp_path_factory.mktemp("measures")
+    text = TINY.read_text().replace('components = "xz"', 'components = "xyz"').replace("num_frames = 4", "num_frames = 32")
+    config = loads_config(text.replace("num_runs = 6", "num_runs = 24"), "tiny-movies")
+    data = write_synthetic(root / "data.h5", config)
+    ref = root / "ref.h5"
+    assert main(_measures_argv(data, ref)) == 0
+    return data, ref
+
+
+def test_measures_ctrl_c_and_kill_9_then_resume_is_byte_identical(movie_dataset, tmp_path, capsys):
+    data, ref = movie_dataset
+    out = tmp_path / "m.h5"
+    rc, err = _interrupt_measures(data, out, signal.SIGINT)
+    assert rc == 130, err  # not 139: no segfault after the message
+    assert err.strip().splitlines()[-1] == "jaxmag: interrupted; rerun with --resume to continue"
+    before = _done_count(out)
+    assert before >= 1
+    rc, err = _interrupt_measures(data, out, signal.SIGKILL, "--resume", after=before + 1)
+    assert rc == -signal.SIGKILL, err
+    assert 0 < _done_count(out) < 48, "the kill came too late to test anything"
+    assert main(_measures_argv(data, out, "--resume")) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == ref.read_bytes()
+
+
+@pytest.mark.slow
+def test_measures_survives_8_random_kill_9_points(movie_dataset, tmp_path, capsys):
+    data, ref = movie_dataset
+    out = tmp_path / "m.h5"
+    rng = np.random.default_rng(14)
+    kills = 0
+    for _ in range(8):
+        extra = ("--resume",) if out.exists() else ()
+        done = max(_done_count(out), 0)
+        # half of the kill points at a random moment (also during start-up and compilation),
+        # half right after a random number of further chunks were marked done
+        if rng.random() < 0.5:
+            rc, _ = _interrupt_measures(data, out, signal.SIGKILL, *extra, after=0, delay=float(rng.uniform(0, 20)))
+        else:
+            rc, _ = _interrupt_measures(data, out, signal.SIGKILL, *extra, after=done + int(rng.integers(1, 6)))
+        kills += rc == -signal.SIGKILL
+        assert rc in (0, -signal.SIGKILL)
+    assert kills >= 4
+    extra = ("--resume",) if out.exists() else ()
+    assert main(_measures_argv(data, out, *extra)) == 0
+    capsys.readouterr()
+    assert out.read_bytes() == ref.read_bytes()
