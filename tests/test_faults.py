@@ -356,3 +356,109 @@ def test_measures_survives_8_random_kill_9_points(movie_dataset, tmp_path, capsy
     assert main(_measures_argv(data, out, *extra)) == 0
     capsys.readouterr()
     assert out.read_bytes() == ref.read_bytes()
+
+
+# --- item 4: a corrupt checkpoint is one line, without TensorStore dumps or asyncio noise -------
+
+@pytest.fixture(scope="module")
+def corrupt_run(trained_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("corrupt") / "run"
+    shutil.copytree(trained_run, run)
+    for chunk in (run / "checkpoints" / "best").glob("*/state/ocdbt.process_0/d/*"):
+        os.truncate(chunk, 10)  # what a full disk or a bad copy leaves
+    return run
+
+
+def test_corrupt_checkpoint_is_one_line_without_library_noise(corrupt_run, tmp_path, files):
+    movie = tmp_path / "movie.npy"
+    np.save(movie, np.random.default_rng(0).standard_normal((6, 16, 16)).astype(np.float32))
+    for argv in (["predict", str(corrupt_run), str(movie), "--component", "z", "--out", str(tmp_path / "p")],
+                 ["evaluate", str(corrupt_run), "--measures", str(corrupt_run.parent / "measures.h5")]):
+        r = subprocess.run([sys.executable, "-m", "jaxmag", *argv], env=_env(), capture_output=True, text=True, timeout=300)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr[-3000:]
+        assert lines[0].startswith(f"jaxmag: error: checkpoint {corrupt_run}/checkpoints/best is corrupt")
+        assert "TensorStore" not in lines[0] and len(lines[0]) < 600
+    assert not (tmp_path / "p").exists()
+
+
+# --- item 5: output folders keep the user's files; --force keeps the old file until complete ---
+
+def test_train_out_keeps_a_users_config_toml(trained_run, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.toml").write_text("# my notes\n")
+    from test_predict import TINY_RUN
+
+    config = tmp_path / "run.toml"
+    config.write_text(TINY_RUN)
+    measures = trained_run.parent / "measures.h5"
+    assert main(["train", str(config), "--measures", str(measures), "--measure", "mean", "--component", "z",
+                 "--out", str(out), "--no-progress"]) == 2
+    line = one_error_line(capsys)
+    assert f"{out / 'config.toml'} exists and was not written by jaxmag" in line
+    assert (out / "config.toml").read_text() == "# my notes\n"
+
+
+def test_predict_out_keeps_users_files_unless_force(trained_run, tmp_path, capsys):
+    from jaxmag.learn.predict import load_run, predict_movie, write_prediction
+    from jaxmag.io.movie import movie_from_array
+
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "mask.png").write_bytes(b"my picture")
+    movie = movie_from_array(np.random.default_rng(0).standard_normal((6, 16, 16)), component="z", source="test")
+    pred = predict_movie(load_run(trained_run), movie)
+    with pytest.raises(FileExistsError, match=r"mask\.png exists and was not written by jaxmag"):
+        write_prediction(pred, out)
+    assert (out / "mask.png").read_bytes() == b"my picture"
+    assert sorted(p.name for p in out.iterdir()) == ["mask.png"]
+    paths = write_prediction(pred, out, force=True)
+    assert (out / "mask.png").read_bytes()[:4] == b"\x89PNG"
+    write_prediction(pred, out)  # its own files: replaced without --force
+    assert all(p.stat().st_size > 0 for p in paths.values())
+
+
+def test_predict_full_disk_leaves_no_empty_file(trained_run, tmp_path, monkeypatch):
+    from jaxmag.learn.predict import load_run, predict_movie, write_prediction
+    from jaxmag.io.movie import movie_from_array
+
+    movie = movie_from_array(np.random.default_rng(0).standard_normal((6, 16, 16)), component="z", source="test")
+    pred = predict_movie(load_run(trained_run), movie)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(WriteError, match=r"cannot write .*/p/\S+: No space left on device; free some space"):
+        write_prediction(pred, tmp_path / "p")
+    left = list((tmp_path / "p").iterdir())
+    assert not (tmp_path / "p" / "mask.tif").exists() and all(p.stat().st_size > 0 for p in left)
+
+
+def test_export_ovf_keeps_a_users_table(files, tmp_path, capsys):
+    out = tmp_path / "ovf"
+    out.mkdir()
+    (out / "table.txt").write_text("mine\n")
+    assert main(["export-ovf", str(files["good"]), "--run", "0", "--out", str(out)]) == 2
+    assert "table.txt exists and was not written by jaxmag" in one_error_line(capsys)
+    assert (out / "table.txt").read_text() == "mine\n" and not list(out.glob("*.ovf"))
+    assert main(["export-ovf", str(files["good"]), "--run", "0", "--out", str(out), "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["export-ovf", str(files["good"]), "--run", "0", "--out", str(out / "m000000.ovf")]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys)
+
+
+def test_force_writes_beside_and_keeps_the_old_file_until_complete(tmp_path, monkeypatch):
+    path = write_synthetic(tmp_path / "d.h5")
+    old = path.read_bytes()
+    _enospc_after(monkeypatch, 5)  # the new file fails during its first batch
+    with pytest.raises(WriteError):
+        write_synthetic(path, force=True)
+    monkeypatch.undo()
+    assert path.read_bytes() == old  # the good file survived the failed --force run
+    assert ds.staging_path(path).exists()
+    with pytest.raises(FileExistsError, match=r"d\.incomplete\.h5 holds an interrupted --force run"):
+        write_synthetic(path)
+    write_synthetic(path, force=True)
+    assert path.read_bytes() == old and not ds.staging_path(path).exists()

@@ -107,6 +107,25 @@ def _os_error_line(exc: OSError) -> str:
     return f"{name + ': ' if name else ''}{reason}; {fix}"
 
 
+class _QuietTeardown:
+    """``sys.unraisablehook`` that drops the noise of libraries cleaning up after an error:
+    orbax/TensorStore coroutines never awaited, "Event loop is closed" from asyncio transports
+    freed after their loop. Everything else goes to the previous hook."""
+
+    def __init__(self, previous):
+        self.previous = previous
+        self.error_reported = False
+
+    def __call__(self, unraisable) -> None:
+        import inspect
+
+        exc = unraisable.exc_value
+        noise = inspect.iscoroutine(unraisable.object) or (isinstance(exc, RuntimeError) and "Event loop is closed" in str(exc))
+        if noise or self.error_reported:
+            return
+        self.previous(unraisable)
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -118,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     verbose = bool(getattr(args, "verbose", False))
+    hook = None
     if not verbose:
         quiet_library_logs()
+        if not isinstance(sys.unraisablehook, _QuietTeardown):
+            sys.unraisablehook = _QuietTeardown(sys.unraisablehook)
+        hook = sys.unraisablehook
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -131,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         print(f"jaxmag: error: {_one_line(exc)}", file=sys.stderr)
+        if hook is not None:
+            hook.error_reported = True  # what is freed from here on is teardown after the error
         return 2
     except KeyboardInterrupt:
         print("jaxmag: interrupted; rerun with --resume to continue", file=sys.stderr)

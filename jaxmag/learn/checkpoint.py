@@ -20,6 +20,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from jaxmag.io.errors import is_storage_error, write_error
+
 SLOTS = ("best", "latest")
 
 
@@ -40,7 +42,18 @@ def save(directory: str | Path, slot: str, step: int, state: dict[str, Any], met
     """
     if slot not in SLOTS:
         raise ValueError(f"checkpoint slot must be one of {SLOTS}, got {slot!r}")
-    with _manager(Path(directory), slot, create=True) as mngr:
+    try:
+        _save(Path(directory), slot, step, state, meta)
+    except Exception as exc:  # orbax wraps a full disk in several exception types
+        cause = next((e for e in (exc, exc.__cause__, exc.__context__) if e is not None and is_storage_error(e)), None)
+        if cause is None:
+            raise
+        raise write_error(Path(directory) / slot, cause,
+                          hint="free some space and rerun with --resume (the previous checkpoint is kept)") from exc
+
+
+def _save(directory: Path, slot: str, step: int, state: dict[str, Any], meta: dict) -> None:
+    with _manager(directory, slot, create=True) as mngr:
         if step in mngr.all_steps():
             # a resumed run recomputing an epoch whose checkpoint survived the interruption:
             # the content is identical, so replace it.
@@ -55,6 +68,17 @@ def exists(directory: str | Path, slot: str) -> bool:
         return False
     with _manager(Path(directory), slot, create=False) as mngr:
         return mngr.latest_step() is not None
+
+
+def corrupt_error(path: str | Path, exc: BaseException, what: str = "the run's model") -> ValueError:
+    """One line for a checkpoint orbax could not restore: the folder, the first sentence of the
+    cause (TensorStore appends a 60-line spec dump, left out) and what to do."""
+    text = str(exc).split(" See full TensorStore details")[0]
+    text = " ".join((text.splitlines() or [""])[0].split())
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return ValueError(f"checkpoint {path} is corrupt or does not match {what} ({type(exc).__name__}: {text}); "
+                      "nothing was overwritten: retrain the run, or restore the folder from a copy")
 
 
 def restore(directory: str | Path, slot: str, abstract_state: dict[str, Any]) -> tuple[dict[str, Any], dict]:
@@ -78,10 +102,7 @@ def restore(directory: str | Path, slot: str, abstract_state: dict[str, Any]) ->
     except FileNotFoundError:
         raise
     except Exception as exc:  # orbax/tensorstore raise many types; the user needs one message
-        raise ValueError(
-            f"checkpoint {path} is corrupt or does not match this model and config "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); nothing was overwritten"
-        ) from exc
+        raise corrupt_error(path, exc, "this model and config") from exc
     state, meta = restored["state"], restored["meta"]
     got = jax.tree.structure(state)
     want = jax.tree.structure(abstract_state)

@@ -25,7 +25,7 @@ from flax import nnx
 
 from jaxmag.channels import parse_channels
 from jaxmag.config import load_config
-from jaxmag.learn import normalization, sharding
+from jaxmag.learn import checkpoint, normalization, sharding
 from jaxmag.learn.loop import evaluate_params, make_model
 from jaxmag.learn.run_folder import read_run_info, save_eval_report
 
@@ -75,7 +75,7 @@ def _restore_params(ckpt_dir: Path, slot: str, target):
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"checkpoint {path} is corrupt or does not match the run's model ({type(exc).__name__}: {exc})") from exc
+        raise checkpoint.corrupt_error(path, exc) from exc  # one line, without TensorStore's spec dump
     return restored["state"]["params"], restored["meta"]
 
 
