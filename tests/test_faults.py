@@ -462,3 +462,30 @@ def test_force_writes_beside_and_keeps_the_old_file_until_complete(tmp_path, mon
         write_synthetic(path)
     write_synthetic(path, force=True)
     assert path.read_bytes() == old and not ds.staging_path(path).exists()
+
+
+# --- item 6: NaN input to mumax3 compare is an input error --------------------------------------
+
+def test_mumax3_compare_nan_input_is_an_input_error(tmp_path, capsys):
+    path = tmp_path / "nan.h5"
+    config = tiny_xyz_config()
+    t = np.arange(config.simulation.num_frames) * config.simulation.frame_interval_s
+    from jaxmag.assemble import file_spec
+
+    spec = file_spec(config, range(8), t)
+    ds.create_file(path, spec)
+    rows = unit_rows(spec, np.arange(8))
+    rows.m[0, 1, :, 3, 3] = np.nan
+    with ds.DatasetWriter(path) as w:
+        w.write(rows)
+    for extra in ([], ["--json"]):
+        rc = main(["mumax3", "compare", f"{path}#run=0", f"{path}#run=1", *extra])
+        captured = capsys.readouterr()
+        assert rc == 2 and "NaN" not in captured.out, captured.out
+        assert "nan" in one_error_line_of(captured.err).lower()
+
+
+def one_error_line_of(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("jaxmag: error: "), err
+    return lines[0]
