@@ -489,3 +489,11 @@ def one_error_line_of(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("jaxmag: error: "), err
     return lines[0]
+
+
+def test_run_checks_the_split_when_the_config_is_loaded(tmp_path, capsys):
+    """configs/tiny.toml has 6 runs: `jaxmag run` used to fail only after simulate and measures."""
+    assert main(["run", str(TINY), "--out", str(tmp_path / "job")]) == 2
+    line = one_error_line(capsys)
+    assert "dataset.num_runs = 6" in line and "too few for the split" in line and "raise dataset.num_runs" in line
+    assert not (tmp_path / "job" / "data.h5").exists()
