@@ -42,7 +42,7 @@ Errors
     detection rates with these defaults were then measured on fresh seeds (docs/mumax3.md).
     With several runs per side the two-stage bootstrap already holds the seed-to-seed spread,
     so the factors count it twice: conservative (measured at two runs per side: no false
-    alarm, but 240 K vs 300 K caught in only 75 % of pairs; docs/mumax3.md).
+    alarm, but 240 K vs 300 K and demag on/off caught in only 75 % of pairs; docs/mumax3.md).
 
 Verdict
     z = (θ_A − θ_B) / sqrt(σ_A² + σ_B²) per statistic; a statistic is consistent when
