@@ -176,10 +176,13 @@ def _params(run_dir):
     return jax.tree.leaves(nnx.state(model, nnx.Param))
 
 
-def test_resume_equals_uninterrupted_run(measures, tmp_path):
+def test_resume_equals_uninterrupted_run(measures, tmp_path, capsys):
     config = tiny_config(epochs=4)
     make = lambda: HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=config.training.seed)
     full = train_and_evaluate(config, make(), tmp_path / "full", progress=False, evaluate_test=False)
+    # progress=False hides the bars, not the per-epoch summary lines
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")] == \
+        ["1/4", "2/4", "3/4", "4/4"]
 
     def interrupt(epoch, record):
         if epoch == 1:
@@ -197,8 +200,9 @@ def test_resume_equals_uninterrupted_run(measures, tmp_path):
     for a, b in zip(_params(tmp_path / "full"), _params(tmp_path / "cut")):
         np.testing.assert_array_equal(a, b)
     # a different config refuses to resume
-    with pytest.raises(ValueError, match="config differs"):
+    with pytest.raises(ValueError, match="config differs") as refused:
         train_and_evaluate(tiny_config(epochs=5), make(), tmp_path / "cut", resume=True, progress=False)
+    assert "training.epochs: 4 in the run folder, 5 now" in str(refused.value)  # names the key, not two hashes
 
 
 def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_overwritten(measures, tmp_path):

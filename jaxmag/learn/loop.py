@@ -240,7 +240,7 @@ def train_and_evaluate(
         state, record = _train_epoch(state, step_fn, source, epoch, jax.random.fold_in(data_root, epoch), t, show, last_val)
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
             _validate(state, val_set, t.batch_size, mesh, eval_fn, epoch, record, run, out)
-        _end_epoch(state, epoch, t.epochs, record, run, out, show)
+        _end_epoch(state, epoch, t.epochs, record, run, out)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
@@ -255,7 +255,7 @@ def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool
     info = _run_info(config, source)
     ckpt_dir = out / "checkpoints"
     if resume:
-        _check_resumable(read_run_info(out), info, out)
+        _check_resumable(read_run_info(out), info, out, config)
         if not checkpoint.exists(ckpt_dir, "latest"):  # interrupted before the first epoch ended
             return state, _Progress()
         tree, meta = checkpoint.restore(ckpt_dir, "latest", _abstract(state.checkpoint_tree()))
@@ -302,13 +302,14 @@ def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record
         checkpoint.save(out / "checkpoints", "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
 
 
-def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out: Path, show: bool) -> None:
+def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out: Path) -> None:
     """Append the record, save ``checkpoints/latest`` and ``history.json``."""
     run.history.append(record)
     meta = {"epoch": epoch + 1, "best_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history}
     checkpoint.save(out / "checkpoints", "latest", epoch + 1, state.checkpoint_tree(), meta)
     _write_json(out / HISTORY_FILE, run.history)
-    if show:
+    # the per-epoch summary is not progress: --no-progress hides the bars, not these lines
+    if jax.process_index() == 0:
         tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}  "
                    f"{record['images_per_s']:.1f} img/s")
 

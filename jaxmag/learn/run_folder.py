@@ -9,6 +9,7 @@ fine-tuning and studies all go through it, so none of them imports another for f
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,37 @@ def _run_info(config: Config, source) -> dict:
     }
 
 
-def _check_resumable(stored: dict, fresh: dict, run_dir: Path) -> None:
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
+    """The first key (``section.key``) whose value differs between two nested dicts, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    if old != new:
+        return f"{prefix[:-1]}: {old!r} in the run folder, {new!r} now"
+    return None
+
+
+def _config_change(run_dir: Path, config: Config | None) -> str | None:
+    """Which config key changed since the run folder's ``config.toml`` was written (None if unknown)."""
+    path = run_dir / "config.toml"
+    if config is None or not path.is_file():
+        return None
+    try:
+        stored = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return _first_difference(stored, tomllib.loads(config.to_toml()))
+
+
+def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | None = None) -> None:
+    if stored.get("config_hash") != fresh.get("config_hash"):
+        change = _config_change(run_dir, config)
+        if change:
+            raise ValueError(f"cannot resume {run_dir}: its config differs from this invocation ({change}); "
+                             "use a new --out or restore the old value")
     for key, what in (
         ("config_hash", "config"),
         ("inputs", "inputs"),
