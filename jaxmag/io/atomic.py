@@ -29,7 +29,25 @@ from typing import IO, Iterator
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, write_error
 
 __all__ = ["WriteError", "InputError", "atomic_write", "atomic_path", "write_bytes", "write_text", "fsync_dir", "RawFile",
-           "write_error", "is_storage_error"]
+           "write_error", "is_storage_error", "ensure_free_space"]
+
+# HDF5's own metadata, attributes and alignment on top of the datasets' bytes
+_HDF5_OVERHEAD_BYTES = 64 << 10
+
+
+def ensure_free_space(path: str | Path, nbytes: int, *, hint: str = "") -> None:
+    """Refuse, before a library writes anything, to make ``path`` where fewer than ``nbytes``
+    (plus HDF5 overhead) are free: HDF5 crashes (segfaults) rather than reporting a full disk
+    while it creates a file, so the space its creation writes eagerly is checked first."""
+    path = Path(path)
+    try:
+        free = os.statvfs(path.parent).f_bavail * os.statvfs(path.parent).f_frsize
+    except (OSError, AttributeError):
+        return  # cannot tell; the checked writes still catch a full disk later
+    need = int(nbytes) + _HDF5_OVERHEAD_BYTES
+    if free < need:
+        raise write_error(path, OSError(errno.ENOSPC, f"No space left on device (needs {need / 1e6:.1f} MB, "
+                                                      f"{free / 1e6:.1f} MB free)"), hint=hint)
 
 
 def fsync_dir(folder: str | Path) -> None:

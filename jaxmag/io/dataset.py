@@ -60,7 +60,7 @@ import h5py
 import numpy as np
 
 from jaxmag import __version__
-from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
+from jaxmag.io.atomic import RawFile, atomic_path, ensure_free_space, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
 
 FORMAT = "jaxmag.dataset"
@@ -116,6 +116,9 @@ def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Pat
     if not path.parent.is_dir():
         raise FileNotFoundError(f"output directory does not exist: {path.parent}")
     work = staging if path.exists() else path
+    # everything but /m (left sparse, filled by checked raw writes) is written at creation
+    n, cells = spec.num_rows, spec.ny * spec.nx
+    ensure_free_space(work, n * cells * (1 + 4 + 4 + 12) + 9 * n + spec.t.nbytes)
     try:
         with atomic_path(work, hint="free some space (or choose another --out) and run the command again") as tmp:
             with h5py.File(tmp, "w") as f:

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from jaxmag import __version__
 from jaxmag.channels import noisy_movie_maps
-from jaxmag.io.atomic import RawFile, atomic_path, fsync_dir
+from jaxmag.io.atomic import RawFile, atomic_path, ensure_free_space, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
@@ -265,6 +265,9 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
     if not out_path.parent.is_dir():
         raise FileNotFoundError(f"output directory does not exist: {out_path.parent}")
     work = staging if out_path.exists() else out_path
+    # the skeleton fills every map with NaN at creation, so all of its bytes are written then
+    maps = len(conditions) * (len(measures) * len(components) * 4 * int(np.prod(shape)) + shape[0])
+    ensure_free_space(work, maps + src["labels"].nbytes)
     try:
         with atomic_path(work) as tmp:
             with h5py.File(tmp, "w") as out:
