@@ -148,7 +148,7 @@ def validate(config_path: str | os.PathLike, *, runs: int, out: str | os.PathLik
     from jaxmag.compare_thermal import ThermalOptions
     from jaxmag.config import load_config
     from jaxmag.io.atomic import write_text
-    from jaxmag.assemble import build_run
+    from jaxmag.assemble import assemble, build_run
     from jaxmag.io.mx3 import mx3_script, quantize_easy_axis, write_mx3_run
 
     config_path, out = Path(config_path), Path(out)
@@ -163,16 +163,17 @@ def validate(config_path: str | os.PathLike, *, runs: int, out: str | os.PathLik
     if quantize_angle_deg is not None:
         spec = dataclasses.replace(spec, material=quantize_easy_axis(spec.material, quantize_angle_deg))
     seeds = seed_list(config, run_index, runs)
+    assembly = assemble(config)
     names = [f"run_{j}" for j in range(runs)]
     scripts = []
     for name, seed in zip(names, seeds):
         title = f"jaxmag validate {config.name}: run {run_index} of {config_path.name}, thermal seed {seed}"
         script = out / "engine" / name / "run.mx3"
         if script.is_file() and not overwrite and script.read_text() == mx3_script(
-                config.grid.to_grid(), spec.material, spec.m0, config.simulation, thermal_seed=seed, title=title):
+                assembly.grid, spec.material, spec.m0, assembly.movie, thermal_seed=seed, title=title):
             scripts.append(script)  # written by an earlier validate of the same runs (e.g. before --engine-output)
             continue
-        scripts.append(write_mx3_run(out / "engine" / name, config.grid.to_grid(), spec.material, spec.m0, config.simulation,
+        scripts.append(write_mx3_run(out / "engine" / name, assembly.grid, spec.material, spec.m0, assembly.movie,
                                      thermal_seed=seed, title=title, overwrite=overwrite))
     shell = "#!/bin/sh\n# Run every exported script with MuMax3 (output in engine/run_j/run.out/)\nset -e\ncd \"$(dirname \"$0\")/engine\"\n"
     shell += "".join(f"(cd {n} && ${{MUMAX3:-mumax3}} run.mx3)\n" for n in names)

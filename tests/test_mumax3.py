@@ -485,3 +485,21 @@ def test_sp4_jaxmag_against_mumax3_output_folder(tmp_path):
     rms = np.sqrt(np.mean((mine - ref) ** 2, axis=0))
     print("RMS of <m> differences (x, y, z):", rms)
     assert np.all(rms <= 0.01)
+
+
+def test_script_from_the_assembled_movie_spec_equals_the_config_form():
+    """The export takes the assembly's plain objects (issue 12); both forms give one script, and
+    the solver choice maps to MuMax3's SetSolver number."""
+    import dataclasses as dc
+
+    from jaxmag.assemble import assemble, build_run
+    from jaxmag.config import load_config
+    from jaxmag.io.mx3 import mx3_script
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.toml")
+    assembly, spec = assemble(config), build_run(config, 0)
+    from_config = mx3_script(config.grid.to_grid(), spec.material, spec.m0, config.simulation, thermal_seed=3)
+    from_movie = mx3_script(assembly.grid, spec.material, spec.m0, assembly.movie, thermal_seed=3)
+    assert from_movie == from_config and "SetSolver(2)" in from_movie
+    rk4 = mx3_script(assembly.grid, spec.material, spec.m0, dc.replace(assembly.movie, solver="rk4"), thermal_seed=3)
+    assert "SetSolver(4)" in rk4

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from jaxmag.config import load_config
     from jaxmag.io.mx3 import quantize_easy_axis, write_mx3_run
-    from jaxmag.assemble import build_run
+    from jaxmag.assemble import assemble, build_run
 
     config = load_config(args.config)
     if not 0 <= args.run < config.dataset.num_runs:
@@ -99,8 +99,9 @@ def _export(args: argparse.Namespace) -> int:
     material = spec.material
     if args.quantize_angle_deg is not None:
         material = quantize_easy_axis(material, args.quantize_angle_deg)
+    assembly = assemble(config)
     path = write_mx3_run(
-        args.out, config.grid.to_grid(), material, spec.m0, config.simulation,
+        args.out, assembly.grid, material, spec.m0, assembly.movie,
         thermal_seed=spec.thermal_seed, title=f"jaxmag {config.name}: run {args.run} of {args.config.name}", overwrite=args.overwrite,
     )
     print(f"wrote {path}; run it with: jaxmag mumax3 run {args.out}")

@@ -196,8 +196,9 @@ def mx3_script(
     Args:
         grid, material: the run's grid and per-cell maps ``(nz, ny, nx)``.
         m0: initial magnetisation ``(nz, ny, nx, 3)``.
-        sim_config: ``jaxmag.config.SimulationConfig`` (dt, burn_in_s, frame_interval_s,
-            num_frames, demag).
+        sim_config: the run's time stepping: a ``jaxmag.simulate.MovieSpec`` (what
+            ``jaxmag.assemble.assemble(config).movie`` gives), or an object with ``dt``,
+            ``burn_in_s``, ``frame_interval_s``, ``num_frames`` and ``demag`` (s, s, s, -, bool).
         thermal_seed: MuMax3 ``ThermSeed`` (a non-negative int).
         m0_file, regions_file: names the script loads when m0 / the regions are not uniform
             (``write_mx3_run`` writes them next to the script).
@@ -210,7 +211,7 @@ def mx3_script(
         raise ValueError(f"thermal_seed must be an int in [0, 2**31) (MuMax3 ThermSeed), got {thermal_seed!r}")
     regions = assign_regions(material)
     dtype = np.asarray(material.Ms).dtype
-    s = sim_config
+    s = _timing(sim_config)
     lines = [f"// {title}" if title else "// MuMax3 script exported by jaxmag", "// regions/inter-region exchange: see jaxmag.io.mx3"]
     lines += [
         f"SetGridSize({grid.nx}, {grid.ny}, {grid.nz})",
@@ -237,7 +238,7 @@ def mx3_script(
     else:
         lines.append(f'm.LoadFile("{m0_file}")')
     lines += [
-        "SetSolver(2)",
+        f"SetSolver({_MUMAX3_SOLVER[s.solver]})",
         f"FixDt = {_num(s.dt)}",
         f"ThermSeed({int(thermal_seed)})",
     ]
@@ -251,6 +252,37 @@ def mx3_script(
         f"run({_num(s.num_frames * s.frame_interval_s + 0.5 * s.dt)})",
     ]
     return "\n".join(lines) + "\n"
+
+
+# MuMax3's SetSolver numbers of jaxmag's fixed-step solvers
+_MUMAX3_SOLVER = {"heun": 2, "rk4": 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Timing:
+    dt: float
+    burn_in_s: float
+    frame_interval_s: float
+    num_frames: int
+    demag: bool
+    solver: str
+
+
+def _timing(sim: Any) -> _Timing:
+    """Seconds-based timing of a ``MovieSpec`` (step counts) or of a config-like section."""
+    if hasattr(sim, "burn_in_steps"):
+        solver = getattr(sim, "solver", "heun")
+        # step count × dt carries float noise (100 × 1e-13 = 1.0000000000000001e-11); 12
+        # significant digits give the times the config stated
+        seconds = lambda steps: float(f"{steps * sim.dt:.12g}")
+        timing = _Timing(sim.dt, seconds(sim.burn_in_steps), seconds(sim.steps_per_frame), sim.num_frames,
+                         "demag" in sim.terms, solver)
+    else:
+        timing = _Timing(sim.dt, sim.burn_in_s, sim.frame_interval_s, sim.num_frames, bool(sim.demag),
+                         getattr(sim, "solver", "heun"))
+    if timing.solver not in _MUMAX3_SOLVER:
+        raise ValueError(f"solver {timing.solver!r} has no MuMax3 equivalent here; use one of {sorted(_MUMAX3_SOLVER)}")
+    return timing
 
 
 def _is_uniform(m0: np.ndarray) -> bool:
