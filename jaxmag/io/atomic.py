@@ -24,12 +24,12 @@ import contextlib
 import errno
 import os
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from jaxmag.io.errors import InputError, WriteError, is_storage_error, write_error
 
 __all__ = ["WriteError", "InputError", "atomic_write", "atomic_path", "write_bytes", "write_text", "fsync_dir", "RawFile",
-           "write_error", "is_storage_error", "ensure_free_space"]
+           "write_error", "is_storage_error", "ensure_free_space", "create_hdf5"]
 
 # HDF5's own metadata, attributes and alignment on top of the datasets' bytes
 _HDF5_OVERHEAD_BYTES = 64 << 10
@@ -200,3 +200,29 @@ class RawFile:
         want = memoryview(data).cast("B")
         if self.read(offset, len(want)) != want:
             raise self._fail(OSError(errno.EIO, "the data read back differs from the data written"))
+
+
+def create_hdf5(path: str | Path, fill: Callable[[Any], None], *, eager_bytes: int = 0, hint: str = "") -> Path:
+    """Create the HDF5 file ``path`` complete and atomically: ``fill(h5py.File)`` writes its
+    skeleton under a temporary name, which is flushed, fsync-ed and renamed into place.
+
+    ``eager_bytes``: what the skeleton writes at creation (checked free first, see
+    ``ensure_free_space``). A full disk or another storage error is a ``WriteError`` naming
+    ``path``; nothing is left at ``path``."""
+    import h5py  # only the HDF5 writers need it
+
+    path = Path(path)
+    ensure_free_space(path, eager_bytes, hint=hint)
+    try:
+        with atomic_path(path, hint=hint) as tmp:
+            with h5py.File(tmp, "w") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.id.get_vfd_handle())
+    except WriteError:
+        raise
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
+        if is_storage_error(exc):
+            raise write_error(path, exc, hint=hint) from exc
+        raise
+    return path

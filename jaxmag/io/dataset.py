@@ -60,8 +60,8 @@ import h5py
 import numpy as np
 
 from jaxmag import __version__
-from jaxmag.io.atomic import RawFile, atomic_path, ensure_free_space, fsync_dir
-from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
+from jaxmag.io.atomic import RawFile, atomic_path, create_hdf5, fsync_dir
+from jaxmag.io.errors import InputError, WriteError, open_h5
 
 FORMAT = "jaxmag.dataset"
 FORMAT_VERSION = 1
@@ -118,20 +118,9 @@ def create_file(path: str | Path, spec: FileSpec, *, force: bool = False) -> Pat
     work = staging if path.exists() else path
     # everything but /m (left sparse, filled by checked raw writes) is written at creation
     n, cells = spec.num_rows, spec.ny * spec.nx
-    ensure_free_space(work, n * cells * (1 + 4 + 4 + 12) + 9 * n + spec.t.nbytes)
-    try:
-        with atomic_path(work, hint="free some space (or choose another --out) and run the command again") as tmp:
-            with h5py.File(tmp, "w") as f:
-                _write_skeleton(f, spec)
-                f.flush()
-                os.fsync(f.id.get_vfd_handle())
-    except WriteError:
-        raise
-    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
-        if is_storage_error(exc):
-            raise write_error(work, exc) from exc
-        raise
-    return work
+    return create_hdf5(work, lambda f: _write_skeleton(f, spec),
+                       eager_bytes=n * cells * (1 + 4 + 4 + 12) + 9 * n + spec.t.nbytes,
+                       hint="free some space (or choose another --out) and run the command again")
 
 
 def resume_target(path: str | Path) -> Path:

@@ -40,8 +40,8 @@ from tqdm.auto import tqdm
 
 from jaxmag import __version__
 from jaxmag.channels import noisy_movie_maps
-from jaxmag.io.atomic import RawFile, atomic_path, ensure_free_space, fsync_dir
-from jaxmag.io.errors import InputError, WriteError, is_storage_error, open_h5, write_error
+from jaxmag.io.atomic import RawFile, create_hdf5, fsync_dir
+from jaxmag.io.errors import InputError, open_h5
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
 
@@ -267,20 +267,10 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
     work = staging if out_path.exists() else out_path
     # the skeleton fills every map with NaN at creation, so all of its bytes are written then
     maps = len(conditions) * (len(measures) * len(components) * 4 * int(np.prod(shape)) + shape[0])
-    ensure_free_space(work, maps + src["labels"].nbytes)
-    try:
-        with atomic_path(work) as tmp:
-            with h5py.File(tmp, "w") as out:
-                _write_skeleton(out, {**attrs, "source": str(dataset_path), "jaxmag_version": __version__},
-                                np.asarray(src["labels"][...]), conditions, measures, components)
-                out.flush()
-    except WriteError:
-        raise
-    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
-        if is_storage_error(exc):
-            raise write_error(work, exc) from exc
-        raise
-    return work
+    labels = np.asarray(src["labels"][...])
+    attrs = {**attrs, "source": str(dataset_path), "jaxmag_version": __version__}
+    return create_hdf5(work, lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components),
+                       eager_bytes=maps + labels.nbytes)
 
 
 class _Output:
