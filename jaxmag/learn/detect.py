@@ -26,7 +26,7 @@ Pipeline (docs/detect.md):
    ``baseline_mask.{npy,tif}``, ``overlay.png``, ``report.md`` and ``detect.json``.
 
 The non-learned baseline (smoothed robust z-score thresholding, fitted on the validation films)
-is a small adapter here until ``jaxmag.learn.baseline`` lands (issue 13); see ``Baseline``.
+is ``jaxmag.learn.baseline``, fitted here on the regime's validation films; see ``Baseline``.
 """
 from __future__ import annotations
 
@@ -41,10 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.config import Config, TrainingConfig, config_hash, parse_input_spec
+from jaxmag.config import Config, config_hash, parse_input_spec
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, MovieError, movie_from_array, read_movie
+from jaxmag.learn import baseline as robust_z_baseline
 from jaxmag.learn import regime as rg
 
 MAX_ABS = 1.5  # |values| (99.9th percentile) above this are not unit-vector components plus noise
@@ -72,11 +73,9 @@ class Budget:
         return {"base_features": self.base_features, "depth": self.depth, "dropout": 0.1}
 
     def training(self) -> dict:
-        out = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-               "schedule": "cosine", "eval_every": 1}
-        if "recipe" in {f.name for f in dataclasses.fields(TrainingConfig)}:
-            out["recipe"] = "robust"  # cross-entropy + soft Dice (issue 13): plain CE collapses to "no defect"
-        return out
+        # cross-entropy + soft Dice: plain cross-entropy under-segments to "no defect" here
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "schedule": "cosine", "eval_every": 1, "recipe": "robust"}
 
 
 BUDGETS = {
@@ -156,31 +155,8 @@ def read_movies(
 
 
 # --------------------------------------------------------------------------------------------
-# the non-learned baseline (adapter until jaxmag.learn.baseline lands)
+# the non-learned baseline (jaxmag.learn.baseline) on one input map
 # --------------------------------------------------------------------------------------------
-def _smooth(x: np.ndarray, sigma: float, periodic: bool) -> np.ndarray:
-    """Separable Gaussian smoothing of ``(..., ny, nx)`` maps (wrap or reflect at the edges)."""
-    if sigma <= 0:
-        return x
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    mode = "wrap" if periodic else "symmetric"
-    for axis in (-2, -1):
-        pad = [(0, 0)] * x.ndim
-        pad[axis] = (r, r)
-        xp = np.pad(x, pad, mode=mode)
-        x = sum(w * np.take(xp, np.arange(i, i + x.shape[axis]), axis=axis) for i, w in enumerate(k))
-    return x
-
-
-def _robust_z(x: np.ndarray, sigma: float, periodic: bool) -> np.ndarray:
-    s = _smooth(np.asarray(x, np.float64), sigma, periodic)
-    med = np.median(s, axis=(-2, -1), keepdims=True)
-    mad = np.median(np.abs(s - med), axis=(-2, -1), keepdims=True)
-    return np.abs(s - med) / np.maximum(1.4826 * mad, 1e-12)
-
-
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice of the defect class over all pixels of all images (1.0 when both are empty)."""
     p, t = np.asarray(pred, bool), np.asarray(truth, bool)
@@ -190,47 +166,23 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """Smoothed robust z-score thresholding (issue 13's baseline): ``|s - median(s)| / (1.4826 MAD(s)) > z``
-    per image, ``s`` the map smoothed with a Gaussian of ``sigma`` pixels. ``fit`` picks ``sigma`` and ``z``
-    on validation maps only (best Dice)."""
+    """``jaxmag.learn.baseline``'s smoothed robust z-score threshold, fitted once:
+    ``|s - median(s)| / (1.4826 MAD(s)) > z`` per image, ``s`` the map smoothed with a Gaussian
+    of ``sigma`` pixels (wrapped on periodic films). ``fit`` picks ``sigma`` and ``z`` on
+    validation maps only (best Dice)."""
 
     sigma: float
     z: float
     periodic: bool
 
-    SIGMAS = (0.0, 0.7, 1.0, 1.5, 2.0)
-    ZS = tuple(np.round(np.arange(0.5, 5.01, 0.25), 2))
-
     @classmethod
     def fit(cls, maps: np.ndarray, labels: np.ndarray, periodic: bool) -> tuple["Baseline", float]:
         """``(baseline, validation Dice)`` from maps ``(N, ny, nx)`` and labels ``(N, ny, nx)``."""
-        shared = _shared_baseline()
-        if shared is not None:
-            fitted = shared.fit(maps, labels, periodic=periodic)
-            return cls(fitted.sigma, fitted.threshold, periodic), float(fitted.val_dice)
-        best = (-1.0, 0.0, 0.0)
-        for sigma in cls.SIGMAS:
-            z = _robust_z(maps, sigma, periodic)
-            for zt in cls.ZS:
-                d = dice(z > zt, labels)
-                if d > best[0]:
-                    best = (d, sigma, float(zt))
-        return cls(best[1], best[2], periodic), best[0]
+        fitted = robust_z_baseline.fit(maps, labels, periodic=periodic)
+        return cls(fitted.sigma, fitted.threshold, periodic), float(fitted.val_dice)
 
     def predict(self, maps: np.ndarray) -> np.ndarray:
-        shared = _shared_baseline()
-        if shared is not None:
-            return np.asarray(shared.robust_z(maps, self.sigma, self.periodic)) > self.z
-        return _robust_z(maps, self.sigma, self.periodic) > self.z
-
-
-def _shared_baseline():
-    """``jaxmag.learn.baseline`` (issue 13) where it exists; until then ``Baseline`` uses its own copy of the rule."""
-    try:
-        from jaxmag.learn import baseline
-    except ImportError:
-        return None
-    return baseline
+        return np.asarray(robust_z_baseline.robust_z(maps, self.sigma, self.periodic)) > self.z
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +239,7 @@ def pool_generator(
     and, on periodic films, a random cyclic shift; then the noise (``jaxmag.noise.apply_noise``,
     a fresh draw per key) and the measures (``jaxmag.measures.measures_kernel`` with the regime's
     per-component options). ``movies``: ``(N, C, T, ny, nx)`` with components ``components``.
-    (Stands in for issue 13's movie source.)"""
+    (A pool-based sibling of ``jaxmag.learn.data.MovieSource``, which streams a dataset's movies.)"""
     from jaxmag.measures import measures_kernel
     from jaxmag.noise import apply_noise
 
