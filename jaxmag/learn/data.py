@@ -153,6 +153,22 @@ def resolve_condition(available: list[str], spec: str) -> str:
     raise ValueError(f"noise condition {spec!r} is not in the measures file; it has: {', '.join(sorted(available))}")
 
 
+def _set_file_inputs(source, path, what: str, inputs, batch_size: int, mesh: Mesh | None) -> None:
+    """The checks and attributes every file-backed source starts with: ``path`` (must exist),
+    ``inputs``/``input_names`` (at least one), ``batch_size`` and ``mesh`` (the batch must split
+    over its devices)."""
+    source.path = Path(path)
+    if not source.path.is_file():
+        raise FileNotFoundError(f"{what} not found: {source.path}")
+    if not inputs:
+        raise ValueError("at least one input (measure, component) is required")
+    source.inputs = tuple(tuple(i) for i in inputs)
+    source.input_names = tuple(channel_name(m, c) for m, c in source.inputs)
+    source.batch_size = int(batch_size)
+    source.mesh = mesh if mesh is not None else sharding.data_mesh()
+    sharding.check_batch_size(source.batch_size, source.mesh)
+
+
 def labels_digest(labels: np.ndarray) -> str:
     """SHA-256 (16 hex digits) of a label array: identifies the dataset a split belongs to."""
     h = hashlib.sha256(str(labels.shape).encode())
@@ -192,16 +208,7 @@ class HDF5Source:
         mesh: Mesh | None = None,
         load_train: bool = True,
     ):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"measures file not found: {self.path}")
-        if not inputs:
-            raise ValueError("at least one input (measure, component) is required")
-        self.inputs = tuple(tuple(i) for i in inputs)
-        self.input_names = tuple(channel_name(m, c) for m, c in self.inputs)
-        self.batch_size = int(batch_size)
-        self.mesh = mesh if mesh is not None else sharding.data_mesh()
-        sharding.check_batch_size(self.batch_size, self.mesh)
+        _set_file_inputs(self, path, "measures file", inputs, batch_size, mesh)
         try:
             f = h5py.File(self.path, "r")
         except OSError as exc:
@@ -564,16 +571,7 @@ class MovieSource:
         from jaxmag.measures import MEASURES
         from jaxmag.noise import parse_noise_spec
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"movie dataset not found: {self.path}")
-        if not inputs:
-            raise ValueError("at least one input (measure, component) is required")
-        self.inputs = tuple(tuple(i) for i in inputs)
-        self.input_names = tuple(channel_name(m, c) for m, c in self.inputs)
-        self.batch_size = int(batch_size)
-        self.mesh = mesh if mesh is not None else sharding.data_mesh()
-        sharding.check_batch_size(self.batch_size, self.mesh)
+        _set_file_inputs(self, path, "movie dataset", inputs, batch_size, mesh)
         try:
             self.spec = parse_noise_spec(train_condition.replace("_", ":", 1) if train_condition != "clean" else "clean")
         except ValueError as exc:
