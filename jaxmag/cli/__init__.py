@@ -126,6 +126,16 @@ class _QuietTeardown:
         self.previous(unraisable)
 
 
+def quiet_teardown_warnings() -> None:
+    """Drop the ``RuntimeWarning: coroutine ... was never awaited`` that orbax/TensorStore leave
+    behind when a checkpoint read fails: Python emits it through ``warnings`` (not the
+    unraisable hook) while it frees the coroutine, often at interpreter exit, after the one
+    error line has been printed."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
+
+
 def _on_sigterm(signum, frame):
     raise Terminated()
 
@@ -140,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     hook = None
     if not verbose:
         quiet_library_logs()
+        quiet_teardown_warnings()
         if not isinstance(sys.unraisablehook, _QuietTeardown):
             sys.unraisablehook = _QuietTeardown(sys.unraisablehook)
         hook = sys.unraisablehook
