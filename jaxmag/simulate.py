@@ -37,6 +37,7 @@ from jaxmag.fields.terms import STANDARD_TERMS
 from jaxmag.grid import Grid
 from jaxmag.io import dataset as ds
 from jaxmag.io.errors import WriteError
+from jaxmag.layout import stored_from_solver
 from jaxmag.material import Material, validate_material
 
 
@@ -169,7 +170,7 @@ def _compiled_batch_simulator(grid: Grid, movie: MovieSpec, mesh: Mesh):
         # The key is built from the seed inside, so that keys never cross the host boundary
         # and equal jax.random.key(thermal_seed) of build_run exactly.
         frames = jax.vmap(lambda mat, m, sd: one(mat, m, jax.random.key(sd)))(material, m0, seeds)
-        return jnp.moveaxis(frames[:, :, 0], -1, 2).astype(store)  # (B, T, ny, nx, C) -> (B, T, C, ny, nx)
+        return stored_from_solver(frames).astype(store)
 
     sharded = NamedSharding(mesh, PartitionSpec("data"))
     return jax.jit(run, in_shardings=(sharded, sharded, sharded), out_shardings=sharded)

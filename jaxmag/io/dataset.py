@@ -62,6 +62,7 @@ import numpy as np
 from jaxmag import __version__
 from jaxmag.io.atomic import RawFile, atomic_path, create_hdf5, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, open_h5
+from jaxmag.layout import STORED_AXES
 
 FORMAT = "jaxmag.dataset"
 FORMAT_VERSION = 1
@@ -165,7 +166,7 @@ def _write_skeleton(f: h5py.File, spec: FileSpec) -> None:
     # /m is never read where /done is false, so leaving its bytes unwritten (sparse) is fine;
     # the small datasets are zeroed so that an unfinished row reads as background.
     m = _preallocated(f, "m", spec.m_shape, spec.store_dtype, chunks=(1,) + spec.m_shape[1:])
-    _describe(m, "run,frame,component,y,x", "1", components=spec.components)
+    _describe(m, ",".join(STORED_AXES), "1", components=spec.components)
     _describe(_preallocated(f, "labels", (n, spec.ny, spec.nx), np.uint8), "run,y,x", "1", zero=True,
               meaning="0 background, 1..4 defect blob id")
     mat = f.create_group("material", track_order=False)

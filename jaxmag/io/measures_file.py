@@ -42,6 +42,7 @@ from jaxmag import __version__
 from jaxmag.channels import noisy_movie_maps
 from jaxmag.io.atomic import RawFile, create_hdf5, fsync_dir
 from jaxmag.io.errors import InputError, open_h5
+from jaxmag.layout import measure_from_stored
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
 
@@ -80,7 +81,7 @@ def _chunk_measures(m, run_index, seed, cond_hash, variance, *, spec_kind: str, 
     (seed, condition hash and variance are traced).
     """
     spec = CLEAN if spec_kind == "clean" else NoiseSpec(spec_kind, 1.0)  # variance passed traced
-    maps = noisy_movie_maps(jnp.moveaxis(m, 2, 1), spec, seed, run_index, components, measures, options,
+    maps = noisy_movie_maps(measure_from_stored(m), spec, seed, run_index, components, measures, options,
                             cond_hash=cond_hash, variance=variance)
     return {k: v.astype(jnp.float32) for k, v in maps.items()}
 

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from jaxmag.layout import measure_from_stored
 from jaxmag.learn import normalization, sharding
 from jaxmag.learn.splits import epoch_permutation, split_indices
 
@@ -499,7 +500,7 @@ def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measur
     """
     from jaxmag.channels import noisy_movie_maps, stack_channels
 
-    x = jnp.moveaxis(movies, 2, 1)  # (B, C, T, ny, nx)
+    x = measure_from_stored(movies)
     kw = {} if cond_hash is None else {"cond_hash": cond_hash}
     maps = noisy_movie_maps(x, spec, seed, run_index, components, measures, options, **kw)
     return stack_channels(maps, channels, components)

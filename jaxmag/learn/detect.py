@@ -45,6 +45,7 @@ from jaxmag.config import Config, config_hash, parse_input_spec
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, MovieError, movie_from_array, read_movie
+from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z_baseline
 from jaxmag.learn import regime as rg
 
@@ -200,7 +201,7 @@ def simulate_films(config: Config, cache: Path | None, progress: bool = True) ->
         with np.load(path) as f:
             return f["m"], f["labels"]
     data = simulate(config, progress=progress)
-    m = np.ascontiguousarray(np.moveaxis(np.asarray(data.m, np.float32), 2, 1))
+    m = np.ascontiguousarray(measure_from_stored(np.asarray(data.m, np.float32)))
     labels = (np.asarray(data.labels) > 0).astype(np.uint8)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

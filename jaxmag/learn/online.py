@@ -52,6 +52,7 @@ from jaxmag.assemble import Assembly, assemble
 from jaxmag.channels import Channel, as_channels, needed, noisy_movie_maps, stack_channels
 from jaxmag.config import Config
 from jaxmag.defects import defect_rng, generate_defects, material_maps
+from jaxmag.layout import measure_from_solver
 from jaxmag.material import Material
 from jaxmag.noise import CLEAN, NoiseSpec, parse_noise_spec
 
@@ -174,7 +175,7 @@ def online_generator(
         k_films, k_thermal, k_noise = jax.random.split(key, 3)
         materials, labels = jax.vmap(one_film)(jax.random.split(k_films, B))
         frames = jax.vmap(lambda m, k: simulate(m, m0, k))(materials, jax.random.split(k_thermal, B))
-        movies = jnp.moveaxis(frames[:, :, 0], -1, 1)  # (B, T, ny, nx, C) -> (B, C, T, ny, nx)
+        movies = measure_from_solver(frames)
         run_ids = jax.random.bits(k_noise, (B,), jnp.uint32)  # the noise of these "runs" (module docstring)
         return channels_of(movies, run_ids), labels
 
