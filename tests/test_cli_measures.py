@@ -141,6 +141,35 @@ def test_interrupted_run_resumes_to_the_same_result(dataset, full_output, tmp_pa
             np.testing.assert_array_equal(a[name], b[name])
 
 
+def test_resume_adds_new_noise_conditions_and_keeps_the_old_file_until_done(dataset, full_output, tmp_path,
+                                                                          monkeypatch):
+    # `jaxmag run` after a change of [noise] resumes the measures file with more conditions.
+    path, _ = dataset
+    out = tmp_path / "grown.h5"
+    compute_measures_file(path, out, ["gaussian:1e-2"], chunk=5, progress=False)
+    before = out.read_bytes()
+    real = mf._stream
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mf, "_stream", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compute_measures_file(path, out, ["gaussian:1e-2", "speckle:1e-1"], chunk=2, resume=True, progress=False)
+    assert out.read_bytes() == before  # the finished file is untouched until the grown one is complete
+    assert mf.staging_path(out).exists()
+    monkeypatch.setattr(mf, "_stream", real)
+    compute_measures_file(path, out, ["speckle:1e-1"], chunk=2, resume=True, progress=False)
+    assert not mf.staging_path(out).exists()
+    with h5py.File(out, "r") as f:
+        assert sorted(n for n in f if n != "labels") == ["clean", "gaussian_1e-2", "speckle_1e-1"]
+        assert all(f[f"{n}/done"][...].all() for n in ("clean", "gaussian_1e-2", "speckle_1e-1"))
+    for cond in ("clean", "gaussian_1e-2", "speckle_1e-1"):  # same maps as computing them all at once
+        a, b = read_maps(full_output, cond), read_maps(out, cond)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
 def test_resume_with_other_options_refuses_and_leaves_the_file_alone(dataset, tmp_path):
     path, _ = dataset
     out = tmp_path / "m.h5"

@@ -36,7 +36,7 @@ def measures_file(tmp_path_factory):
     from jaxmag.learn.synthetic import write_measures_file
 
     path = tmp_path_factory.mktemp("study") / "measures.h5"
-    return write_measures_file(path, num=24, ny=16, nx=16, conditions={"clean": 0.0, "gaussian_1e-2": 0.5})
+    return write_measures_file(path, num=24, ny=16, nx=16, conditions={"clean": 0.0, "gaussian_1e-2": 0.5, "gaussian_1e-1": 0.8})
 
 
 def test_plan_covers_the_grid():
@@ -78,6 +78,17 @@ def test_units_run_once_and_table_has_one_row_per_evaluation(tmp_path, measures_
     other = loads_config(CONFIG.replace("learning_rate = 1e-3", "learning_rate = 2e-3"))
     with pytest.raises(ValueError, match="another config"):
         run_units(units, other, measures_file, tmp_path, progress=False, log=lambda s: None)
+
+    # More [noise] conditions: finished units keep their model and results, and are evaluated
+    # on the new condition only (train_and_evaluate is still forbidden here).
+    more = loads_config(CONFIG.replace("variances = [1e-2]", "variances = [1e-2, 1e-1]"))
+    kept = [u for u in plan_study(more) if u.id in {v.id for v in units}]
+    grown = run_units(kept, more, measures_file, tmp_path, progress=False, log=lambda s: None)
+    old = {(r["unit"], r["eval_condition"]): r["dice"] for r in records}
+    new = {(r["unit"], r["eval_condition"]): r["dice"] for r in grown}
+    assert {k: new[k] for k in old} == old
+    assert set(new) - set(old) == {("mean-x__clean", "gaussian_1e-1"), ("std-x__clean", "gaussian_1e-1")}
+    assert all(r["config_hash"] == config_hash(more) for r in grown)
 
 
 def test_study_resumes_after_kill(tmp_path, measures_file):

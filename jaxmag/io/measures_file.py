@@ -116,8 +116,7 @@ def _root_attrs(options: dict[str, Any], measures: tuple[str, ...], components: 
     }
 
 
-def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shape: tuple[int, int, int],
-                  want_conditions: Sequence[str] = ()) -> None:
+def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shape: tuple[int, int, int]) -> None:
     for key, value in expected.items():
         stored = out.attrs.get(key)
         if isinstance(stored, bytes):
@@ -129,11 +128,6 @@ def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shap
                              f"{value!r} now (use --force to start over)")
     if "labels" not in out or out["labels"].shape != shape:
         raise ValueError(f"{out_path}: cannot resume: /labels missing or not of shape {shape}")
-    have = [name for name in out if name != "labels"]
-    for name in want_conditions:
-        if name not in have:
-            raise ValueError(f"{out_path}: cannot resume: it has the conditions {', '.join(have)}, not {name} "
-                             "(ask for the same conditions, or use --force to start over)")
 
 
 def _preallocated(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, fill=None,
@@ -252,13 +246,11 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
         with open_h5(work, "jaxmag measures file") as out:
             if out.attrs.get("format") != FORMAT:
                 raise ValueError(f"{work}: cannot resume: not a jaxmag measures file")
-            _check_resume(out, work, attrs, shape, [s.name for s in conditions])
-            for spec in conditions:
-                for m in measures:
-                    for c in components:
-                        if f"{spec.name}/{m}/{c}" not in out:
-                            raise ValueError(f"{work}: cannot resume: it has no /{spec.name}/{m}/{c} "
-                                             "(use --force to start over)")
+            _check_resume(out, work, attrs, shape)
+            stored = _stored_conditions(out, work, measures, components)
+        added = [spec for spec in conditions if spec.name not in stored]
+        if added:
+            work = _with_added_conditions(work, staging, added, measures, components, shape)
         return work
     if out_path.exists() and not (resume or force):
         extra = f" ({staging} holds an interrupted --force run: --resume continues it)" if staging.exists() else ""
@@ -272,6 +264,49 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
     attrs = {**attrs, "source": str(dataset_path), "jaxmag_version": __version__}
     return create_hdf5(work, lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components),
                        eager_bytes=maps + labels.nbytes)
+
+
+def _stored_conditions(out: h5py.File, path: Path, measures: tuple[str, ...], components: str) -> list[str]:
+    """The conditions of a file being resumed, each checked to hold every map asked for."""
+    names = [name for name in out if name != "labels"]
+    for name in names:
+        for m in measures:
+            for c in components:
+                if f"{name}/{m}/{c}" not in out:
+                    raise ValueError(f"{path}: cannot resume: it has no /{name}/{m}/{c} (use --force to start over)")
+    return names
+
+
+def _with_added_conditions(work: Path, staging: Path, added: Sequence[NoiseSpec], measures: tuple[str, ...],
+                           components: str, shape: tuple[int, int, int]) -> Path:
+    """A resumed file that lacks some conditions (``[noise]`` changed since it was written):
+    its content and the new, empty conditions are written to the staging file, created
+    complete and atomically, so the finished file stays as it was until the new one replaces
+    it at the end. Returns the staging file, which the streaming then continues."""
+    with open_h5(work, "jaxmag measures file") as old:
+        attrs = dict(old.attrs)
+        kept = [(name, old[name].attrs["kind"], float(old[name].attrs["variance"])) for name in old if name != "labels"]
+        labels = np.asarray(old["labels"][...])
+    specs = [NoiseSpec(kind, variance) if kind != "clean" else CLEAN for _, kind, variance in kept]
+    specs += [s for s in added if s.name not in {name for name, _, _ in kept}]
+    per_map = 4 * int(np.prod(shape))
+    eager = len(specs) * (len(measures) * len(components) * per_map + shape[0]) + labels.nbytes
+    target = staging if work != staging else staging.with_name(staging.stem + ".grow" + staging.suffix)
+
+    def fill(out: h5py.File) -> None:
+        _write_skeleton(out, attrs, labels, specs, measures, components)
+        with open_h5(work, "jaxmag measures file") as old:
+            for name, _, _ in kept:  # one map at a time: paper-scale files need not fit in memory twice
+                out[f"{name}/done"][...] = old[f"{name}/done"][...]
+                for m in measures:
+                    for c in components:
+                        out[f"{name}/{m}/{c}"][...] = old[f"{name}/{m}/{c}"][...]
+
+    create_hdf5(target, fill, eager_bytes=eager, hint=_RESUME_HINT)
+    if target != staging:  # resuming an interrupted --force run that itself gains conditions
+        os.replace(target, staging)
+        fsync_dir(staging.parent)
+    return staging
 
 
 class _Output:

@@ -22,8 +22,9 @@ import h5py
 import numpy as np
 
 from jaxmag.config import Config, config_hash, load_config
+from jaxmag.io.atomic import atomic_write
 from jaxmag.learn.report import write_report
-from jaxmag.learn.study import noise_conditions, plan_run, plan_study, run_units
+from jaxmag.learn.study import noise_conditions, training_hash, plan_run, plan_study, run_units
 
 Mode = Literal["run", "study"]
 
@@ -34,13 +35,17 @@ def _check_out_dir(out_dir: Path, config: Config) -> None:
         from jaxmag.config import loads_config
 
         previous = loads_config(stored.read_text(), source=str(stored))
-        if config_hash(previous) != config_hash(config):
+        # Other noise conditions (same noise seed) only add or drop measures-file groups and
+        # study units, all keyed by condition: the folder's results stay valid, so it resumes.
+        if training_hash(previous) != training_hash(config):
             raise ValueError(
                 f"{out_dir} holds results of another config (hash {config_hash(previous)}, now "
-                f"{config_hash(config)}); choose another --out or delete the folder"
+                f"{config_hash(config)}; only [noise] types and variances may change between runs "
+                "into one folder); choose another --out or delete the folder"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
-    stored.write_text(config.to_toml())
+    with atomic_write(stored) as fh:
+        fh.write(config.to_toml())
 
 
 def _dataset_complete(path: Path) -> bool:

@@ -67,6 +67,13 @@ class Unit:
         return f"{chans}__{self.train_condition}" + (f"__{self.recipe}" if self.recipe else "") + (f"__seed{self.seed}" if self.seed else "")
 
 
+def training_hash(config: Config) -> str:
+    """The hash of everything but the ``[noise]`` condition list: what a unit's trained model
+    and its finished evaluations depend on (each unit names its own training condition), so
+    a run folder resumes after conditions are added or dropped (same noise seed)."""
+    return config_hash(config.replace(noise=dataclasses.replace(config.noise, types=(), variances=())))
+
+
 def noise_conditions(config: Config) -> tuple[str, ...]:
     """Condition names of every (type, variance) in ``[noise]``, types outermost."""
     return tuple(
@@ -148,18 +155,30 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.loop import train_and_evaluate
 
-    cfg_hash = config_hash(config)
+    cfg_hash, model_hash = config_hash(config), training_hash(config)
     unit_dir = units_dir / unit.id
     result_file = unit_dir / RESULT_FILE
+    run_dir = unit_dir / "run"
     if result_file.is_file():
         stored = json.loads(result_file.read_text())
         if stored.get("config_hash") == cfg_hash and tuple(stored.get("eval_conditions", ())) == unit.eval_conditions:
             return stored["records"]
+        if stored.get("training_hash") == model_hash and (run_dir / "checkpoints" / "best").exists():
+            # only the noise conditions changed: the trained model stands, new conditions are evaluated
+            have = {r["eval_condition"]: {**r, "config_hash": cfg_hash} for r in stored["records"]}
+            new = dataclasses.replace(unit, eval_conditions=tuple(c for c in unit.eval_conditions if c not in have))
+            evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in new.eval_conditions}
+            with h5py.File(measures_path, "r") as f:
+                _, ny, nx = f["labels"].shape
+            have.update({r["eval_condition"]: r for r in unit_records(new, evals, cfg_hash, ny * nx)})
+            records = [have[c] for c in unit.eval_conditions]
+            _atomic_write(result_file, json.dumps({**stored, "eval_conditions": list(unit.eval_conditions),
+                                                   "config_hash": cfg_hash, "records": records}, indent=1))
+            return records
         raise ValueError(
             f"{unit_dir} holds results of another config (hash {stored.get('config_hash')}, now {cfg_hash}); "
             "use a fresh output folder or delete that unit"
         )
-    run_dir = unit_dir / "run"
     resume = (run_dir / "checkpoints" / "latest").exists()
     if run_dir.exists() and not resume:
         # Killed before its first checkpoint: nothing in it is worth keeping.
@@ -179,7 +198,7 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     records = unit_records(unit, evals, cfg_hash, ny * nx)
     payload = {
         "unit": unit.id, "inputs": unit.inputs, "train_condition": unit.train_condition,
-        "eval_conditions": list(unit.eval_conditions), "config_hash": cfg_hash,
+        "eval_conditions": list(unit.eval_conditions), "config_hash": cfg_hash, "training_hash": model_hash,
         "seconds": time.perf_counter() - started, "records": records,
     }
     _atomic_write(result_file, json.dumps(payload, indent=1))
