@@ -437,6 +437,26 @@ def test_train_out_keeps_a_users_config_toml(trained_run, tmp_path, capsys):
     assert (out / "config.toml").read_text() == "# my notes\n"
 
 
+def test_full_tmpfs_during_train_is_one_error_line(trained_run, tmp_path):
+    """`jaxmag train --out` on a real file system too small for its checkpoints: one line
+    naming the disk problem, exit 2, no orbax/TensorStore log (there were 156 lines)."""
+    from test_predict import TINY_RUN
+
+    disk = _tmpfs(tmp_path / "disk", "48k")
+    try:
+        config = tmp_path / "run.toml"
+        config.write_text(TINY_RUN)
+        measures = trained_run.parent / "measures.h5"
+        r = subprocess.run([sys.executable, "-m", "jaxmag", "train", str(config), "--measures", str(measures),
+                            "--measure", "mean", "--component", "z", "--out", str(disk / "run"), "--no-progress"],
+                           env=_env(), capture_output=True, text=True, timeout=600)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1, r.stderr[-3000:]
+        assert lines[0].startswith("jaxmag: error:") and "free some space" in lines[0], lines[0]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def test_predict_out_keeps_users_files_unless_force(trained_run, tmp_path, capsys):
     from jaxmag.learn.predict import load_run, predict_movie, write_prediction
     from jaxmag.io.movie import movie_from_array
