@@ -476,6 +476,24 @@ def test_predict_out_keeps_users_files_unless_force(trained_run, tmp_path, capsy
     assert all(p.stat().st_size > 0 for p in paths.values())
 
 
+def test_predict_refuses_a_users_file_before_computing(trained_run, tmp_path, monkeypatch, capsys):
+    import jaxmag.learn.predict as predict
+
+    out = tmp_path / "pred"
+    out.mkdir()
+    (out / "prediction.json").write_text("{}")
+    movie = tmp_path / "movie.npy"
+    np.save(movie, np.random.default_rng(0).uniform(-1, 1, (6, 16, 16)).astype(np.float32))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the prediction was computed before the output folder was checked")
+
+    monkeypatch.setattr(predict, "predict_movie", forbidden)
+    assert main(["predict", str(trained_run), str(movie), "--component", "z", "--out", str(out)]) == 2
+    assert "prediction.json exists and was not written by jaxmag" in one_error_line(capsys)
+    assert (out / "prediction.json").read_text() == "{}"
+
+
 def test_predict_full_disk_leaves_no_empty_file(trained_run, tmp_path, monkeypatch):
     from jaxmag.learn.predict import load_run, predict_movie, write_prediction
     from jaxmag.io.movie import movie_from_array

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jaxmag.io.movie import read_movie
-    from jaxmag.learn.predict import load_run, predict_movie, run_components, write_prediction
+    from jaxmag.learn.predict import claim_prediction_folder, load_run, predict_movie, run_components, write_prediction
 
     if not 0 < args.threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {args.threshold}")
@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                                 max_abs=args.max_abs) for c in needed}
         if len({m.source for m in movies.values()}) < len(movies):  # one scalar dataset read for every component
             raise ValueError(f"{args.movie} holds one component; {args.run} needs {', '.join(needed)}")
+    claim_prediction_folder(args.out, force=args.force)  # refuse a user's files before the work, not after
     pred = predict_movie((model, info), movies, threshold=args.threshold, tile=args.tile, overlap=args.overlap,
                          auto_noise=args.auto_noise, noise_factor=args.noise_factor, noise_floor=args.noise_floor)
     paths = write_prediction(pred, args.out, force=args.force)

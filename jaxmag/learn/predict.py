@@ -336,6 +336,24 @@ def predict_movie(
     return Prediction(proba, mask, raw, tuple(info["inputs"]), float(threshold), n_tiles, padded, noise, description)
 
 
+PREDICTION_FILES = {
+    "probability_tif": "probability.tif",
+    "probability_npy": "probability.npy",
+    "probability_png": "probability.png",
+    "mask_tif": "mask.tif",
+    "mask_npy": "mask.npy",
+    "mask_png": "mask.png",
+    "overlay_png": "overlay.png",
+    "json": "prediction.json",
+}
+
+
+def claim_prediction_folder(out_dir: str | Path, *, force: bool = False) -> Path:
+    """Check (and record) that ``write_prediction`` may write into ``out_dir``: call it before
+    the prediction is computed, so a user's file there is refused at once, not after minutes."""
+    return outdir.claim(Path(out_dir), PREDICTION_FILES.values(), "predict", force=force)
+
+
 def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = False) -> dict[str, Path]:
     """Write the probability map, mask and an overlay into ``out_dir``; returns ``{name: path}``.
 
@@ -353,17 +371,8 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
 
     out = Path(out_dir)
     mask8 = pred.mask.astype(np.uint8)
-    paths = {
-        "probability_tif": out / "probability.tif",
-        "probability_npy": out / "probability.npy",
-        "probability_png": out / "probability.png",
-        "mask_tif": out / "mask.tif",
-        "mask_npy": out / "mask.npy",
-        "mask_png": out / "mask.png",
-        "overlay_png": out / "overlay.png",
-        "json": out / "prediction.json",
-    }
-    outdir.claim(out, [p.name for p in paths.values()], "predict", force=force)
+    paths = {key: out / name for key, name in PREDICTION_FILES.items()}
+    claim_prediction_folder(out, force=force)
     writers = {
         "probability_tif": lambda f: tifffile.imwrite(f, pred.probability.astype(np.float32)),
         "probability_npy": lambda f: np.save(f, pred.probability.astype(np.float32)),
