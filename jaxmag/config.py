@@ -285,6 +285,20 @@ def config_hash(config: Config, *sections: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def first_difference(old: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first key (``section.key``, sorted) whose value differs between two configs (or
+    their ``to_dict()`` / TOML tables), with both values; ``None`` when they are equal."""
+    old = old.to_dict() if isinstance(old, Config) else old
+    new = new.to_dict() if isinstance(new, Config) else new
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            found = first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return (prefix[:-1], old, new) if old != new else None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML config file (following ``base = ...`` chains)."""
     path = Path(path)

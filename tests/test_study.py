@@ -129,3 +129,17 @@ def test_perimeter_ratio_prefers_smooth_masks():
     jagged[0, ::2, ::2] ^= disc[0, ::2, ::2]  # punch holes: much longer boundary
     assert mean_perimeter_ratio(disc, jagged) < 1.0 < mean_perimeter_ratio(jagged, disc)
     assert np.isnan(mean_perimeter_ratio(np.zeros_like(disc), disc))
+
+
+def test_run_folder_accepts_new_noise_conditions_and_names_any_other_change(tmp_path):
+    import dataclasses
+
+    from jaxmag.learn.pipeline import _check_out_dir
+
+    config = loads_config(CONFIG)
+    _check_out_dir(tmp_path, config)
+    more = config.replace(noise=dataclasses.replace(config.noise, variances=(1e-2, 1e-1)))
+    _check_out_dir(tmp_path, more)  # resumes: the stored config.toml is now `more`
+    assert loads_config((tmp_path / "config.toml").read_text()) == more
+    with pytest.raises(ValueError, match=r"training\.epochs: 1 there, 3 now"):
+        _check_out_dir(tmp_path, more.replace(training=dataclasses.replace(more.training, epochs=3)))

@@ -21,10 +21,10 @@ from typing import Callable, Literal
 import h5py
 import numpy as np
 
-from jaxmag.config import Config, config_hash, load_config
+from jaxmag.config import Config, first_difference, load_config
 from jaxmag.io.atomic import atomic_write
 from jaxmag.learn.report import write_report
-from jaxmag.learn.study import noise_conditions, training_hash, plan_run, plan_study, run_units
+from jaxmag.learn.study import noise_conditions, training_hash, without_conditions, plan_run, plan_study, run_units
 
 Mode = Literal["run", "study"]
 
@@ -38,10 +38,11 @@ def _check_out_dir(out_dir: Path, config: Config) -> None:
         # Other noise conditions (same noise seed) only add or drop measures-file groups and
         # study units, all keyed by condition: the folder's results stay valid, so it resumes.
         if training_hash(previous) != training_hash(config):
+            key, was, now = first_difference(without_conditions(previous), without_conditions(config))
             raise ValueError(
-                f"{out_dir} holds results of another config (hash {config_hash(previous)}, now "
-                f"{config_hash(config)}; only [noise] types and variances may change between runs "
-                "into one folder); choose another --out or delete the folder"
+                f"{out_dir} holds results of another config ({key}: {was!r} there, {now!r} now; only [noise] "
+                "types and variances may change between runs into one folder); choose another --out or "
+                "delete the folder"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(stored) as fh:

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmag.config import Config, config_hash
+from jaxmag.config import Config, config_hash, first_difference
 from jaxmag.io.atomic import atomic_write
 
 RUN_FILE = "run.json"
@@ -56,19 +56,6 @@ def _run_info(config: Config, source) -> dict:
     }
 
 
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
-    """The first key (``section.key``) whose value differs between two nested dicts, with both values."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            found = _first_difference(old.get(key), new.get(key), f"{prefix}{key}.")
-            if found:
-                return found
-        return None
-    if old != new:
-        return f"{prefix[:-1]}: {old!r} in the run folder, {new!r} now"
-    return None
-
-
 def _config_change(run_dir: Path, config: Config | None) -> str | None:
     """Which config key changed since the run folder's ``config.toml`` was written (None if unknown)."""
     path = run_dir / "config.toml"
@@ -78,7 +65,8 @@ def _config_change(run_dir: Path, config: Config | None) -> str | None:
         stored = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
-    return _first_difference(stored, tomllib.loads(config.to_toml()))
+    found = first_difference(stored, tomllib.loads(config.to_toml()))
+    return None if found is None else f"{found[0]}: {found[1]!r} in the run folder, {found[2]!r} now"
 
 
 def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | None = None) -> None:

@@ -71,7 +71,12 @@ def training_hash(config: Config) -> str:
     """The hash of everything but the ``[noise]`` condition list: what a unit's trained model
     and its finished evaluations depend on (each unit names its own training condition), so
     a run folder resumes after conditions are added or dropped (same noise seed)."""
-    return config_hash(config.replace(noise=dataclasses.replace(config.noise, types=(), variances=())))
+    return config_hash(without_conditions(config))
+
+
+def without_conditions(config: Config) -> Config:
+    """``config`` with an empty ``[noise]`` condition list (see ``training_hash``)."""
+    return config.replace(noise=dataclasses.replace(config.noise, types=(), variances=()))
 
 
 def noise_conditions(config: Config) -> tuple[str, ...]:
