@@ -43,8 +43,12 @@ def _source(path, **kw):
     return MovieSource(path, (("mean", "z"), ("std", "x")), OPTS, **kw)
 
 
-def test_batch_equals_numpy_reference(movies):
-    src = _source(movies)
+@pytest.mark.parametrize("condition", ["gaussian:1e-2", "speckle:1e-1"])
+def test_batch_equals_numpy_reference(movies, condition):
+    # Gaussian fresh noise on mean/std inputs is drawn from the maps' exact sampling
+    # distribution (jaxmag.channels.sampled_noisy_movie_maps); speckle frame by frame.
+    src = _source(movies, train_condition=condition)
+    name = condition.replace(":", "_")
     key = jax.random.key(7)
     x, y = next(iter(src.train_batches(0, key)))
     # host reference, step by step
@@ -67,16 +71,29 @@ def test_batch_equals_numpy_reference(movies):
             mv = mv * np.array([1, -1])[None, :, None, None]     # components x, z: z flips
         mv = np.roll(mv, tuple(shifts[b]), axis=(-2, -1))
         lab = np.roll(lab, tuple(shifts[b]), axis=(0, 1))
-        base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), condition_hash("gaussian_1e-2")), run_index[i])
-        noise = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(base, ord(c)), (T, NY, NX))) for c in "xz"], 1)
-        mv = mv + 0.1 * noise
-        ref_x.append(np.stack([mv[:, 1].mean(0), mv[:, 0].std(0)], -1))
+        base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), condition_hash(name)), run_index[i])
+        keys = {c: jax.random.fold_in(base, ord(c)) for c in "xz"}
+        if condition.startswith("speckle"):
+            noise = np.stack([np.asarray(jax.random.normal(keys[c], (T, NY, NX))) for c in "xz"], 1)
+            mv = mv + mv * np.sqrt(0.1) * noise
+            ref_x.append(np.stack([mv[:, 1].mean(0), mv[:, 0].std(0)], -1))
+        else:  # mean(y) = mean(x) + s z0; |P y|^2 = (|P x| + s z1)^2 + s^2 chi2(T - 2)
+            def draws(c):
+                k0, k1, k2 = jax.random.split(keys[c], 3)
+                return (np.asarray(jax.random.normal(k0, (NY, NX))), np.asarray(jax.random.normal(k1, (NY, NX))),
+                        2 * np.asarray(jax.random.gamma(k2, (T - 2) / 2, (NY, NX))))
+            z0, _, _ = draws("z")
+            _, z1, chi2 = draws("x")
+            mean_z = mv[:, 1].mean(0) + np.sqrt(1e-2 / T) * z0
+            a_x = np.sqrt(((mv[:, 0] - mv[:, 0].mean(0)) ** 2).sum(0))
+            std_x = np.sqrt(((a_x + 0.1 * z1) ** 2 + 1e-2 * chi2) / T)
+            ref_x.append(np.stack([mean_z, std_x], -1))
         ref_y.append(lab)
     ref_x = (np.array(ref_x) - np.array(src.norm_stats["mean"])) / np.array(src.norm_stats["std"])
     np.testing.assert_allclose(np.asarray(x), ref_x, atol=2e-4)
     np.testing.assert_array_equal(np.asarray(y), np.array(ref_y))
     # fresh noise: the next step's batch of the same films differs; the fixed sets never do
-    np.testing.assert_array_equal(src.val_set().inputs, _source(movies).val_set().inputs)
+    np.testing.assert_array_equal(src.val_set().inputs, _source(movies, train_condition=condition).val_set().inputs)
 
 
 def test_symmetries_map_measures_exactly():
@@ -134,3 +151,47 @@ def test_resume_is_bit_identical(movies, tmp_path):
     resumed = train_and_evaluate(config, _source(movies), tmp_path / "cut", resume=True, progress=False, evaluate_test=False)
     assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in full["history"]]
     assert json.loads((tmp_path / "cut" / "run.json").read_text())["source"]["kind"] == "movies"
+
+
+def _ks(a, b):
+    """Two-sample Kolmogorov-Smirnov statistic."""
+    grid = np.sort(np.r_[a, b])
+    return np.abs(np.searchsorted(np.sort(a), grid, side="right") - np.searchsorted(np.sort(b), grid, side="right")).max() / a.size
+
+
+def test_sampled_maps_have_the_distribution_of_frame_by_frame_noise():
+    """sampled_noisy_movie_maps vs noisy_movie_maps over many noise draws of one movie: the
+    mean and std maps agree in mean, spread and (Kolmogorov-Smirnov) distribution per pixel."""
+    from jaxmag.channels import noisy_movie_maps, sampled_noisy_movie_maps
+    from jaxmag.measures import MeasureOptions
+    from jaxmag.noise import NoiseSpec
+
+    rng = np.random.default_rng(3)
+    T_, draws = 12, 4000
+    movie = rng.normal(0, 0.05, (1, 1, T_, 2, 3)).astype(np.float32)
+    movie[0, 0, :, 0, 0] = 0.0                                # a constant pixel: |P x| = 0
+    movie[0, 0, :, 1, 2] += np.linspace(-0.3, 0.3, T_)        # a strong signal: |P x| >> noise
+    spec = NoiseSpec("gaussian", 4e-3)
+    opts = (MeasureOptions(ddof=1),)
+    runs = jnp.arange(draws, dtype=jnp.uint32)
+    x = jnp.broadcast_to(jnp.asarray(movie), (draws,) + movie.shape[1:])
+    frame = jax.jit(lambda: noisy_movie_maps(x, spec, 11, runs, "z", ("mean", "std"), opts))()
+    fast = jax.jit(lambda: sampled_noisy_movie_maps(x, spec, 12, runs, "z", ("mean", "std"), opts))()
+    limit = 1.63 * np.sqrt(2 / draws)                         # KS at the 1 % level
+    for m in ("mean", "std"):
+        a, b = np.asarray(frame[m])[:, 0], np.asarray(fast[m])[:, 0]      # (draws, 2, 3)
+        assert np.all(np.abs(a.mean(0) - b.mean(0)) < 5 * a.std(0) / np.sqrt(draws)), m
+        np.testing.assert_allclose(a.std(0), b.std(0), rtol=0.1, err_msg=m)
+        for j in np.ndindex(2, 3):
+            assert _ks(a[:, j[0], j[1]], b[:, j[0], j[1]]) < limit, (m, j)
+    # the check has teeth: leaving out the chi-square part is caught
+    a_x = np.sqrt(((movie[0, 0] - movie[0, 0].mean(0)) ** 2).sum(0))
+    z1 = rng.standard_normal((draws, 2, 3))
+    wrong = np.abs(a_x + np.sqrt(4e-3) * z1) / np.sqrt(T_ - 1)
+    a = np.asarray(frame["std"])[:, 0]
+    assert max(_ks(a[:, j[0], j[1]], wrong[:, j[0], j[1]]) for j in np.ndindex(2, 3)) > limit
+    # other kinds and measures take the frame-by-frame path, realisation for realisation
+    speck = NoiseSpec("speckle", 1e-2)
+    np.testing.assert_array_equal(
+        np.asarray(sampled_noisy_movie_maps(x[:4], speck, 1, runs[:4], "z", ("std",), opts)["std"]),
+        np.asarray(noisy_movie_maps(x[:4], speck, 1, runs[:4], "z", ("std",), opts)["std"]))

@@ -490,19 +490,22 @@ def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shift
 
 
 def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,
-                       channels: tuple, cond_hash=None) -> jax.Array:
+                       channels: tuple, cond_hash=None, sampled: bool = False) -> jax.Array:
     """``movies (B, T, C, ny, nx)`` -> raw input channels ``(B, ny, nx, len(channels))``.
 
     The one path of ``jaxmag.channels``: ``jaxmag.noise.add_measurement_noise`` of ``spec``
     keyed by (``seed``, ``cond_hash``, ``run_index (B,)``, component), then the measures with
     ``options`` (one ``MeasureOptions`` per component) and the channels stacked. ``seed`` may be
     traced (fresh draws); the measures file's seed and run indices reproduce its maps.
+    ``sampled``: draw the maps through ``jaxmag.channels.sampled_noisy_movie_maps`` (same
+    distribution, another realisation, much cheaper): for fresh training noise only.
     """
-    from jaxmag.channels import noisy_movie_maps, stack_channels
+    from jaxmag.channels import noisy_movie_maps, sampled_noisy_movie_maps, stack_channels
 
     x = measure_from_stored(movies)
     kw = {} if cond_hash is None else {"cond_hash": cond_hash}
-    maps = noisy_movie_maps(x, spec, seed, run_index, components, measures, options, **kw)
+    maps_of = sampled_noisy_movie_maps if sampled else noisy_movie_maps
+    maps = maps_of(x, spec, seed, run_index, components, measures, options, **kw)
     return stack_channels(maps, channels, components)
 
 
@@ -529,7 +532,9 @@ class MovieSource:
     Noise keys: with ``fresh_noise`` the noise of run ``r`` at step ``s`` of an epoch whose data
     key is ``k`` uses ``movie_noise_keys(seed_s, hash(condition), r)`` with ``seed_s`` the first
     32 bits of ``fold_in(k, s)``: a new draw every step, a pure function of (seed, epoch, step),
-    so resume is exact. Without it (the paper's protocol) every film keeps the measures file's
+    so resume is exact. Gaussian noise on mean/std inputs is then drawn from the maps' exact
+    sampling distribution (``jaxmag.channels.sampled_noisy_movie_maps``: three draws per pixel,
+    not T), every other case frame by frame. Without it (the paper's protocol) every film keeps the measures file's
     one draw (``noise_seed``, its run index), and an unaugmented run equals ``HDF5Source`` on
     that file. Validation and test sets always use those fixed draws (computed once), so their
     Dice is comparable across runs and with the measures file.
@@ -685,7 +690,8 @@ class MovieSource:
             shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
             movies, labels = augment_movies(movies, labels, flips, shifts, self.components)
         seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
-        x = self._kernel(movies, self.spec, seed, run_index)
+        # fresh draws need only the noise's distribution: the exact, cheaper sampled maps
+        x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
         return normalization.normalize(x, self.norm_stats), labels
 
     def batch_indices(self, epoch_key: jax.Array, step: int) -> np.ndarray:
