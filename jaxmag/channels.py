@@ -118,27 +118,41 @@ def sampled_noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_
         return noisy_movie_maps(movies, spec, seed, run_index, components, measures, options, **kw)
     if len(options) != movies.shape[1]:
         raise ValueError(f"one MeasureOptions per component: {movies.shape[1]} components, {len(options)} options")
+    mean, spread = gaussian_sufficient_stats(movies)
+    keys = component_keys(condition_keys(seed, condition_hash(spec) if cond_hash is None else cond_hash, run_index),
+                          components)
+    return sample_gaussian_maps(mean, spread, movies.shape[2], spec.variance, keys, measures, options)
+
+
+def gaussian_sufficient_stats(movies: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``movies (n, C, T, ny, nx)`` -> (temporal mean, |P x| = sqrt(sum_t (x_t - mean)^2)), each
+    ``(n, C, ny, nx)``: all that the mean and std maps under Gaussian noise depend on."""
     x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
-    T = x.shape[2]
-    cond_hash = condition_hash(spec) if cond_hash is None else cond_hash
-    keys = component_keys(condition_keys(seed, cond_hash, run_index), components)  # (n, C)
-    ddof = jnp.array([o.ddof for o in options], x.dtype)[None, :, None, None]
+    mean = jnp.mean(x, axis=2)
+    return mean, jnp.sqrt(jnp.sum(jnp.square(x - mean[:, :, None]), axis=2))
+
+
+def sample_gaussian_maps(mean: jax.Array, spread: jax.Array, num_frames: int, variance: Any, keys: jax.Array,
+                         measures: tuple[str, ...], options: Sequence[MeasureOptions]) -> dict[str, jax.Array]:
+    """The mean/std maps of movies with sufficient statistics ``(mean, spread)`` (``(n, C, ny,
+    nx)``, ``gaussian_sufficient_stats``) after additive Gaussian noise of ``variance``, drawn
+    with ``keys (n, C)`` (three draws per pixel; ``sampled_noisy_movie_maps`` gives the identity)."""
+    T, dtype = int(num_frames), mean.dtype
+    ddof = jnp.array([o.ddof for o in options], dtype)[None, :, None, None]
 
     def draws(key):
         k0, k1, k2 = jax.random.split(key, 3)
-        shape = x.shape[-2:]
-        chi2 = 2.0 * jax.random.gamma(k2, (T - 2) / 2.0, shape, x.dtype) if T > 2 else jnp.zeros(shape, x.dtype)
-        return jax.random.normal(k0, shape, x.dtype), jax.random.normal(k1, shape, x.dtype), chi2
+        shape = mean.shape[-2:]
+        chi2 = 2.0 * jax.random.gamma(k2, (T - 2) / 2.0, shape, dtype) if T > 2 else jnp.zeros(shape, dtype)
+        return jax.random.normal(k0, shape, dtype), jax.random.normal(k1, shape, dtype), chi2
 
     z0, z1, chi2 = jax.vmap(jax.vmap(draws))(keys)  # (n, C, ny, nx) each
-    s2 = jnp.asarray(spec.variance, x.dtype)
-    mean = jnp.mean(x, axis=2)
-    a = jnp.sqrt(jnp.sum(jnp.square(x - mean[:, :, None]), axis=2))
+    s2 = jnp.asarray(variance, dtype)
     out = {}
     if "mean" in measures:
         out["mean"] = mean + jnp.sqrt(s2 / T) * z0
     if "std" in measures:
-        out["std"] = jnp.sqrt((jnp.square(a + jnp.sqrt(s2) * z1) + s2 * chi2) / (T - ddof))
+        out["std"] = jnp.sqrt((jnp.square(spread + jnp.sqrt(s2) * z1) + s2 * chi2) / (T - ddof))
     return {m: out[m] for m in measures}
 
 

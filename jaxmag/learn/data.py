@@ -463,30 +463,45 @@ def movie_noise_keys(seed, cond_hash, run_index, components: str) -> jax.Array:
     return component_keys(condition_keys(seed, cond_hash, run_index), components)
 
 
+def _mirror_and_shift(arr: jax.Array, f: jax.Array, sh: jax.Array | None, sign: jax.Array) -> jax.Array:
+    """One sample's mirrors ``f (2,)`` (rows, columns) and cyclic shift ``sh (2,)`` of the last two
+    axes; ``sign`` (broadcast against ``arr``) multiplies where an odd number of mirrors is applied."""
+    arr = jnp.where(f[0], jnp.flip(arr, -2), arr)
+    arr = jnp.where(f[1], jnp.flip(arr, -1), arr)
+    arr = arr * jnp.where(f[0] ^ f[1], sign, jnp.ones_like(sign))
+    return arr if sh is None else jnp.roll(arr, (sh[0], sh[1]), axis=(-2, -1))
+
+
 def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str):
     """The exact symmetries of a periodic film one cell thick, applied to ``movies (B, T, C, ny, nx)``
     and ``labels (B, ny, nx)``: ``flips (B, 2)`` bool mirror rows (y -> -y) / columns (x -> -x);
     each mirror maps m to (m_x, -m_y, -m_z) (``jaxmag.learn.online``), so an odd number of them
     flips the sign of the y and z components; ``shifts (B, 2)`` int are cyclic shifts in (y, x)
     (periodic films only; ``None`` for none)."""
-    sign_of = jnp.array([1.0 if c == "x" else -1.0 for c in components], movies.dtype)  # (C,)
+    sign = _component_signs(components, movies.dtype)[None, :, None, None]  # on (T, C, ny, nx)
+    return _augment(movies, labels, flips, shifts, sign)
 
-    def one(m, lab, f, sh):
-        fy, fx = f[0], f[1]
-        m = jnp.where(fy, jnp.flip(m, -2), m)
-        m = jnp.where(fx, jnp.flip(m, -1), m)
-        lab = jnp.where(fy, jnp.flip(lab, -2), lab)
-        lab = jnp.where(fx, jnp.flip(lab, -1), lab)
-        sign = jnp.where(fy ^ fx, sign_of, jnp.ones_like(sign_of))
-        m = m * sign[None, :, None, None]
-        if sh is not None:
-            m = jnp.roll(m, (sh[0], sh[1]), axis=(-2, -1))
-            lab = jnp.roll(lab, (sh[0], sh[1]), axis=(-2, -1))
-        return m, lab
 
+def augment_maps(maps: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str,
+                 *, odd: bool):
+    """``augment_movies`` for per-pixel temporal maps ``(B, C, ny, nx)``: the same mirrors and
+    shifts; ``odd`` maps (the mean) change sign with the component, even ones (the spread) do not.
+    Equal to the maps of the augmented movies, since those maps are per-pixel functions."""
+    sign = _component_signs(components, maps.dtype)[:, None, None] if odd else jnp.ones((1, 1, 1), maps.dtype)
+    return _augment(maps, labels, flips, shifts, sign)
+
+
+def _component_signs(components: str, dtype) -> jax.Array:
+    return jnp.array([1.0 if c == "x" else -1.0 for c in components], dtype)
+
+
+def _augment(arr, labels, flips, shifts, sign):
+    one_label = jnp.ones((), labels.dtype)
     if shifts is None:
-        return jax.vmap(lambda m, l, f: one(m, l, f, None))(movies, labels, flips)
-    return jax.vmap(one)(movies, labels, flips, shifts)
+        return (jax.vmap(lambda a, f: _mirror_and_shift(a, f, None, sign))(arr, flips),
+                jax.vmap(lambda l, f: _mirror_and_shift(l, f, None, one_label))(labels, flips))
+    return (jax.vmap(lambda a, f, sh: _mirror_and_shift(a, f, sh, sign))(arr, flips, shifts),
+            jax.vmap(lambda l, f, sh: _mirror_and_shift(l, f, sh, one_label))(labels, flips, shifts))
 
 
 def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,
@@ -638,6 +653,15 @@ class MovieSource:
             raise ValueError(f"normalisation statistics are for {norm_stats['channels']}, inputs are {list(self.input_names)}")
         self.norm_stats = norm_stats
         self._train_fn = jax.jit(self._make_batch, out_shardings=(bsh, bsh))
+        # Fresh Gaussian noise on mean/std inputs: the maps depend on each clean movie only
+        # through its per-pixel (mean, |P x|) (jaxmag.channels.sample_gaussian_maps), computed
+        # once here, so a batch never touches the movies (same batches as from the movies,
+        # to float rounding).
+        self._stats = None
+        if self.fresh_noise and self.spec.kind == "gaussian" and set(measures) <= {"mean", "std"}:
+            self._measures, self._options, self._num_frames = measures, by_comp, T
+            self._stats = self._clean_stats(np.arange(N))
+            self._stats_fn = jax.jit(self._make_batch_from_stats, out_shardings=(bsh, bsh))
 
     # -- movies -------------------------------------------------------------------------------
 
@@ -694,6 +718,37 @@ class MovieSource:
         x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
         return normalization.normalize(x, self.norm_stats), labels
 
+    def _clean_stats(self, idx: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """``gaussian_sufficient_stats`` of the clean movies ``idx``: two ``(len(idx), C, ny, nx)``."""
+        from jaxmag.channels import gaussian_sufficient_stats
+
+        stats = jax.jit(lambda m: gaussian_sufficient_stats(measure_from_stored(m)))
+        parts = [stats(self._movies_of(idx[i:i + self.chunk])) for i in range(0, len(idx), self.chunk)]
+        return tuple(jnp.concatenate([p[k] for p in parts]) for k in (0, 1))
+
+    def _make_batch_from_stats(self, mean_all, spread_all, idx, key_bits):
+        """``_make_batch`` from the clean statistics: the same keys, symmetries and noise law."""
+        from jaxmag.channels import Channel, sample_gaussian_maps, stack_channels
+        from jaxmag.noise import condition_hash
+
+        mean, spread = jnp.take(mean_all, idx, axis=0), jnp.take(spread_all, idx, axis=0)
+        labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
+        run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
+        k_flip, k_shift, k_noise = jax.random.split(jax.random.wrap_key_data(key_bits), 3)
+        B, (ny, nx) = idx.shape[0], self.shape[1:]
+        if self.augment:
+            flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
+            shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
+            mean, labels_aug = augment_maps(mean, labels, flips, shifts, self.components, odd=True)
+            spread, _ = augment_maps(spread, labels, flips, shifts, self.components, odd=False)
+            labels = labels_aug
+        seed = jax.random.bits(k_noise, (), jnp.uint32)
+        keys = movie_noise_keys(seed, condition_hash(self.spec), run_index, self.components)
+        maps = sample_gaussian_maps(mean, spread, self._num_frames, self.spec.variance, keys, self._measures,
+                                    self._options)
+        x = stack_channels(maps, tuple(Channel(m, c) for m, c in self.inputs), self.components)
+        return normalization.normalize(x, self.norm_stats), labels
+
     def batch_indices(self, epoch_key: jax.Array, step: int) -> np.ndarray:
         perm = epoch_permutation(self.indices["train"].size, epoch_key)
         return self.indices["train"][perm[step * self.batch_size:(step + 1) * self.batch_size]]
@@ -707,7 +762,9 @@ class MovieSource:
             idx = self.indices["train"][perm[s * self.batch_size:(s + 1) * self.batch_size]]
             bits = jax.random.key_data(jax.random.fold_in(key, s))
             rows = jnp.asarray(idx, jnp.int32)
-            if self._movies is not None:
+            if self._stats is not None:
+                yield self._stats_fn(*self._stats, rows, bits)
+            elif self._movies is not None:
                 yield self._train_fn(self._movies, rows, rows, bits)
             else:
                 yield self._train_fn(jnp.asarray(self._read_movies(idx)), jnp.arange(idx.size, dtype=jnp.int32), rows, bits)
