@@ -206,7 +206,15 @@ def file_spec(config: Config, runs: range, t: np.ndarray | None = None) -> ds.Fi
         store_dtype=s.store_dtype,
         cell_size_m=tuple(float(c) for c in g.cell_size_m),
         t=np.asarray(frame_times(config) if t is None else t, dtype=np.float64),
+        rehash=_stored_data_hash,
     )
+
+
+def _stored_data_hash(text: str) -> str:
+    """``data_hash`` of a config text stored in a dataset, read with today's defaults."""
+    from jaxmag.config import loads_config
+
+    return data_hash(loads_config(text))
 
 
 def simulate(

@@ -247,3 +247,23 @@ def test_four_host_devices_match_one(written, tmp_path):
     four, one = np.load(out)
     np.testing.assert_array_equal(four, one)
     np.testing.assert_allclose(four, ds.read_runs(written)["m"], atol=2e-4)
+
+
+def test_a_file_from_before_a_config_key_existed_still_resumes(tiny, tmp_path):
+    """A dataset written before `[simulation] solver` existed stores a config without it (and
+    a hash over that): resuming with today's config (solver = "heun", the only solver then) is
+    accepted; a real change of the physics is still refused, naming the key."""
+    import tomllib
+
+    from jaxmag.config import dump_toml
+
+    spec = file_spec(tiny, range(tiny.dataset.num_runs))
+    old = tomllib.loads(spec.config_text)
+    del old["simulation"]["solver"]
+    old_text = dump_toml(old)
+    old_hash = hashlib.sha256(old_text.encode()).hexdigest()[:16]  # any hash today's rules do not give
+    path = ds.create_file(tmp_path / "old.h5", dataclasses.replace(spec, config_text=old_text, config_hash=old_hash))
+    assert ds.check_matches(path, spec) == path
+    hotter = tiny.replace(material=dataclasses.replace(tiny.material, temperature=tiny.material.temperature + 1))
+    with pytest.raises(ValueError, match="different config"):
+        ds.check_matches(path, file_spec(hotter, range(tiny.dataset.num_runs)))
