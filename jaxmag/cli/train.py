@@ -3,6 +3,8 @@
     jaxmag train CONFIG --measures measures.h5 --measure std --component z \
         [--train-noise gaussian:1e-2] --out runs/NAME [--resume]
     jaxmag train CONFIG --measures measures.h5 --inputs mean:x,std:z --out runs/multi
+    jaxmag train CONFIG --data data.h5 --measure std --component z --train-noise gaussian:1e-2 \
+        --out runs/robust          # training.recipe = "robust": the movies, fresh noise per step
     jaxmag train CONFIG --online --measure std --component z [--train-noise gaussian:1e-2] \
         --steps-per-epoch 16 --out runs/online
 
@@ -48,6 +50,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", type=Path, help="TOML config ([model] and [training] are used)")
     p.add_argument("--measures", type=Path, help="measures HDF5 file (from `jaxmag measures`)")
+    p.add_argument("--data", type=Path,
+                   help="the dataset (`jaxmag simulate`) whose movies a movie recipe (training.recipe = "
+                        "\"robust\" ...) trains on; default: data.h5 beside --measures")
     p.add_argument("--online", action="store_true",
                    help="generate training data on the fly with the solver instead of reading --measures")
     p.add_argument("--steps-per-epoch", type=int, default=None,
@@ -73,31 +78,30 @@ def run(args: argparse.Namespace) -> int:
     sharding.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     import jax
 
-    from jaxmag.learn.data import HDF5Source
     from jaxmag.learn.loop import train_and_evaluate
+    from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.run_folder import read_run_info
 
     config = load_config(args.config)
     inputs = input_channels(args)
-    if args.online == (args.measures is not None):
-        raise ValueError("give exactly one data source: --measures FILE or --online")
+    files = args.measures is not None or args.data is not None
+    if args.online == files:
+        raise ValueError("give exactly one data source: --measures FILE (and/or --data DATASET) or --online")
     if args.online:
         return _run_online(args, config, inputs)
+    recipe = get_recipe(config.training.recipe)
+    data = _movie_dataset(args, recipe) if recipe.source != "measures" else None
+    if recipe.source == "measures" and args.measures is None:
+        raise ValueError(f"training.recipe = {recipe.name!r} trains on a measures file: pass --measures FILE "
+                         "(from `jaxmag measures`)")
     stored = read_run_info(args.out) if args.resume else None
     if stored is None and (args.out / "run.json").exists():
         raise FileExistsError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
     mesh = sharding.data_mesh()
-    source = HDF5Source(
-        args.measures,
-        inputs,
-        train_condition=args.train_noise,
-        batch_size=config.training.batch_size,
-        split=config.training.split,
-        seed=config.training.seed,
-        indices=None if stored is None else stored["split"],
-        norm_stats=None if stored is None else stored["norm_stats"],
-        mesh=mesh,
-    )
+    source = make_source(recipe, config, data_path=data, measures_path=args.measures, inputs=inputs,
+                         train_condition=args.train_noise,
+                         indices=None if stored is None else stored["split"],
+                         norm_stats=None if stored is None else stored["norm_stats"], mesh=mesh)
     result = train_and_evaluate(config, source, args.out, resume=args.resume, mesh=mesh, progress=not args.no_progress)
     if jax.process_index() == 0:
         test = result["test"]
@@ -107,6 +111,16 @@ def run(args: argparse.Namespace) -> int:
             f"{test['num_images']} images)"
         )
     return 0
+
+
+def _movie_dataset(args: argparse.Namespace, recipe) -> Path:
+    """The dataset whose movies a movie recipe trains on: ``--data``, else ``data.h5`` beside ``--measures``."""
+    data = args.data if args.data is not None else (args.measures.parent / "data.h5" if args.measures else None)
+    if data is None or not data.is_file():
+        where = f"{data} does not exist; " if data is not None else ""
+        raise FileNotFoundError(f"training.recipe = {recipe.name!r} trains on the clean movies of a dataset: "
+                                f"{where}pass --data DATASET.h5 (written by `jaxmag simulate`)")
+    return data
 
 
 def _run_online(args: argparse.Namespace, config, inputs) -> int:
