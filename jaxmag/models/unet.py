@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxmag.models.conv import conv_general_dilated
+
 PAPER_PARAMETER_COUNT = 31_030_658
 
 
@@ -32,10 +34,10 @@ class ConvBlock(nnx.Module):
     """Conv3x3 + ReLU, spatial dropout, Conv3x3 + ReLU: ``(B, H, W, c_in) -> (B, H, W, c_out)``."""
 
     def __init__(self, c_in: int, c_out: int, dropout: float, *, dtype, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+        self.conv1 = nnx.Conv(c_in, c_out, (3, 3), padding="SAME", dtype=dtype, conv_general_dilated=conv_general_dilated, rngs=rngs)
         # broadcast over H and W: one keep/drop decision per (image, channel).
         self.dropout = nnx.Dropout(dropout, broadcast_dims=(1, 2))
-        self.conv2 = nnx.Conv(c_out, c_out, (3, 3), padding="SAME", dtype=dtype, rngs=rngs)
+        self.conv2 = nnx.Conv(c_out, c_out, (3, 3), padding="SAME", dtype=dtype, conv_general_dilated=conv_general_dilated, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool, rngs: nnx.Rngs | None) -> jax.Array:
         x = nnx.relu(self.conv1(x))
