@@ -90,3 +90,35 @@ def test_up_convolution_is_a_stride_two_transposed_convolution():
     ref = jax.lax.conv_transpose(x, up.kernel[...][::-1, ::-1], (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_allclose(up(x), ref, atol=1e-5)
     assert up(x).shape == (2, 8, 12, 5)
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 32, 8, 5), (1, 33, 40, 16, 3)])
+def test_cpu_convolution_matches_lax_forward_and_gradients(shape):
+    # the custom-VJP 3x3 convolution (GEMM kernel gradient) against lax, at sizes that take the
+    # GEMM path (>= 32x32 pixels, >= 8 input channels), odd sizes included
+    from jaxmag.models import conv
+
+    b, h, w, c_in, c_out = shape
+    assert h * w >= conv.MIN_PIXELS_FOR_GEMM_GRADIENT and c_in >= conv.MIN_CHANNELS_FOR_GEMM_GRADIENT
+    x = jax.random.normal(jax.random.key(0), (b, h, w, c_in))
+    k = jax.random.normal(jax.random.key(1), (3, 3, c_in, c_out))
+    g = jax.random.normal(jax.random.key(2), (b, h, w, c_out))
+
+    def ref(x, k):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y_ref, vjp_ref = jax.vjp(ref, x, k)
+    y, vjp = jax.vjp(conv.conv3x3_same_cpu, x, k)
+    for got, want in zip((y, *vjp(g)), (y_ref, *vjp_ref(g))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
+    np.testing.assert_allclose(conv.kernel_gradient(x, g), vjp_ref(g)[1], rtol=1e-5, atol=1e-5 * float(jnp.abs(vjp_ref(g)[1]).max()))
+
+
+def test_unet_convolutions_take_the_cpu_path_and_pooling_is_max():
+    from jaxmag.models import conv
+    from jaxmag.models.unet import max_pool_2x2
+
+    model = UNet(1, base_features=4, depth=2, rngs=nnx.Rngs(0))
+    assert model.down[0].conv1.conv_general_dilated is conv.conv_general_dilated
+    x = jax.random.normal(jax.random.key(1), (2, 8, 6, 3))
+    np.testing.assert_array_equal(max_pool_2x2(x), nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2)))

@@ -45,6 +45,18 @@ class ConvBlock(nnx.Module):
         return nnx.relu(self.conv2(x))
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling, stride 2: ``(B, H, W, C) -> (B, H/2, W/2, C)``.
+
+    A reshape and a max instead of ``nnx.max_pool`` (``reduce_window``), whose gradient is a
+    select-and-scatter that is slow on CPU. Ties split the gradient instead of sending it to
+    the first maximum; after a ReLU the only likely ties are zeros, whose gradient the ReLU
+    drops anyway.
+    """
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class UpConv2x2(nnx.Module):
     """2x2 transposed convolution with stride 2: ``(B, H, W, c_in) -> (B, 2H, 2W, c_out)``.
 
@@ -137,7 +149,7 @@ class UNet(nnx.Module):
         for block in self.down:
             x = block(x, train=train, rngs=rngs)
             skips.append(x)
-            x = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2))
+            x = max_pool_2x2(x)
         x = self.bottleneck(x, train=train, rngs=rngs)
         for upconv, block, skip in zip(self.up, self.up_blocks, reversed(skips)):
             x = upconv(x)
