@@ -231,7 +231,7 @@ def main() -> None:
             print(json.dumps({**torch_result, **common}), flush=True)
             summary["pytorch_images_per_s"] = torch_result["images_per_s"]
             summary["jax_over_pytorch"] = jax_result["images_per_s"] / torch_result["images_per_s"]
-            summary["target_met"] = summary["jax_over_pytorch"] >= 1 / 1.3
+            summary["target_met"] = summary["jax_over_pytorch"] >= 1.0  # issue 16: at least PyTorch's rate
     else:
         images = 500 * int(0.70 * 2048)
         summary["paper_run_hours"] = images / jax_result["images_per_s"] / 3600
