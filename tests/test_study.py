@@ -143,3 +143,22 @@ def test_run_folder_accepts_new_noise_conditions_and_names_any_other_change(tmp_
     assert loads_config((tmp_path / "config.toml").read_text()) == more
     with pytest.raises(ValueError, match=r"training\.epochs: 1 there, 3 now"):
         _check_out_dir(tmp_path, more.replace(training=dataclasses.replace(more.training, epochs=3)))
+
+
+def test_changing_the_plan_keeps_finished_units(tmp_path, measures_file, monkeypatch):
+    """More seeds or inputs in [study] (or another name) add units; finished ones are reused."""
+    config = loads_config(CONFIG.replace('train_conditions = ["clean", "matched"]', 'train_conditions = ["clean"]'))
+    first = run_units(plan_study(config), config, measures_file, tmp_path, progress=False, log=lambda s: None)
+    import jaxmag.learn.loop
+
+    calls = []
+    real = jaxmag.learn.loop.train_and_evaluate
+    monkeypatch.setattr(jaxmag.learn.loop, "train_and_evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    more = loads_config(CONFIG.replace('train_conditions = ["clean", "matched"]', 'train_conditions = ["clean"]')
+                        .replace('name = "study-test"', 'name = "renamed"')
+                        .replace('components = ["x"]', 'components = ["x"]\nseeds = 2\nseed_inputs = ["mean:x"]\n'
+                                 'seed_conditions = ["clean"]'))
+    second = run_units(plan_study(more), more, measures_file, tmp_path, progress=False, log=lambda s: None)
+    assert len(calls) == 1  # only the new seed-1 unit was trained
+    old = {(r["unit"], r["eval_condition"]): r["dice"] for r in first}
+    assert all(abs(r["dice"] - old[(r["unit"], r["eval_condition"])]) == 0 for r in second if (r["unit"], r["eval_condition"]) in old)

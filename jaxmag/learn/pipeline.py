@@ -41,8 +41,8 @@ def _check_out_dir(out_dir: Path, config: Config) -> None:
             key, was, now = first_difference(without_conditions(previous), without_conditions(config))
             raise ValueError(
                 f"{out_dir} holds results of another config ({key}: {was!r} there, {now!r} now; only [noise] "
-                "types and variances may change between runs into one folder); choose another --out or "
-                "delete the folder"
+                "types and variances, [study], [run] and the name may change between runs into one folder); "
+                "choose another --out or delete the folder"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(stored) as fh:

@@ -68,15 +68,19 @@ class Unit:
 
 
 def training_hash(config: Config) -> str:
-    """The hash of everything but the ``[noise]`` condition list: what a unit's trained model
-    and its finished evaluations depend on (each unit names its own training condition), so
-    a run folder resumes after conditions are added or dropped (same noise seed)."""
+    """The hash of what a unit's trained model and its finished evaluations depend on: the
+    config without the ``[noise]`` condition list, the plans (``[study]``, ``[run]``) and the
+    name, since every unit names its own inputs, training condition, recipe and seed. A run
+    folder thus resumes after conditions, inputs or seeds are added or dropped."""
     return config_hash(without_conditions(config))
 
 
 def without_conditions(config: Config) -> Config:
-    """``config`` with an empty ``[noise]`` condition list (see ``training_hash``)."""
-    return config.replace(noise=dataclasses.replace(config.noise, types=(), variances=()))
+    """``config`` without what only chooses units (see ``training_hash``)."""
+    from jaxmag.config import RunConfig, StudyConfig
+
+    return config.replace(noise=dataclasses.replace(config.noise, types=(), variances=()),
+                          study=StudyConfig(), run=RunConfig(), name="")
 
 
 def noise_conditions(config: Config) -> tuple[str, ...]:
@@ -169,7 +173,7 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
         if stored.get("config_hash") == cfg_hash and tuple(stored.get("eval_conditions", ())) == unit.eval_conditions:
             return stored["records"]
         if stored.get("training_hash") == model_hash and (run_dir / "checkpoints" / "best").exists():
-            # only the noise conditions changed: the trained model stands, new conditions are evaluated
+            # only what chooses units changed: the trained model stands, new conditions are evaluated
             have = {r["eval_condition"]: {**r, "config_hash": cfg_hash} for r in stored["records"]}
             new = dataclasses.replace(unit, eval_conditions=tuple(c for c in unit.eval_conditions if c not in have))
             evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in new.eval_conditions}
