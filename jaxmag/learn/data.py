@@ -704,19 +704,27 @@ class MovieSource:
         -> normalised (inputs, labels); jitted. ``movies`` is every movie (device-resident) or
         the batch's own (streamed, ``movie_idx = arange(B)``): the same function either way."""
         movies = jnp.take(movies, movie_idx, axis=0)
-        labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
-        run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
-        key = jax.random.wrap_key_data(key_bits)
-        k_flip, k_shift, k_noise = jax.random.split(key, 3)
-        B, (ny, nx) = idx.shape[0], self.shape[1:]
-        if self.augment:
-            flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
-            shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
-            movies, labels = augment_movies(movies, labels, flips, shifts, self.components)
+        labels, run_index, symmetry, k_noise = self._batch_draws(idx, key_bits)
+        if symmetry is not None:
+            movies, labels = augment_movies(movies, labels, *symmetry, self.components)
         seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
         # fresh draws need only the noise's distribution: the exact, cheaper sampled maps
         x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
         return normalization.normalize(x, self.norm_stats), labels
+
+    def _batch_draws(self, idx, key_bits):
+        """What every training batch draws, whichever way its maps are made: the labels and run
+        indices of ``idx``, the symmetry ``(flips, shifts)`` (``None`` without ``augment``) and
+        the noise key, all from ``key_bits``."""
+        labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
+        run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
+        k_flip, k_shift, k_noise = jax.random.split(jax.random.wrap_key_data(key_bits), 3)
+        if not self.augment:
+            return labels, run_index, None, k_noise
+        B, (ny, nx) = idx.shape[0], self.shape[1:]
+        flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
+        shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
+        return labels, run_index, (flips, shifts), k_noise
 
     def _clean_stats(self, idx: np.ndarray) -> tuple[jax.Array, jax.Array]:
         """``gaussian_sufficient_stats`` of the clean movies ``idx``: two ``(len(idx), C, ny, nx)``."""
@@ -732,16 +740,10 @@ class MovieSource:
         from jaxmag.noise import condition_hash
 
         mean, spread = jnp.take(mean_all, idx, axis=0), jnp.take(spread_all, idx, axis=0)
-        labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
-        run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
-        k_flip, k_shift, k_noise = jax.random.split(jax.random.wrap_key_data(key_bits), 3)
-        B, (ny, nx) = idx.shape[0], self.shape[1:]
-        if self.augment:
-            flips = jax.random.bernoulli(k_flip, 0.5, (B, 2))
-            shifts = jax.random.randint(k_shift, (B, 2), 0, jnp.array([ny, nx])) if self.periodic else None
-            mean, labels_aug = augment_maps(mean, labels, flips, shifts, self.components, odd=True)
-            spread, _ = augment_maps(spread, labels, flips, shifts, self.components, odd=False)
-            labels = labels_aug
+        labels, run_index, symmetry, k_noise = self._batch_draws(idx, key_bits)
+        if symmetry is not None:
+            spread, _ = augment_maps(spread, labels, *symmetry, self.components, odd=False)
+            mean, labels = augment_maps(mean, labels, *symmetry, self.components, odd=True)
         seed = jax.random.bits(k_noise, (), jnp.uint32)
         keys = movie_noise_keys(seed, condition_hash(self.spec), run_index, self.components)
         maps = sample_gaussian_maps(mean, spread, self._num_frames, self.spec.variance, keys, self._measures,
