@@ -40,7 +40,7 @@ class State:
     m: jax.Array  # (nz, ny, nx, 3), unit vectors (zero in vacuum)
     t: jax.Array  # s
     step: jax.Array  # int32 step counter, also the thermal noise index
-    key: jax.Array  # the run's jax.random key (constant; noise uses fold_in(key, step))
+    key: jax.Array  # the run's jax.random key (constant; thermal draws are keyed by (key, step))
 
 
 def init_state(m: jax.Array, key: jax.Array | None = None) -> State:

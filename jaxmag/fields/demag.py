@@ -446,6 +446,50 @@ def _kernel_fft(grid: Grid) -> tuple[np.ndarray, ...]:
     return real
 
 
+def _spectrum_pruned_layout(grid: Grid) -> np.ndarray:
+    """``_kernel_fft`` in the order ``_convolve_*`` hold the transformed magnetisation: the
+    kx axis first, the last-transformed axis last: ``(k, kx, ky)`` or ``(k, kx, ky, kz)``."""
+    spectrum = _kernel_fft(grid)
+    order = (0, 2, 1) if spectrum.ndim == 3 else (0, 3, 2, 1)
+    return np.ascontiguousarray(np.transpose(spectrum, order))
+
+
+# The two convolutions below compute irfftn(N · rfftn(Ms m)) cut to the grid, as 1-D FFTs that
+# skip the padding: the source is zero outside the grid and only the grid's part of the result
+# is kept, so the forward x transform runs over the unpadded rows only and the inverse y (and
+# z) transforms are cut before the inverse x transform (a quarter less FFT work than rfftn over
+# the padded box in 2-D, more in 3-D). Each FFT runs over the last, contiguous axis.
+def _convolve_2d(c: jax.Array, spectrum: jax.Array, padded: tuple[int, int]) -> jax.Array:
+    """``c`` (3, ny, nx) in A/m, ``spectrum`` (4, kx, Py) -> (3, ny, nx) in A/m."""
+    py, px = padded
+    ny, nx = c.shape[1:]
+    X = jnp.fft.fft(jnp.swapaxes(jnp.fft.rfft(c, n=px, axis=-1), 1, 2), n=py, axis=-1)  # (3, kx, Py)
+    nxx, nyy, nzz, nxy = spectrum
+    mx, my, mz = X
+    H = jnp.stack([nxx * mx + nxy * my, nxy * mx + nyy * my, nzz * mz])
+    H = jnp.fft.ifft(H, axis=-1)[..., :ny]  # (3, kx, ny)
+    return jnp.fft.irfft(jnp.swapaxes(H, 1, 2), n=px, axis=-1)[..., :nx]
+
+
+def _convolve_3d(c: jax.Array, spectrum: jax.Array, padded: tuple[int, int, int]) -> jax.Array:
+    """``c`` (3, nz, ny, nx) in A/m, ``spectrum`` (6, kx, Py, Pz) -> (3, nz, ny, nx) in A/m."""
+    pz, py, px = padded
+    nz, ny, nx = c.shape[1:]
+    X = jnp.transpose(jnp.fft.rfft(c, n=px, axis=-1), (0, 3, 1, 2))  # (3, kx, nz, ny)
+    X = jnp.swapaxes(jnp.fft.fft(X, n=py, axis=-1), 2, 3)  # (3, kx, Py, nz)
+    X = jnp.fft.fft(X, n=pz, axis=-1)  # (3, kx, Py, Pz)
+    nxx, nyy, nzz, nxy, nxz, nyz = spectrum
+    mx, my, mz = X
+    H = jnp.stack([
+        nxx * mx + nxy * my + nxz * mz,
+        nxy * mx + nyy * my + nyz * mz,
+        nxz * mx + nyz * my + nzz * mz,
+    ])
+    H = jnp.swapaxes(jnp.fft.ifft(H, axis=-1)[..., :nz], 2, 3)  # (3, kx, nz, Py)
+    H = jnp.transpose(jnp.fft.ifft(H, axis=-1)[..., :ny], (0, 2, 3, 1))  # (3, nz, ny, kx)
+    return jnp.fft.irfft(H, n=px, axis=-1)[..., :nx]
+
+
 def demag(grid: Grid) -> FieldFn:
     """Demagnetising field term for ``grid`` (kernel and its FFT are built here, once).
 
@@ -455,10 +499,9 @@ def demag(grid: Grid) -> FieldFn:
     """
     if not isinstance(grid, Grid):
         raise TypeError(f"demag expects a jaxmag Grid, got {type(grid).__name__}")
-    spectrum64 = _kernel_fft(grid)
+    spectrum64 = _spectrum_pruned_layout(grid)
     (pz, py, px), _ = kernel_layout(grid)
-    nz, ny, nx = grid.shape
-    two_d = nz == 1
+    two_d = grid.nz == 1
 
     def field(m: jax.Array, material: Material) -> jax.Array:
         # Shapes are static, so this check runs at trace time, never inside compiled code.
@@ -468,25 +511,12 @@ def demag(grid: Grid) -> FieldFn:
                 f"{grid.vector_shape} and {grid.shape} for this grid (use jax.vmap for batches)"
             )
         magnetisation = m * material.Ms[..., None]  # A/m, (nz, ny, nx, 3)
-        dtype = magnetisation.dtype
-        spectrum = jnp.asarray(spectrum64, dtype=dtype)
-        comps = jnp.moveaxis(magnetisation, -1, 0)  # (3, nz, ny, nx): FFT on trailing axes
+        spectrum = jnp.asarray(spectrum64, dtype=magnetisation.dtype)
+        comps = jnp.moveaxis(magnetisation, -1, 0)  # (3, nz, ny, nx)
         if two_d:
-            mx, my, mz = jnp.fft.rfftn(comps[:, 0], s=(py, px), axes=(1, 2))
-            nxx, nyy, nzz, nxy = spectrum
-            hx = nxx * mx + nxy * my
-            hy = nxy * mx + nyy * my
-            hz = nzz * mz
-            h = jnp.fft.irfftn(jnp.stack([hx, hy, hz]), s=(py, px), axes=(1, 2))
-            h = h[:, None, :ny, :nx]
+            h = _convolve_2d(comps[:, 0], spectrum, (py, px))[:, None]
         else:
-            mx, my, mz = jnp.fft.rfftn(comps, s=(pz, py, px), axes=(1, 2, 3))
-            nxx, nyy, nzz, nxy, nxz, nyz = spectrum
-            hx = nxx * mx + nxy * my + nxz * mz
-            hy = nxy * mx + nyy * my + nyz * mz
-            hz = nxz * mx + nyz * my + nzz * mz
-            h = jnp.fft.irfftn(jnp.stack([hx, hy, hz]), s=(pz, py, px), axes=(1, 2, 3))
-            h = h[:, :nz, :ny, :nx]
+            h = _convolve_3d(comps, spectrum, (pz, py, px))
         return (-MU0) * jnp.moveaxis(h, 0, -1)
 
     return field

@@ -5,8 +5,8 @@ B_therm = η sqrt(2 α k_B T / (γ Ms V Δt))   (tesla), η ~ N(0, 1) per compon
 This is the diffusion part of the stochastic LLG. ``thermal(grid)`` returns a ``ThermalFn``
 ``(m, material, key, step, dt) -> B_therm`` that the integrator calls once per step and holds
 fixed in all its stages (Stratonovich-consistent); the integrator never knows the physics
-behind it. The draw for step ``n`` uses ``jax.random.fold_in(key, n)`` so a run is a pure
-function of its key, whatever the batch size or device.
+behind it. The draw for step ``n`` is ``jaxmag.rng.normal_draws(key, n, ...)``, counter-based,
+so a run is a pure function of its key, whatever the batch size or device.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jaxmag.constants import GAMMA_LL, KB
 from jaxmag.grid import Grid
 from jaxmag.material import Material
+from jaxmag.rng import normal_draws
 
 ThermalFn = Callable[[jax.Array, Material, jax.Array, jax.Array, float], jax.Array]
 """``(m, material, key, step, dt) -> B_therm`` (T, shape and dtype of ``m``) for integration step
@@ -35,7 +36,7 @@ def thermal_field_scale(grid: Grid, material: Material, dt: float) -> jax.Array:
 
 def thermal_field(key: jax.Array, step: jax.Array, scale: jax.Array, dtype) -> jax.Array:
     """B_therm for integration step ``step``; ``scale`` from ``thermal_field_scale``."""
-    eta = jax.random.normal(jax.random.fold_in(key, step), scale.shape + (3,), dtype=dtype)
+    eta = normal_draws(key, step, scale.shape + (3,), dtype)
     return eta * scale[..., None].astype(dtype)
 
 
