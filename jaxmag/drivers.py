@@ -201,6 +201,10 @@ def cpu_chunked_vmap(fn: Callable, chunk: int) -> Callable:
             for arg, batched in zip(args, in_batched)
         )
         whole = jax.vmap(fn)
+        if axis_size == 1:
+            # one film: the unbatched program (a batch axis of 1 costs ~9 % on CPU, measured at 128²)
+            out = fn(*jax.tree.map(lambda x: x[0], args))
+            return jax.tree.map(lambda x: x[None], out), True
         if chunk >= axis_size:
             return whole(*args), True
 
