@@ -20,6 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+THERMAL_GENERATOR = "threefry2x32-20 counter (position, step), erfinv normal"
+"""Names the thermal draws' algorithm in dataset files: runs drawn by another generator are
+statistically the same but not the same numbers, so a dataset is never finished with a
+different one (``jaxmag.io.dataset`` refuses to resume it)."""
+LEGACY_THERMAL_GENERATOR = "jax.random.normal(fold_in(key, step))"
+"""The generator of datasets written before the attribute existed (jaxmag before this module)."""
+
 _ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
 _PARITY = np.uint32(0x1BD11BDA)
 

@@ -267,3 +267,24 @@ def test_a_file_from_before_a_config_key_existed_still_resumes(tiny, tmp_path):
     hotter = tiny.replace(material=dataclasses.replace(tiny.material, temperature=tiny.material.temperature + 1))
     with pytest.raises(ValueError, match="different config"):
         ds.check_matches(path, file_spec(hotter, range(tiny.dataset.num_runs)))
+
+
+def test_resume_never_mixes_thermal_generators(tiny, written, tmp_path):
+    """A file started by another thermal noise generator is read, but its pending rows are not finished."""
+    import shutil
+
+    from jaxmag.rng import THERMAL_GENERATOR
+
+    with h5py.File(written, "r") as f:
+        assert f.attrs["thermal_generator"] == THERMAL_GENERATOR
+    legacy = tmp_path / "legacy.h5"
+    shutil.copyfile(written, legacy)
+    with h5py.File(legacy, "r+") as f:
+        del f.attrs["thermal_generator"]  # as written before the attribute existed
+    simulate(tiny, out=legacy, resume=True, progress=False)  # finished: nothing to mix, no error
+    with h5py.File(legacy, "r+") as f:
+        f["done"][1] = False
+    before = legacy.read_bytes()
+    with pytest.raises(ValueError, match=r"thermal noise generator 'jax.random.normal.*--force"):
+        simulate(tiny, out=legacy, resume=True, progress=False)
+    assert legacy.read_bytes() == before

@@ -18,7 +18,8 @@ path                        shape, dtype           meaning
 ==========================  =====================  ==============================================
 
 Root attributes: ``config`` (resolved TOML), ``config_hash`` (of the sections that determine
-the data), ``jaxmag_version``, ``seed``, ``components``, ``cell_size_m``, ``num_runs``,
+the data), ``jaxmag_version``, ``thermal_generator`` (``jaxmag.rng.THERMAL_GENERATOR``; absent
+in files written before it existed), ``seed``, ``components``, ``cell_size_m``, ``num_runs``,
 ``run_start``, ``format`` and ``format_version``.
 
 Every dataset has attributes ``axes`` (comma-separated axis names, e.g. ``run,frame,component,y,x``
@@ -60,6 +61,7 @@ import h5py
 import numpy as np
 
 from jaxmag import __version__
+from jaxmag.rng import LEGACY_THERMAL_GENERATOR, THERMAL_GENERATOR
 from jaxmag.io.atomic import RawFile, atomic_path, create_hdf5, fsync_dir
 from jaxmag.io.errors import InputError, WriteError, open_h5
 from jaxmag.layout import STORED_AXES
@@ -90,6 +92,7 @@ class FileSpec:
     # file written before a config key existed still matches when the data are the same;
     # ``None``: compare the stored hash only.
     rehash: Callable[[str], str] | None = dataclasses.field(default=None, compare=False, repr=False)
+    thermal_generator: str = THERMAL_GENERATOR  # the thermal draws' algorithm (jaxmag.rng)
 
     @property
     def m_shape(self) -> tuple[int, int, int, int, int]:
@@ -160,6 +163,7 @@ def _write_skeleton(f: h5py.File, spec: FileSpec) -> None:
         "config": spec.config_text,
         "config_hash": spec.config_hash,
         "jaxmag_version": __version__,
+        "thermal_generator": spec.thermal_generator,
         "seed": spec.seed,
         "components": spec.components,
         "cell_size_m": np.asarray(spec.cell_size_m, dtype=np.float64),
@@ -216,6 +220,15 @@ def check_matches(path: str | Path, spec: FileSpec) -> Path:
         if f.attrs["config_hash"] != spec.config_hash and not _same_data(str(f.attrs["config"]), spec):
             diff = _config_difference(str(f.attrs["config"]), spec.config_text)
             raise ValueError(f"cannot resume {path}: it was written with a different config ({diff}); use --force to overwrite it")
+        stored_generator = str(f.attrs.get("thermal_generator", LEGACY_THERMAL_GENERATOR))
+        # a finished file is only read, whatever drew it; unfinished rows must not mix generators
+        if stored_generator != spec.thermal_generator and not bool(np.all(f["done"][...])):
+            raise ValueError(
+                f"cannot resume {path}: its runs were drawn with the thermal noise generator "
+                f"{stored_generator!r} (jaxmag {f.attrs['jaxmag_version']}), this jaxmag draws with "
+                f"{spec.thermal_generator!r}; finishing it would mix the two, which no config reproduces: "
+                "finish it with the jaxmag that started it, or use --force to simulate it afresh"
+            )
         have = (int(f.attrs["run_start"]), f["m"].shape, f["m"].dtype.name)
         want = (spec.run_start, spec.m_shape, spec.store_dtype)
         if have != want:
