@@ -208,6 +208,17 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
     info = json.loads((out / "run.json").read_text())
     assert info["source"]["kind"] == "movies" and info["train_condition"] == "gaussian_1e-2"
     assert "test Dice on gaussian_1e-2" in capsys.readouterr().out
+    # the robust recipe chose its decision threshold on the validation split and loads with it
+    from jaxmag.learn.evaluation import load_trained
+
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["best_epoch"] == 1 and decision["val_dice"] >= decision["val_dice_argmax"]
+    shifted, info = load_trained(out)
+    raw, raw_info = load_trained(out, slot="latest")  # same epoch, no decision applied
+    assert info["decision_bias"] == decision["decision_bias"] and raw_info["decision_bias"] == 0.0
+    np.testing.assert_allclose(np.asarray(raw.head.bias[...]) - np.asarray(shifted.head.bias[...]),
+                               [-decision["decision_bias"] / 2, decision["decision_bias"] / 2], atol=1e-6)
+    assert json.loads((out / "eval_gaussian_1e-2.json").read_text())["decision_bias"] == decision["decision_bias"]
     # the paper recipe needs a measures file; a movie recipe without a dataset names the fix
     assert main(["train", str(cfg), "--measures", str(tmp_path / "m.h5"), "--measure", "std", "--component", "x",
                  "--out", str(tmp_path / "r2")]) == 2

@@ -25,7 +25,7 @@ from flax import nnx
 
 from jaxmag.channels import parse_channels
 from jaxmag.config import load_config
-from jaxmag.learn import checkpoint, normalization, sharding
+from jaxmag.learn import calibration, checkpoint, normalization, sharding
 from jaxmag.learn.loop import evaluate_params, make_model
 from jaxmag.learn.run_folder import read_run_info, save_eval_report
 
@@ -34,7 +34,9 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     """The model of a run with the parameters of checkpoint ``slot`` (``best`` or ``latest``).
 
     Returns ``(model, run_info)``; ``run_info`` is ``run.json`` plus ``"run_dir"``,
-    ``"config"`` (the resolved ``Config``) and ``"checkpoint_epoch"``.
+    ``"config"`` (the resolved ``Config``), ``"checkpoint_epoch"`` and ``"decision_bias"``: the
+    validation-chosen threshold on the logit margin (``decision.json``, 0 = argmax), already
+    folded into the returned model's head so that its argmax and softmax use it.
     """
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
@@ -46,7 +48,12 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), params)
     tree, meta = _restore_params(run_dir / "checkpoints", slot, target)
     model = nnx.merge(graphdef, tree)
-    return model, {**info, "run_dir": str(run_dir), "config": config, "checkpoint_epoch": meta.get("epoch")}
+    # the validation-chosen threshold of this checkpoint (calibrated recipes), folded into the head
+    decision = calibration.read_decision(run_dir, meta.get("epoch")) if slot == "best" else None
+    bias = 0.0 if decision is None else float(decision["decision_bias"])
+    calibration.shift_decision(model, bias)
+    return model, {**info, "run_dir": str(run_dir), "config": config, "checkpoint_epoch": meta.get("epoch"),
+                   "decision_bias": bias}
 
 
 def _restore_params(ckpt_dir: Path, slot: str, target):

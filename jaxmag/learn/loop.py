@@ -35,7 +35,7 @@ from jaxmag.io import outdir
 from jaxmag.io.atomic import write_text
 from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
-from jaxmag.learn import checkpoint, sharding
+from jaxmag.learn import calibration, checkpoint, sharding
 from jaxmag.learn.metrics import segmentation_sums, summarize
 from jaxmag.learn.recipe import get_recipe, loss_fn as recipe_loss
 from jaxmag.learn.run_folder import HISTORY_FILE, RUN_FILE, _check_resumable, _run_info, _write_json, read_run_info, save_eval_report
@@ -244,10 +244,27 @@ def train_and_evaluate(
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
-    result = {"best_val_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history, "test": None}
+    result = {"best_val_dice": run.best_dice, "best_epoch": run.best_epoch, "history": run.history, "test": None,
+              "decision": None}
+    if get_recipe(t.recipe).calibrate:
+        result["decision"] = _calibrate_best(state, val_set, t.batch_size, mesh, out, run.best_epoch)
     if evaluate_test:
         result["test"] = _test_best(state, source, t.batch_size, mesh, eval_fn, out, run.best_epoch)
     return result
+
+
+def _calibrate_best(state, val_set, batch_size: int, mesh, out: Path, best_epoch: int) -> dict:
+    """The best checkpoint's validation-chosen decision threshold, written to ``decision.json`` once."""
+    decision = calibration.read_decision(out, best_epoch)
+    if decision is None:
+        tree, _ = checkpoint.restore(out / "checkpoints", "best", _abstract(state.checkpoint_tree()))
+        decision = {"best_epoch": best_epoch,
+                    **calibration.choose_decision_bias(state.graphdef, tree["params"], val_set, batch_size, mesh)}
+        _write_json(out / calibration.DECISION_FILE, decision)
+    if jax.process_index() == 0:
+        tqdm.write(f"decision threshold {decision['decision_bias']:+.1f} (logit margin): val dice "
+                   f"{decision['val_dice']:.4f}, {decision['val_dice_argmax']:.4f} at argmax")
+    return decision
 
 
 def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool) -> tuple[TrainState, _Progress]:
@@ -266,7 +283,7 @@ def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool
     if taken:
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if jax.process_index() == 0:  # never replace a file of the user's (or of another run) in --out
-        outdir.claim(out, ["config.toml", RUN_FILE, HISTORY_FILE, "checkpoints"], f"train {info['config_hash']}",
+        outdir.claim(out, ["config.toml", RUN_FILE, HISTORY_FILE, calibration.DECISION_FILE, "checkpoints"], f"train {info['config_hash']}",
                      fix="move it away or choose another --out")
         write_text(out / "config.toml", config.to_toml())
     _write_json(out / RUN_FILE, info)
@@ -318,9 +335,13 @@ def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_ep
     """The best checkpoint on ``source.test_set()``; writes ``eval_<condition>.{json,png}``."""
     tree, _ = checkpoint.restore(out / "checkpoints", "best", _abstract(state.checkpoint_tree()))
     test_set = source.test_set()
-    metrics = evaluate_params(state.graphdef, tree["params"], test_set, batch_size, mesh, eval_fn)
     model = nnx.merge(state.graphdef, tree["params"])
-    return save_eval_report(out, test_set, metrics, model, extra={"checkpoint": "best", "best_epoch": best_epoch})
+    decision = calibration.read_decision(out, best_epoch)
+    bias = 0.0 if decision is None else decision["decision_bias"]
+    params = nnx.split(calibration.shift_decision(model, bias), nnx.Param)[1]
+    metrics = evaluate_params(state.graphdef, params, test_set, batch_size, mesh, eval_fn)
+    return save_eval_report(out, test_set, metrics, model,
+                            extra={"checkpoint": "best", "best_epoch": best_epoch, "decision_bias": bias})
 
 
 def _fmt(x) -> str:

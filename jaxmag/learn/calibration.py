@@ -1,0 +1,109 @@
+"""The decision threshold of a trained U-Net, chosen on the validation split.
+
+A pixel is called a defect when the logit margin ``l1 - l0`` exceeds a threshold ``t``;
+``t = 0`` is the argmax of the logits. A model trained on weak, noisy signal often ranks
+pixels well but is under-confident, so at ``t = 0`` it claims too few defect pixels (the
+predicted fraction falls far below the true one, down to the collapse onto "no defect"). The
+recipes with ``calibrate = True`` (``jaxmag.learn.recipe``) therefore pick, after training,
+the ``t`` of ``THRESHOLD_GRID`` that maximises the aggregated Dice of the best checkpoint on
+the **validation** split, the same split that chose the checkpoint. The test split is never
+seen.
+
+The threshold is stored beside the checkpoints in ``decision.json`` (``{"best_epoch",
+"decision_bias", "val_dice", "val_dice_argmax"}``) and applied when the model is loaded, by
+moving the head's two biases by ``∓t/2`` (``shift_decision``): argmax and softmax of the
+shifted logits then carry the threshold to every user of the model (evaluation, the study,
+``predict``, ``detect``) without a second code path, and the saved checkpoints are never
+rewritten.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxmag.learn import sharding
+from jaxmag.learn.metrics import confusion_counts, dice_from_counts
+
+DECISION_FILE = "decision.json"
+THRESHOLD_GRID = np.round(np.linspace(-4.0, 4.0, 81), 6)
+"""Logit-margin thresholds tried (step 0.1): defect probabilities from 0.018 to 0.982."""
+
+
+def threshold_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, thresholds: jax.Array) -> jax.Array:
+    """Summed ``(TP, FP, FN)`` of the defect class for each threshold on the logit margin: ``(K, 3)``.
+
+    Additive over batches and devices, like ``metrics.segmentation_sums``; ``mask`` drops padding.
+    """
+    margin = (logits[..., 1] - logits[..., 0]).astype(jnp.float32)
+    mask = mask.astype(jnp.float32)
+
+    def counts(t):
+        tp, fp, fn = confusion_counts(margin > t, labels)
+        return jnp.stack([jnp.sum(tp * mask), jnp.sum(fp * mask), jnp.sum(fn * mask)])
+
+    return jax.lax.map(counts, thresholds)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_threshold_sums(graphdef, mesh) -> Callable:
+    bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+
+    def step(params, x, y, m, thresholds):
+        logits = nnx.merge(graphdef, params)(x, train=False)
+        return threshold_sums(logits, y, m, thresholds)
+
+    return jax.jit(step, in_shardings=(rep, bsh, bsh, bsh, rep), out_shardings=rep)
+
+
+def choose_decision_bias(graphdef, params, val_set, batch_size: int, mesh) -> dict:
+    """The grid threshold with the best aggregated validation Dice (ties: the one nearest 0).
+
+    Returns ``{"decision_bias", "val_dice", "val_dice_argmax"}`` (the last at ``t = 0``).
+    """
+    step = _compiled_threshold_sums(graphdef, mesh)
+    grid = jax.device_put(jnp.asarray(THRESHOLD_GRID, jnp.float32), sharding.replicated(mesh))
+    total = None
+    for x, y, m in val_set.batches(batch_size, mesh):
+        sums = step(params, x, y, m, grid)
+        total = sums if total is None else total + sums
+    if total is None:
+        raise ValueError("the validation set is empty: no threshold can be chosen")
+    counts = np.asarray(jax.device_get(total), np.float64)
+    dice = np.array([dice_from_counts(*c) for c in counts])
+    best = max(range(len(dice)), key=lambda i: (dice[i], -abs(THRESHOLD_GRID[i])))
+    zero = int(np.argmin(np.abs(THRESHOLD_GRID)))
+    return {"decision_bias": float(THRESHOLD_GRID[best]), "val_dice": float(dice[best]),
+            "val_dice_argmax": float(dice[zero])}
+
+
+def shift_decision(model: nnx.Module, decision_bias: float) -> nnx.Module:
+    """``model`` whose argmax calls a defect where the original margin exceeds ``decision_bias``.
+
+    Moves the head's biases (background, defect) by (+t/2, −t/2), in place, and returns the model.
+    """
+    if decision_bias:
+        bias = model.head.bias
+        bias[...] = bias[...] + jnp.asarray([0.5, -0.5], bias[...].dtype) * decision_bias
+    return model
+
+
+def read_decision(run_dir: str | Path, best_epoch: int | None = None) -> dict | None:
+    """``decision.json`` of a run, or None when the run has none (or one for another best epoch)."""
+    path = Path(run_dir) / DECISION_FILE
+    if not path.is_file():
+        return None
+    try:
+        decision = json.loads(path.read_text())
+        float(decision["decision_bias"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is not a decision record ({exc}); delete it and rerun the training with --resume") from None
+    if best_epoch is not None and decision.get("best_epoch") != best_epoch:
+        return None
+    return decision
