@@ -195,7 +195,7 @@ class TrainingConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
     # jaxmag.learn.recipe: "paper" (appendix A: CE, fixed noise, no augmentation) or "robust"
     # (movies with fresh noise + symmetry augmentation, CE + soft Dice) and its ablations
-    recipe: Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax"] = "paper"
+    recipe: Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax", "robust_datanorm"] = "paper"
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, "epochs", "must be positive")
@@ -223,7 +223,7 @@ class RunConfig:
         _check_channel_lists("models", self.models, "'mean:x' or 'mean:x,std:z'")
 
 
-_RECIPES = ("paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax")  # jaxmag.learn.recipe
+_RECIPES = ("paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax", "robust_datanorm")  # jaxmag.learn.recipe
 
 
 @dataclasses.dataclass(frozen=True)

@@ -207,6 +207,7 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
                  "--train-noise", "gaussian:1e-2", "--out", str(out), "--no-progress"]) == 0
     info = json.loads((out / "run.json").read_text())
     assert info["source"]["kind"] == "movies" and info["train_condition"] == "gaussian_1e-2"
+    assert info["input_norm"] == "per_image"  # the robust recipe's U-Net standardises each map
     assert "test Dice on gaussian_1e-2" in capsys.readouterr().out
     # the robust recipe chose its decision threshold on the validation split and loads with it
     from jaxmag.learn.evaluation import load_trained
@@ -219,6 +220,11 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
     np.testing.assert_allclose(np.asarray(raw.head.bias[...]) - np.asarray(shifted.head.bias[...]),
                                [-decision["decision_bias"] / 2, decision["decision_bias"] / 2], atol=1e-6)
     assert json.loads((out / "eval_gaussian_1e-2.json").read_text())["decision_bias"] == decision["decision_bias"]
+    assert shifted.input_norm == "per_image"
+    # a run.json from before the option (no input_norm) loads as the plain model it was
+    legacy = {k: v for k, v in info.items() if k in json.loads((out / "run.json").read_text()) and k != "input_norm"}
+    (out / "run.json").write_text(json.dumps(legacy))
+    assert load_trained(out)[0].input_norm == "none"
     # the paper recipe needs a measures file; a movie recipe without a dataset names the fix
     assert main(["train", str(cfg), "--measures", str(tmp_path / "m.h5"), "--measure", "std", "--component", "x",
                  "--out", str(tmp_path / "r2")]) == 2

@@ -122,3 +122,17 @@ def test_unet_convolutions_take_the_cpu_path_and_pooling_is_max():
     assert model.down[0].conv1.conv_general_dilated is conv.conv_general_dilated
     x = jax.random.normal(jax.random.key(1), (2, 8, 6, 3))
     np.testing.assert_array_equal(max_pool_2x2(x), nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2)))
+
+
+def test_per_image_input_norm_makes_the_model_blind_to_each_maps_offset_and_scale():
+    from jaxmag.models.unet import UNet
+
+    model = UNet(2, base_features=4, depth=1, dropout=0.0, input_norm="per_image", rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).normal(size=(3, 8, 8, 2)).astype(np.float32)
+    scale = np.array([2.0, 0.5, 7.0], np.float32)[:, None, None, None] * np.array([1.0, 3.0], np.float32)
+    offset = np.array([1.0, -4.0, 0.3], np.float32)[:, None, None, None] * np.array([1.0, -1.0], np.float32)
+    np.testing.assert_allclose(np.asarray(model(x * scale + offset)), np.asarray(model(x)), atol=2e-4)
+    plain = UNet(2, base_features=4, depth=1, dropout=0.0, rngs=nnx.Rngs(0))
+    assert not np.allclose(np.asarray(plain(x * scale + offset)), np.asarray(plain(x)), atol=1e-2)
+    with pytest.raises(ValueError, match="input_norm"):
+        UNet(1, base_features=4, depth=1, input_norm="batch", rngs=nnx.Rngs(0))

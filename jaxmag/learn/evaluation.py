@@ -42,7 +42,8 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     info = read_run_info(run_dir)
     config = load_config(run_dir / "config.toml")
     in_channels = len(info["inputs"])
-    abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0)))
+    input_norm = info.get("input_norm", "none")  # runs from before the option had none
+    abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0), input_norm))
     graphdef, params = nnx.split(abstract, nnx.Param)
     rep = sharding.replicated(sharding.data_mesh(jax.local_devices()[:1]))
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), params)
@@ -53,7 +54,7 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     bias = 0.0 if decision is None else float(decision["decision_bias"])
     calibration.shift_decision(model, bias)
     return model, {**info, "run_dir": str(run_dir), "config": config, "checkpoint_epoch": meta.get("epoch"),
-                   "decision_bias": bias}
+                   "decision_bias": bias, "input_norm": input_norm}
 
 
 def _restore_params(ckpt_dir: Path, slot: str, target):

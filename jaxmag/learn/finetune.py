@@ -122,7 +122,7 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
     validation metrics.
     """
     t = config.training
-    model, _ = load_trained(parent_dir)
+    model, parent_info = load_trained(parent_dir)
     _, params = nnx.split(model, nnx.Param)
     params = jax.tree.map(lambda a: sharding.replicate(np.asarray(a), mesh), params)
     tx = make_optimizer(config, t.epochs * source.steps_per_epoch)
@@ -137,7 +137,8 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
         (out / "config.toml").write_text(config.to_toml())
     val = evaluate_on(model, source, mesh, source.val_set())
     record = {**record, "start_val": val}
-    _write_json(out / RUN_FILE, {**_run_info(config, source), "finetune": record})
+    # the parent's input normalisation travels with its parameters (train_and_evaluate resumes with it)
+    _write_json(out / RUN_FILE, {**_run_info(config, source, parent_info["input_norm"]), "finetune": record})
     checkpoint.save(out / "checkpoints", "best", 0, tree, {"epoch": 0, "val": val})
     checkpoint.save(out / "checkpoints", "latest", 0, tree,
                     {"epoch": 0, "best_dice": float(val["dice"]), "best_epoch": 0, "history": []})

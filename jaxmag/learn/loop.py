@@ -61,8 +61,12 @@ class TrainState:
         return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng}
 
 
-def make_model(config: Config, in_channels: int, key: jax.Array) -> UNet:
-    """The U-Net described by ``config.model`` (and ``training.compute_dtype``)."""
+def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str | None = None) -> UNet:
+    """The U-Net described by ``config.model`` (and ``training.compute_dtype``).
+
+    ``input_norm``: the UNet's input normalisation; ``None`` takes the recipe's
+    (``jaxmag.learn.recipe``). A stored run passes the value its ``run.json`` records.
+    """
     m = config.model
     dtype = jnp.bfloat16 if config.training.compute_dtype == "bfloat16" else jnp.float32
     return UNet(
@@ -71,6 +75,7 @@ def make_model(config: Config, in_channels: int, key: jax.Array) -> UNet:
         depth=m.depth,
         dropout=m.dropout,
         compute_dtype=dtype,
+        input_norm=get_recipe(config.training.recipe).input_norm if input_norm is None else input_norm,
         rngs=nnx.Rngs(params=key),
     )
 
@@ -104,7 +109,8 @@ def _optimizer(t, total_steps: int) -> optax.GradientTransformation:
 
 
 def create_train_state(
-    config: Config, in_channels: int, key: jax.Array, total_steps: int, mesh: jax.sharding.Mesh
+    config: Config, in_channels: int, key: jax.Array, total_steps: int, mesh: jax.sharding.Mesh,
+    input_norm: str | None = None,
 ) -> TrainState:
     """Fresh parameters and optimiser state, replicated on ``mesh``.
 
@@ -114,7 +120,7 @@ def create_train_state(
     tx = make_optimizer(config, total_steps)
     # initialise eagerly and replicate from the host: compiling the initialisers as one jitted
     # program costs far more than running them, and every process derives the same values.
-    model = make_model(config, in_channels, jax.random.fold_in(key, 0))
+    model = make_model(config, in_channels, jax.random.fold_in(key, 0), input_norm)
     graphdef, params = nnx.split(model, nnx.Param)
     host = jax.device_get(params)
     params = jax.tree.map(lambda a: sharding.replicate(a, mesh), host)
@@ -225,8 +231,11 @@ def train_and_evaluate(
         raise ValueError(f"source batch size {source.batch_size} differs from training.batch_size {t.batch_size}")
     out = Path(out_dir)
     root = jax.random.key(t.seed)
-    state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh)
-    state, run = _open_run(config, source, out, state, resume)
+    # a resumed (or fine-tuning) run keeps the input normalisation its run.json records
+    stored = read_run_info(out) if resume and (out / RUN_FILE).is_file() else None
+    input_norm = stored.get("input_norm", "none") if stored is not None else get_recipe(t.recipe).input_norm
+    state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh, input_norm)
+    state, run = _open_run(config, source, out, state, resume, input_norm)
     ny, nx = _image_shape(source)
     step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, len(source.input_names)), get_recipe(t.recipe).loss)
     eval_fn = compiled_eval_step(state.graphdef, mesh)
@@ -239,7 +248,8 @@ def train_and_evaluate(
         last_val = run.history[-1].get("val_dice") if run.history else None
         state, record = _train_epoch(state, step_fn, source, epoch, jax.random.fold_in(data_root, epoch), t, show, last_val)
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
-            _validate(state, val_set, t.batch_size, mesh, eval_fn, epoch, record, run, out)
+            _validate(state, val_set, t.batch_size, mesh, eval_fn, epoch, record, run, out,
+                      calibrate=get_recipe(t.recipe).calibrate)
         _end_epoch(state, epoch, t.epochs, record, run, out)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
@@ -267,9 +277,10 @@ def _calibrate_best(state, val_set, batch_size: int, mesh, out: Path, best_epoch
     return decision
 
 
-def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool) -> tuple[TrainState, _Progress]:
+def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool,
+              input_norm: str = "none") -> tuple[TrainState, _Progress]:
     """Check the run folder and either restore ``checkpoints/latest`` (resume) or start it."""
-    info = _run_info(config, source)
+    info = _run_info(config, source, input_norm)
     ckpt_dir = out / "checkpoints"
     if resume:
         _check_resumable(read_run_info(out), info, out, config)
@@ -310,12 +321,22 @@ def _train_epoch(state, step_fn, source, epoch: int, key, t, show: bool, last_va
     return state, {"epoch": epoch + 1, "loss": loss, "images_per_s": steps * t.batch_size / seconds, "seconds": seconds}
 
 
-def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record: dict, run: _Progress, out: Path) -> None:
-    """Validation Dice into ``record``; a new best is saved as ``checkpoints/best``."""
+def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record: dict, run: _Progress, out: Path,
+              *, calibrate: bool = False) -> None:
+    """Validation Dice into ``record``; a new best is saved as ``checkpoints/best``.
+
+    ``calibrate``: the checkpoint is chosen by its validation Dice at its own best threshold
+    (``calibration.choose_decision_bias``), the decision it will be used with, instead of at argmax.
+    """
     val = evaluate_params(state.graphdef, state.params, val_set, batch_size, mesh, eval_fn)
     record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
-    if val["dice"] > run.best_dice:
-        run.best_dice, run.best_epoch = val["dice"], epoch + 1
+    score = val["dice"]
+    if calibrate:
+        decision = calibration.choose_decision_bias(state.graphdef, state.params, val_set, batch_size, mesh)
+        record.update(val_dice_calibrated=decision["val_dice"], decision_bias=decision["decision_bias"])
+        score = decision["val_dice"]
+    if score > run.best_dice:
+        run.best_dice, run.best_epoch = score, epoch + 1
         checkpoint.save(out / "checkpoints", "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
 
 
@@ -327,8 +348,11 @@ def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out
     _write_json(out / HISTORY_FILE, run.history)
     # the per-epoch summary is not progress: --no-progress hides the bars, not these lines
     if jax.process_index() == 0:
-        tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}  "
-                   f"{record['images_per_s']:.1f} img/s")
+        calibrated = ""
+        if "val_dice_calibrated" in record:
+            calibrated = f" ({record['val_dice_calibrated']:.4f} at threshold {record['decision_bias']:+.1f})"
+        tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}"
+                   f"{calibrated}  {record['images_per_s']:.1f} img/s")
 
 
 def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_epoch: int) -> dict:

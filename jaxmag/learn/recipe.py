@@ -16,12 +16,17 @@ recipe               data                                    loss
 ``robust_fixed``     as ``robust`` with the fixed draws      as ``robust`` (ablation)
 ``paper_dice``       as ``paper``                            as ``robust`` (ablation)
 ``robust_argmax``    as ``robust``                           as ``robust``, argmax decision (ablation)
+``robust_datanorm``  as ``robust``, without per-image input  as ``robust`` (ablation)
+                     standardisation
 ===================  ======================================  ============================================
 
 All recipes select the checkpoint with the best validation Dice; validation and test always use
 the fixed noise draws of the measures file. The ``robust`` family then chooses the decision
-threshold of that checkpoint on the validation split (``jaxmag.learn.calibration``); ``paper``
-and ``paper_dice`` keep the argmax, as the appendix does. The ablation rows of ``docs/training.md`` justify
+threshold of that checkpoint on the validation split (``jaxmag.learn.calibration``), and its
+U-Net standardises every input map per image (``UNet(input_norm="per_image")``); ``paper``
+and ``paper_dice`` keep the argmax and the plain inputs, as the appendix does. A run records
+its ``input_norm`` in ``run.json`` (absent: ``"none"``, runs from before the option), and
+loading or resuming a run follows the record, not today's recipe. The ablation rows of ``docs/training.md`` justify
 each piece of ``robust``.
 """
 from __future__ import annotations
@@ -42,17 +47,19 @@ class Recipe:
     augment: bool = False
     fresh_noise: bool = False
     calibrate: bool = False  # decision threshold chosen on the validation split (jaxmag.learn.calibration)
+    input_norm: str = "none"  # jaxmag.models.UNet's input_norm: "none" or "per_image"
 
 
 RECIPES = {
     r.name: r
     for r in (
         Recipe("paper", "measures", "ce"),
-        Recipe("robust", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True),
-        Recipe("robust_ce", "movies", "ce", augment=True, fresh_noise=True, calibrate=True),
-        Recipe("robust_noaug", "movies", "ce_dice", augment=False, fresh_noise=True, calibrate=True),
-        Recipe("robust_fixed", "movies", "ce_dice", augment=True, fresh_noise=False, calibrate=True),
-        Recipe("robust_argmax", "movies", "ce_dice", augment=True, fresh_noise=True),
+        Recipe("robust", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
+        Recipe("robust_ce", "movies", "ce", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
+        Recipe("robust_noaug", "movies", "ce_dice", augment=False, fresh_noise=True, calibrate=True, input_norm="per_image"),
+        Recipe("robust_fixed", "movies", "ce_dice", augment=True, fresh_noise=False, calibrate=True, input_norm="per_image"),
+        Recipe("robust_argmax", "movies", "ce_dice", augment=True, fresh_noise=True, input_norm="per_image"),
+        Recipe("robust_datanorm", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True),
         Recipe("paper_dice", "measures", "ce_dice"),
     )
 }

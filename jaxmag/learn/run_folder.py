@@ -42,9 +42,10 @@ def read_run_info(run_dir: str | Path) -> dict:
         raise ValueError(f"{path} is corrupt: {exc}") from None
 
 
-def _run_info(config: Config, source) -> dict:
+def _run_info(config: Config, source, input_norm: str = "none") -> dict:
     indices = getattr(source, "indices", None)
     return {
+        "input_norm": input_norm,  # the UNet's input normalisation (jaxmag.models.unet)
         "inputs": list(source.input_names),
         "train_condition": source.train_condition,
         "config_hash": config_hash(config),
@@ -81,8 +82,9 @@ def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | 
         ("train_condition", "training condition"),
         ("split", "split"),
         ("norm_stats", "normalisation statistics"),
+        ("input_norm", "input normalisation"),
     ):
-        if stored.get(key) != fresh.get(key):
+        if stored.get(key, "none" if key == "input_norm" else None) != fresh.get(key):
             raise ValueError(
                 f"cannot resume {run_dir}: its {what} differs from this invocation "
                 f"({stored.get(key)!r:.80} vs {fresh.get(key)!r:.80}); use a new --out"

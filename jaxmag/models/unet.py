@@ -18,6 +18,13 @@ bottleneck 1024) has **31,030,658** parameters (checked in ``tests/test_unet.py`
 
 Dropout takes its randomness from an explicit ``rngs`` argument at call time, so the model
 holds parameters only and training stays a pure function of (params, key).
+
+``input_norm="per_image"`` standardises each input map by its own spatial mean and standard
+deviation before the first convolution (no parameters). A film's mean magnetisation and its
+overall fluctuation level vary from film to film far more than the defects' contrast does;
+the non-learned baseline removes them per image (robust z-score), and so does this option,
+which the ``robust`` recipes use (ablation in ``docs/training.md``). The paper's model has
+none (``"none"``, the default).
 """
 from __future__ import annotations
 
@@ -28,6 +35,14 @@ from flax import nnx
 from jaxmag.models.conv import conv_general_dilated
 
 PAPER_PARAMETER_COUNT = 31_030_658
+INPUT_NORMS = ("none", "per_image")
+
+
+def standardize_per_image(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+    """Each map of ``x (B, H, W, C)`` minus its spatial mean, over its spatial std (+ ``eps``)."""
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    std = jnp.sqrt(jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True))
+    return (x - mean) / (std + eps)
 
 
 class ConvBlock(nnx.Module):
@@ -90,6 +105,8 @@ class UNet(nnx.Module):
         dropout: spatial dropout probability inside every block.
         compute_dtype: dtype of the convolutions (``jnp.float32`` or ``jnp.bfloat16``);
             parameters are always stored in float32 and logits are returned in float32.
+        input_norm: ``"none"`` or ``"per_image"`` (each map minus its spatial mean, over its
+            spatial standard deviation).
         rngs: initialisation randomness (``nnx.Rngs(params=key)``).
     """
 
@@ -102,6 +119,7 @@ class UNet(nnx.Module):
         dropout: float = 0.1,
         compute_dtype=jnp.float32,
         num_classes: int = 2,
+        input_norm: str = "none",
         rngs: nnx.Rngs,
     ):
         if in_channels < 1:
@@ -110,8 +128,11 @@ class UNet(nnx.Module):
             raise ValueError(f"UNet base_features and depth must be >= 1, got {base_features}, {depth}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"UNet input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         self.in_channels = in_channels
         self.depth = depth
+        self.input_norm = input_norm
         widths = [base_features * 2**i for i in range(depth + 1)]
         dt = compute_dtype
         self.down = nnx.List(
@@ -145,6 +166,8 @@ class UNet(nnx.Module):
             raise ValueError(
                 f"UNet with depth {self.depth} needs image sides divisible by {factor}, got {x.shape[1]}x{x.shape[2]}"
             )
+        if self.input_norm == "per_image":
+            x = standardize_per_image(x)
         skips = []
         for block in self.down:
             x = block(x, train=train, rngs=rngs)
