@@ -162,3 +162,19 @@ def test_changing_the_plan_keeps_finished_units(tmp_path, measures_file, monkeyp
     assert len(calls) == 1  # only the new seed-1 unit was trained
     old = {(r["unit"], r["eval_condition"]): r["dice"] for r in first}
     assert all(abs(r["dice"] - old[(r["unit"], r["eval_condition"])]) == 0 for r in second if (r["unit"], r["eval_condition"]) in old)
+
+
+def test_shards_split_the_units_and_a_last_run_completes_the_table(tmp_path, measures_file, monkeypatch):
+    config = loads_config(CONFIG)
+    units = plan_study(config)
+    first = run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None, shard=(0, 2))
+    assert sorted({r["unit"] for r in first}) == ["mean-x__clean", "std-x__clean"]  # positions 0 and 2
+    second = run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None, shard=(1, 2))
+    assert {r["unit"] for r in second} == {u.id for u in units}  # its own two and the first shard's
+    import jaxmag.learn.loop
+
+    monkeypatch.setattr(jaxmag.learn.loop, "train_and_evaluate", lambda *a, **k: pytest.fail("trained again"))
+    whole = run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None)
+    assert sorted(map(json.dumps, whole)) == sorted(map(json.dumps, second))
+    with pytest.raises(ValueError, match="shard index"):
+        run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None, shard=(2, 2))

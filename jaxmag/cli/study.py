@@ -16,7 +16,14 @@ def _study(args: argparse.Namespace) -> int:
         for unit in plan_study(config):
             print(f"{unit.id}: evaluated on {', '.join(unit.eval_conditions)}")
         return 0
-    result = run_pipeline(config, out, mode="study", progress=not args.no_progress)
+    shard = None
+    if args.num_shards is not None or args.shard_index is not None:
+        if args.num_shards is None or args.shard_index is None:
+            raise ValueError("--shard-index and --num-shards go together")
+        if not 0 <= args.shard_index < args.num_shards:
+            raise ValueError(f"--shard-index must be in [0, {args.num_shards}), got {args.shard_index}")
+        shard = (args.shard_index, args.num_shards)
+    result = run_pipeline(config, out, mode="study", progress=not args.no_progress, shard=shard)
     print(f"{len(result['results'])} results in {out}/results.csv; report: {result['report']}")
     return 0
 
@@ -31,6 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("config", type=Path, help="TOML config, e.g. configs/paper.toml or configs/study_quick.toml")
     p.add_argument("--out", type=Path, help="output folder (default runs/<config name>)")
     p.add_argument("--plan", action="store_true", help="list the units and exit")
+    p.add_argument("--shard-index", type=int, help="train only every --num-shards-th unit from this one (0-based): "
+                   "processes that share the folder; start the others after the first has written measures.h5, "
+                   "and rerun without shards at the end for the complete report")
+    p.add_argument("--num-shards", type=int, help="number of processes sharing the study (with --shard-index)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_study)

@@ -72,8 +72,14 @@ def run_pipeline(
     mode: Mode = "run",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
-    """Run (or resume) the whole job; returns ``{"results": [...], "report": path, "timings": {...}}``."""
+    """Run (or resume) the whole job; returns ``{"results": [...], "report": path, "timings": {...}}``.
+
+    ``shard = (k, n)`` (studies): train every n-th unit from the k-th (``study.run_units``).
+    Start the other shards once one has finished the measures stage: the data stages are not
+    shared between processes.
+    """
     from jaxmag.assemble import compute_measures_file, simulate
 
     source = str(config) if not isinstance(config, Config) else "the config"
@@ -110,7 +116,8 @@ def run_pipeline(
 
     units = plan_run(config) if mode == "run" else plan_study(config)
     log(f"train/evaluate: {len(units)} models")
-    records = stage("train_evaluate", lambda: run_units(units, config, measures, out_dir, progress=progress, log=log))
+    train_stage = "train_evaluate" if shard is None else f"train_evaluate_shard_{shard[0]}_of_{shard[1]}"
+    records = stage(train_stage, lambda: run_units(units, config, measures, out_dir, progress=progress, log=log, shard=shard))
 
     title = f"jaxmag {mode}: {config.name}"
     report = stage("report", lambda: write_report(out_dir, config, records, measures, title=title, timings=timings))

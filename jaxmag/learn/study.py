@@ -232,8 +232,16 @@ def run_units(
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    shard: tuple[int, int] | None = None,
 ) -> list[dict]:
-    """Run every unit in order (skipping finished ones); rewrite the results table after each."""
+    """Run every unit in order (skipping finished ones); rewrite the results table after each.
+
+    ``shard = (k, n)``: train only the units whose position ``i`` (from 0) has ``i % n == k``,
+    so that ``n`` processes share one study folder (each unit's result is its own atomic file);
+    the tables hold every finished unit, and a last run without a shard completes the report.
+    """
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard index must be in [0, {shard[1]}), got {shard[0]}")
     units = list(units)
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
@@ -243,6 +251,8 @@ def run_units(
     records: list[dict] = []
     for i, unit in enumerate(units, 1):
         done = (units_dir / unit.id / RESULT_FILE).is_file()
+        if not done and shard is not None and (i - 1) % shard[1] != shard[0]:
+            continue  # another shard's unit, not finished yet
         log(f"[{i}/{len(units)}] {unit.id}: {'finished, skipped' if done else 'training'}")
         unit_recs = run_unit(unit, config, measures_path, units_dir, progress=progress)
         records.extend(unit_recs)
