@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from jaxmag.config import Config, first_difference, load_config
-from jaxmag.io.atomic import atomic_write
+from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.learn.report import write_report
 from jaxmag.learn.study import noise_conditions, training_hash, without_conditions, plan_run, plan_study, run_units
 
@@ -94,8 +94,13 @@ def run_pipeline(
     def stage(name: str, fn: Callable[[], object]) -> object:
         start = time.perf_counter()
         result = fn()
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
-        timings_file.write_text(json.dumps(timings, indent=1))
+        elapsed = time.perf_counter() - start
+        # reread: study shards share the file, each adds its own stages (atomic replace)
+        current = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
+        current[name] = current.get(name, 0.0) + elapsed
+        timings.clear()
+        timings.update(current)
+        write_text(timings_file, json.dumps(timings, indent=1))
         return result
 
     data = out_dir / "data.h5"
