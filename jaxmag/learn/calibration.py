@@ -29,7 +29,7 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.learn import sharding
-from jaxmag.learn.metrics import confusion_counts, dice_from_counts
+from jaxmag.learn.metrics import confusion_counts, dice_from_counts, segmentation_sums, summarize
 
 DECISION_FILE = "decision.json"
 THRESHOLD_GRID = np.round(np.linspace(-4.0, 4.0, 81), 6)
@@ -52,14 +52,29 @@ def threshold_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, thresh
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_threshold_sums(graphdef, mesh) -> Callable:
+def _compiled_validation_sums(graphdef, mesh) -> Callable:
     bsh, rep = sharding.batch_sharding(mesh), sharding.replicated(mesh)
 
     def step(params, x, y, m, thresholds):
-        logits = nnx.merge(graphdef, params)(x, train=False)
-        return threshold_sums(logits, y, m, thresholds)
+        logits = nnx.merge(graphdef, params)(x, train=False)  # one forward pass for both sums
+        return segmentation_sums(logits, y, m), threshold_sums(logits, y, m, thresholds)
 
     return jax.jit(step, in_shardings=(rep, bsh, bsh, bsh, rep), out_shardings=rep)
+
+
+def validate(graphdef, params, val_set, batch_size: int, mesh) -> tuple[dict, dict]:
+    """``(metrics, decision)`` of ``params`` on ``val_set`` in one pass: the argmax metrics of
+    ``loop.evaluate_params`` and ``choose_decision_bias``'s threshold."""
+    step = _compiled_validation_sums(graphdef, mesh)
+    grid = jax.device_put(jnp.asarray(THRESHOLD_GRID, jnp.float32), sharding.replicated(mesh))
+    total = None
+    for x, y, m in val_set.batches(batch_size, mesh):
+        sums = step(params, x, y, m, grid)
+        total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    if total is None:
+        raise ValueError("the validation set is empty: no threshold can be chosen")
+    metric_sums, threshold_counts = jax.device_get(total)
+    return summarize(metric_sums), _best_threshold(threshold_counts)
 
 
 def choose_decision_bias(graphdef, params, val_set, batch_size: int, mesh) -> dict:
@@ -67,15 +82,12 @@ def choose_decision_bias(graphdef, params, val_set, batch_size: int, mesh) -> di
 
     Returns ``{"decision_bias", "val_dice", "val_dice_argmax"}`` (the last at ``t = 0``).
     """
-    step = _compiled_threshold_sums(graphdef, mesh)
-    grid = jax.device_put(jnp.asarray(THRESHOLD_GRID, jnp.float32), sharding.replicated(mesh))
-    total = None
-    for x, y, m in val_set.batches(batch_size, mesh):
-        sums = step(params, x, y, m, grid)
-        total = sums if total is None else total + sums
-    if total is None:
-        raise ValueError("the validation set is empty: no threshold can be chosen")
-    counts = np.asarray(jax.device_get(total), np.float64)
+    return validate(graphdef, params, val_set, batch_size, mesh)[1]
+
+
+def _best_threshold(counts) -> dict:
+    """The best row of summed ``(TP, FP, FN)`` per ``THRESHOLD_GRID`` entry, as ``choose_decision_bias`` returns it."""
+    counts = np.asarray(counts, np.float64)
     dice = np.array([dice_from_counts(*c) for c in counts])
     best = max(range(len(dice)), key=lambda i: (dice[i], -abs(THRESHOLD_GRID[i])))
     zero = int(np.argmin(np.abs(THRESHOLD_GRID)))

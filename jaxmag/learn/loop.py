@@ -328,13 +328,14 @@ def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record
     ``calibrate``: the checkpoint is chosen by its validation Dice at its own best threshold
     (``calibration.choose_decision_bias``), the decision it will be used with, instead of at argmax.
     """
-    val = evaluate_params(state.graphdef, state.params, val_set, batch_size, mesh, eval_fn)
-    record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
-    score = val["dice"]
     if calibrate:
-        decision = calibration.choose_decision_bias(state.graphdef, state.params, val_set, batch_size, mesh)
+        val, decision = calibration.validate(state.graphdef, state.params, val_set, batch_size, mesh)
         record.update(val_dice_calibrated=decision["val_dice"], decision_bias=decision["decision_bias"])
         score = decision["val_dice"]
+    else:
+        val = evaluate_params(state.graphdef, state.params, val_set, batch_size, mesh, eval_fn)
+        score = val["dice"]
+    record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
     if score > run.best_dice:
         run.best_dice, run.best_epoch = score, epoch + 1
         checkpoint.save(out / "checkpoints", "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
