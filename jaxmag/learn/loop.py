@@ -233,7 +233,7 @@ def train_and_evaluate(
     root = jax.random.key(t.seed)
     # a resumed (or fine-tuning) run keeps the input normalisation its run.json records
     stored = read_run_info(out) if resume and (out / RUN_FILE).is_file() else None
-    input_norm = stored.get("input_norm", "none") if stored is not None else get_recipe(t.recipe).input_norm
+    input_norm = stored["input_norm"] if stored is not None else get_recipe(t.recipe).input_norm
     state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh, input_norm)
     state, run = _open_run(config, source, out, state, resume, input_norm)
     ny, nx = _image_shape(source)

@@ -37,9 +37,11 @@ def read_run_info(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{Path(run_dir)} is not a training run (no {RUN_FILE})")
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is corrupt: {exc}") from None
+    info.setdefault("input_norm", "none")  # runs from before the option had none
+    return info
 
 
 def _run_info(config: Config, source, input_norm: str = "none") -> dict:
@@ -84,7 +86,7 @@ def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | 
         ("norm_stats", "normalisation statistics"),
         ("input_norm", "input normalisation"),
     ):
-        if stored.get(key, "none" if key == "input_norm" else None) != fresh.get(key):
+        if stored.get(key) != fresh.get(key):
             raise ValueError(
                 f"cannot resume {run_dir}: its {what} differs from this invocation "
                 f"({stored.get(key)!r:.80} vs {fresh.get(key)!r:.80}); use a new --out"
