@@ -24,7 +24,7 @@ import numpy as np
 from jaxmag.config import Config, first_difference, load_config
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.learn.report import write_report
-from jaxmag.learn.study import noise_conditions, training_hash, without_conditions, plan_run, plan_study, run_units
+from jaxmag.learn.study import check_shard, noise_conditions, training_hash, without_conditions, plan_run, plan_study, run_units
 
 Mode = Literal["run", "study"]
 
@@ -86,6 +86,7 @@ def run_pipeline(
     if not isinstance(config, Config):
         config = load_config(config)
     _check_split(config, source)  # now, not after simulate and measures
+    check_shard(shard)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, config)
     timings_file = out_dir / "timings.json"

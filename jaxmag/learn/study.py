@@ -224,6 +224,12 @@ def write_results(out_dir: Path, records: Sequence[dict]) -> None:
     _atomic_write(out_dir / "results.csv", buf.getvalue())
 
 
+def check_shard(shard: tuple[int, int] | None) -> None:
+    """``ValueError`` unless ``shard`` is None or ``(k, n)`` with ``0 <= k < n``."""
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard index must be in [0, {shard[1]}), got {shard[0]}")
+
+
 def run_units(
     units: Iterable[Unit],
     config: Config,
@@ -240,8 +246,7 @@ def run_units(
     so that ``n`` processes share one study folder (each unit's result is its own atomic file);
     the tables hold every finished unit, and a last run without a shard completes the report.
     """
-    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
-        raise ValueError(f"shard index must be in [0, {shard[1]}), got {shard[0]}")
+    check_shard(shard)
     units = list(units)
     ids = [u.id for u in units]
     if len(set(ids)) != len(ids):
