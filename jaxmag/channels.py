@@ -14,6 +14,8 @@ by the measures file (``jaxmag.io.measures_file``), the online generator
   but drawn more cheaply where an exact identity allows it (Gaussian noise, mean/std maps:
   three draws per pixel instead of T); for fresh training noise, where only the distribution
   matters, never for the keyed draws of the measures file;
+* ``movie_maps_from_draws(...)``: ``noisy_movie_maps`` with the standard-normal draws given
+  (the movie source's pooled training draws, ``jaxmag.learn.data.MovieSource``);
 * ``stack_channels(maps, channels, components) -> (n, ny, nx, K)`` float32, channel-last.
 All are traceable (compose with jit and vmap); checks happen at the callers' boundaries.
 """
@@ -25,7 +27,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxmag.measures import MEASURES, MeasureOptions, measure_maps
-from jaxmag.noise import NoiseSpec, add_measurement_noise, component_keys, condition_hash, condition_keys
+from jaxmag.noise import (NoiseSpec, add_measurement_noise, apply_noise_draws, component_keys, condition_hash,
+                          condition_keys)
 
 COMPONENTS = ("x", "y", "z")
 
@@ -94,6 +97,14 @@ def noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: j
     """
     x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
     return movie_maps(add_measurement_noise(x, spec, seed, run_index, components, **noise), measures, options)
+
+
+def movie_maps_from_draws(movies: jax.Array, spec: NoiseSpec, draws: jax.Array, measures: tuple[str, ...],
+                          options: Sequence[MeasureOptions]) -> dict[str, jax.Array]:
+    """``noisy_movie_maps`` with the standard-normal ``draws`` (shape of ``movies (n, C, T, ny,
+    nx)``) given instead of keyed: the same noise formula (``jaxmag.noise.apply_noise_draws``)."""
+    x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
+    return movie_maps(apply_noise_draws(x, spec, draws.astype(x.dtype)), measures, options)
 
 
 def sampled_noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: jax.Array, components: str,

@@ -7,9 +7,10 @@ with n ~ N(0, sigma^2) i.i.d. over every array element; ``variance`` is sigma^2 
 for speckle, in the squared units of x for Gaussian noise). The draws are a pure function of the
 key: same key, same noise, whatever the batch or device.
 
-The models live in one registry, ``NOISE_MODELS`` (kind -> ``add(x, variance, key)``); adding a
-kind is one function and one line there, and every path (measures file, online generator,
-fine-tuning) picks it up through ``apply_noise``.
+The models live in one registry, ``NOISE_MODELS`` (kind -> ``noisy(x, variance, draws)``, a
+formula in standard-normal draws); adding a kind is one function and one line there, and every
+path (measures file, online generator, fine-tuning, the movie source's pooled training draws)
+picks it up through ``apply_noise`` (keyed draws) or ``apply_noise_draws`` (given draws).
 
 A noise *condition* is a ``NoiseSpec``; its ``name`` (``"clean"``, ``"gaussian_1e-2"``,
 ``"speckle_2.5e-1"``) names HDF5 groups. One keying rule for every path: the noise of run ``r``,
@@ -126,34 +127,50 @@ def noise_specs_from_config(sweep: NoiseSweep) -> tuple[NoiseSpec, ...]:
 # --------------------------------------------------------------------------------------------
 # Drawing noise
 # --------------------------------------------------------------------------------------------
-def _normal(key: jax.Array, x: jax.Array, variance: Any) -> jax.Array:
+def gaussian_from_draws(x: jax.Array, variance: Any, draws: jax.Array) -> jax.Array:
+    """Additive noise ``x + sigma n`` from standard-normal ``draws`` n (shape of x)."""
+    return x + jnp.sqrt(jnp.asarray(variance, draws.dtype)) * draws
+
+
+def speckle_from_draws(x: jax.Array, variance: Any, draws: jax.Array) -> jax.Array:
+    """Multiplicative noise ``x + x sigma n`` from standard-normal ``draws`` n (shape of x)."""
+    return x + x * (jnp.sqrt(jnp.asarray(variance, draws.dtype)) * draws)
+
+
+NOISE_MODELS: dict[str, Callable[[jax.Array, Any, jax.Array], jax.Array]] = {
+    "gaussian": gaussian_from_draws,
+    "speckle": speckle_from_draws,
+}
+"""kind -> ``noisy(x, variance, standard_normal_draws)``: each model is a formula in n ~ N(0, 1)."""
+NOISE_KINDS = tuple(NOISE_MODELS)
+
+
+def _standard_normal(key: jax.Array, x: jax.Array) -> jax.Array:
     dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32
-    return jnp.sqrt(jnp.asarray(variance, dtype)) * jax.random.normal(key, x.shape, dtype)
+    return jax.random.normal(key, x.shape, dtype)
 
 
 def add_gaussian(x: jax.Array, variance: Any, key: jax.Array) -> jax.Array:
     """Additive noise ``x + n``, n ~ N(0, variance) per element; same shape and float dtype as x."""
-    return x + _normal(key, x, variance)
+    return gaussian_from_draws(x, variance, _standard_normal(key, x))
 
 
 def add_speckle(x: jax.Array, variance: Any, key: jax.Array) -> jax.Array:
     """Multiplicative noise ``x + x n``, n ~ N(0, variance) per element; same shape and float dtype as x."""
-    return x + x * _normal(key, x, variance)
-
-
-NOISE_MODELS: dict[str, Callable[[jax.Array, Any, jax.Array], jax.Array]] = {
-    "gaussian": add_gaussian,
-    "speckle": add_speckle,
-}
-NOISE_KINDS = tuple(NOISE_MODELS)
+    return speckle_from_draws(x, variance, _standard_normal(key, x))
 
 
 def apply_noise(x: jax.Array, spec: NoiseSpec, key: jax.Array, variance: Any = None) -> jax.Array:
     """Apply one condition (clean returns ``x`` unchanged). ``variance`` (default
     ``spec.variance``) may be a traced value, so conditions of one kind share a compiled kernel."""
+    return apply_noise_draws(x, spec, None if spec.kind == "clean" else _standard_normal(key, x), variance)
+
+
+def apply_noise_draws(x: jax.Array, spec: NoiseSpec, draws: jax.Array | None, variance: Any = None) -> jax.Array:
+    """``apply_noise`` with the standard-normal draws given (shape of ``x``) instead of a key."""
     if spec.kind == "clean":
         return x
-    return NOISE_MODELS[spec.kind](x, spec.variance if variance is None else variance, key)
+    return NOISE_MODELS[spec.kind](x, spec.variance if variance is None else variance, draws)
 
 
 def condition_hash(condition: str | NoiseSpec) -> int:

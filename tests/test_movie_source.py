@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxmag.config import MeasuresConfig, loads_config
-from jaxmag.learn.data import MovieSource, augment_movies, movie_measure_maps
+from jaxmag.learn.data import MovieSource, augment_movies, mirror_signs, move_channel_pixels, movie_measure_maps
 from jaxmag.learn.splits import epoch_permutation
 from jaxmag.noise import condition_hash
 
@@ -46,9 +46,10 @@ def _source(path, **kw):
 @pytest.mark.parametrize("condition", ["gaussian:1e-2", "speckle:1e-1"])
 def test_batch_equals_numpy_reference(movies, condition):
     # Gaussian fresh noise on mean/std inputs is drawn from the maps' exact sampling
-    # distribution (jaxmag.channels.sampled_noisy_movie_maps); speckle frame by frame.
+    # distribution (jaxmag.channels.sampled_noisy_movie_maps); speckle from the epoch's noise
+    # pool, each sample's field shifted in time and signed (jaxmag.learn.data.pooled_draws).
+    # The mirrors' component signs act on the movie, the pixel moves on the maps.
     src = _source(movies, train_condition=condition)
-    name = condition.replace(":", "_")
     key = jax.random.key(7)
     x, y = next(iter(src.train_batches(0, key)))
     # host reference, step by step
@@ -58,26 +59,29 @@ def test_batch_equals_numpy_reference(movies, condition):
     k_flip, k_shift, k_noise = jax.random.split(jax.random.fold_in(key, 0), 3)
     flips = np.asarray(jax.random.bernoulli(k_flip, 0.5, (4, 2)))
     shifts = np.asarray(jax.random.randint(k_shift, (4, 2), 0, jnp.array([NY, NX])))
-    seed = jax.random.bits(k_noise, (), jnp.uint32)
+    if condition.startswith("speckle"):
+        from jaxmag.rng import normal_draws
+
+        pool = np.asarray(normal_draws(jax.random.fold_in(key, 0xFFFFFFFF), 0, (4, 2, T, NY, NX)))
+        k_t, k_sign = jax.random.split(k_noise)
+        t_shift = np.asarray(jax.random.randint(k_t, (4,), 0, T))
+        signs = np.where(np.asarray(jax.random.bernoulli(k_sign, 0.5, (4,))), 1.0, -1.0)
+    else:
+        seed = jax.random.bits(k_noise, (), jnp.uint32)
     ref_x, ref_y = [], []
     for b, i in enumerate(idx):
         mv, lab = m_all[i].astype(np.float64), lab_all[i]        # (T, C, ny, nx)
         fy, fx = flips[b]
-        if fy:
-            mv, lab = mv[..., ::-1, :], lab[::-1, :]
-        if fx:
-            mv, lab = mv[..., ::-1], lab[:, ::-1]
         if fy ^ fx:
             mv = mv * np.array([1, -1])[None, :, None, None]     # components x, z: z flips
-        mv = np.roll(mv, tuple(shifts[b]), axis=(-2, -1))
-        lab = np.roll(lab, tuple(shifts[b]), axis=(0, 1))
-        base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), condition_hash(name)), run_index[i])
-        keys = {c: jax.random.fold_in(base, ord(c)) for c in "xz"}
         if condition.startswith("speckle"):
-            noise = np.stack([np.asarray(jax.random.normal(keys[c], (T, NY, NX))) for c in "xz"], 1)
-            mv = mv + mv * np.sqrt(0.1) * noise
-            ref_x.append(np.stack([mv[:, 1].mean(0), mv[:, 0].std(0)], -1))
+            field = np.roll(pool[b], -t_shift[b], axis=1) * signs[b]   # (C, T, ny, nx): frame t + shift
+            mv = mv + mv * np.sqrt(0.1) * np.swapaxes(field, 0, 1)
+            maps = np.stack([mv[:, 1].mean(0), mv[:, 0].std(0)], -1)
         else:  # mean(y) = mean(x) + s z0; |P y|^2 = (|P x| + s z1)^2 + s^2 chi2(T - 2)
+            base = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), condition_hash("gaussian_1e-2")), run_index[i])
+            keys = {c: jax.random.fold_in(base, ord(c)) for c in "xz"}
+
             def draws(c):
                 k0, k1, k2 = jax.random.split(keys[c], 3)
                 return (np.asarray(jax.random.normal(k0, (NY, NX))), np.asarray(jax.random.normal(k1, (NY, NX))),
@@ -87,8 +91,13 @@ def test_batch_equals_numpy_reference(movies, condition):
             mean_z = mv[:, 1].mean(0) + np.sqrt(1e-2 / T) * z0
             a_x = np.sqrt(((mv[:, 0] - mv[:, 0].mean(0)) ** 2).sum(0))
             std_x = np.sqrt(((a_x + 0.1 * z1) ** 2 + 1e-2 * chi2) / T)
-            ref_x.append(np.stack([mean_z, std_x], -1))
-        ref_y.append(lab)
+            maps = np.stack([mean_z, std_x], -1)
+        if fy:
+            maps, lab = maps[::-1], lab[::-1]
+        if fx:
+            maps, lab = maps[:, ::-1], lab[:, ::-1]
+        ref_x.append(np.roll(maps, tuple(shifts[b]), axis=(0, 1)))
+        ref_y.append(np.roll(lab, tuple(shifts[b]), axis=(0, 1)))
     ref_x = (np.array(ref_x) - np.array(src.norm_stats["mean"])) / np.array(src.norm_stats["std"])
     np.testing.assert_allclose(np.asarray(x), ref_x, atol=2e-4)
     np.testing.assert_array_equal(np.asarray(y), np.array(ref_y))
@@ -120,6 +129,16 @@ def test_symmetries_map_measures_exactly():
     np.testing.assert_array_equal(out[..., 2], base[:, ::-1, 2])
     both, _ = augment_movies(mv, lab, jnp.array([[True, True]]), None, "xz")   # two mirrors: no sign flip
     np.testing.assert_array_equal(maps(both)[..., 1], base[::-1, ::-1, 1])
+    # the movie source's order (signs on the movie, maps, pixel moves on the maps) is the same
+    flips, shifts = jnp.array([[True, False], [False, True], [True, True], [False, False]]), jnp.array([[1, 2], [0, 3], [5, 7], [2, 0]])
+    mv4, lab4 = jnp.repeat(mv, 4, axis=0), jnp.repeat(lab, 4, axis=0)
+    moved, moved_lab = augment_movies(mv4, lab4, flips, shifts, "xz")
+    many = lambda m: np.asarray(movie_measure_maps(  # noqa: E731
+        m, CLEAN, 0, jnp.zeros(4, jnp.uint32), components="xz", measures=("mean", "std", "latent_entropy"),
+        options=(OPTS.options("x"), OPTS.options("z")), channels=chans))
+    fast, fast_lab = move_channel_pixels(jnp.asarray(many(mv4 * mirror_signs(flips, "xz", mv4.dtype))), lab4, flips, shifts)
+    np.testing.assert_array_equal(np.asarray(fast), many(moved))
+    np.testing.assert_array_equal(np.asarray(fast_lab), np.asarray(moved_lab))
 
 
 def test_streaming_equals_resident_and_errors(movies, tmp_path):
@@ -208,6 +227,7 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
     info = json.loads((out / "run.json").read_text())
     assert info["source"]["kind"] == "movies" and info["train_condition"] == "gaussian_1e-2"
     assert info["input_norm"] == "per_image"  # the robust recipe's U-Net standardises each map
+    assert info["model"]["dropout"] == 0.0     # and trains without dropout (the config says 0.1)
     assert "test Dice on gaussian_1e-2" in capsys.readouterr().out
     # the robust recipe chose its decision threshold on the validation split and loads with it
     from jaxmag.learn.evaluation import load_trained
@@ -229,3 +249,20 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
     assert main(["train", str(cfg), "--measures", str(tmp_path / "m.h5"), "--measure", "std", "--component", "x",
                  "--out", str(tmp_path / "r2")]) == 2
     assert "pass --data DATASET.h5" in capsys.readouterr().err
+
+
+def test_pooled_draws_are_shifted_signed_fields_of_the_pool():
+    # every sample's draws are its slot's pool field shifted cyclically in time and signed: a
+    # permutation and sign of i.i.d. N(0, 1) values, so exactly the noise law; steps differ
+    from jaxmag.learn.data import noise_pool, pooled_draws
+
+    pool = noise_pool(jax.random.key(3), (5, 2, T, NY, NX))
+    assert abs(float(jnp.mean(pool))) < 0.05 and abs(float(jnp.std(pool)) - 1) < 0.05
+    a, b = pooled_draws(pool, jax.random.key(0)), pooled_draws(pool, jax.random.key(1))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    for out in (a, b):
+        for s in range(5):
+            matches = [sign * t for t in range(T) for sign in (1, -1)
+                       if np.array_equal(np.asarray(out[s]), sign * np.roll(np.asarray(pool[s]), -t, axis=1))]
+            assert len(matches) == 1
+    np.testing.assert_array_equal(np.asarray(noise_pool(jax.random.key(3), (5, 2, T, NY, NX))), np.asarray(pool))

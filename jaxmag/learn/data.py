@@ -482,13 +482,25 @@ def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shift
     return _augment(movies, labels, flips, shifts, sign)
 
 
-def augment_maps(maps: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str,
-                 *, odd: bool):
-    """``augment_movies`` for per-pixel temporal maps ``(B, C, ny, nx)``: the same mirrors and
-    shifts; ``odd`` maps (the mean) change sign with the component, even ones (the spread) do not.
-    Equal to the maps of the augmented movies, since those maps are per-pixel functions."""
-    sign = _component_signs(components, maps.dtype)[:, None, None] if odd else jnp.ones((1, 1, 1), maps.dtype)
-    return _augment(maps, labels, flips, shifts, sign)
+def mirror_signs(flips: jax.Array, components: str, dtype) -> jax.Array:
+    """``(B, 1, C, 1, 1)`` factors on stored movies ``(B, T, C, ny, nx)``: the component signs of
+    ``augment_movies``' mirrors ``flips (B, 2)`` (y and z flip where one mirror is applied)."""
+    odd = flips[:, 0] ^ flips[:, 1]
+    sign = _component_signs(components, dtype)
+    return jnp.where(odd[:, None], sign[None, :], jnp.ones_like(sign)[None, :])[:, None, :, None, None]
+
+
+def move_channel_pixels(maps: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None):
+    """The pixel moves of ``augment_movies`` (mirrors, cyclic shifts; no signs) on channel maps
+    ``(B, ny, nx, K)`` and ``labels (B, ny, nx)``.
+
+    Every measure is a per-pixel function of the pixel's time series and the noise is i.i.d. over
+    pixels, so moving the pixels of the noisy maps has the law of the maps of the moved movie,
+    with the signs applied to the movie first (``mirror_signs``): ``augment_movies`` then the
+    maps, at a fraction of its cost (moving whole movies dominated a speckle batch on CPU). With
+    the same draws the two agree exactly where the noise is unkeyed (clean)."""
+    moved, labels = _augment(jnp.moveaxis(maps, -1, 1), labels, flips, shifts, jnp.ones((1, 1, 1), maps.dtype))
+    return jnp.moveaxis(moved, 1, -1), labels
 
 
 def _component_signs(components: str, dtype) -> jax.Array:
@@ -505,7 +517,7 @@ def _augment(arr, labels, flips, shifts, sign):
 
 
 def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,
-                       channels: tuple, cond_hash=None, sampled: bool = False) -> jax.Array:
+                       channels: tuple, cond_hash=None, sampled: bool = False, draws=None) -> jax.Array:
     """``movies (B, T, C, ny, nx)`` -> raw input channels ``(B, ny, nx, len(channels))``.
 
     The one path of ``jaxmag.channels``: ``jaxmag.noise.add_measurement_noise`` of ``spec``
@@ -514,14 +526,50 @@ def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measur
     traced (fresh draws); the measures file's seed and run indices reproduce its maps.
     ``sampled``: draw the maps through ``jaxmag.channels.sampled_noisy_movie_maps`` (same
     distribution, another realisation, much cheaper): for fresh training noise only.
+    ``draws``: standard-normal draws ``(B, C, T, ny, nx)`` to make the noise from instead of the
+    keys (``pooled_draws``; ``seed``, ``run_index`` and ``sampled`` are then unused).
     """
-    from jaxmag.channels import noisy_movie_maps, sampled_noisy_movie_maps, stack_channels
+    from jaxmag.channels import movie_maps_from_draws, noisy_movie_maps, sampled_noisy_movie_maps, stack_channels
 
     x = measure_from_stored(movies)
+    if draws is not None:
+        return stack_channels(movie_maps_from_draws(x, spec, draws, measures, options), channels, components)
     kw = {} if cond_hash is None else {"cond_hash": cond_hash}
     maps_of = sampled_noisy_movie_maps if sampled else noisy_movie_maps
     maps = maps_of(x, spec, seed, run_index, components, measures, options, **kw)
     return stack_channels(maps, channels, components)
+
+
+POOL_STREAM = 0xFFFFFFFF
+"""``fold_in(epoch_key, POOL_STREAM)`` keys an epoch's noise pool; steps fold in their index
+``s < steps_per_epoch``, which never reaches it."""
+
+
+def noise_pool(epoch_key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """An epoch's pool of standard-normal fields ``shape = (B, C, T, ny, nx)`` (``jaxmag.rng``'s
+    counter-based draws, a pure function of the epoch key)."""
+    from jaxmag.rng import normal_draws
+
+    return normal_draws(jax.random.fold_in(epoch_key, POOL_STREAM), 0, shape)
+
+
+def pooled_draws(pool: jax.Array, key: jax.Array) -> jax.Array:
+    """One step's noise draws from an epoch's ``pool (B, C, T, ny, nx)``: sample b takes field b
+    under a random cyclic shift in time and a random sign, both drawn from ``key``.
+
+    A shift and a sign change map i.i.d. N(0, 1) values to i.i.d. N(0, 1) values, so every
+    sample's noise has exactly the condition's law, and a film, seen once an epoch, meets a
+    new pool every epoch. What is shared: the films of one epoch in one batch slot get shifted
+    copies of one field (independent of the films, not of each other). It saves the draws, which
+    cost more than the U-Net step on CPU at the quick size (``docs/training.md``); the shift is a
+    gather of whole frames because shifts in y and x cost several times more on CPU.
+    """
+    B, _, T = pool.shape[:3]
+    k_shift, k_sign = jax.random.split(key)
+    shift = jax.random.randint(k_shift, (B,), 0, T)
+    frames = (jnp.arange(T)[None, :] + shift[:, None]) % T
+    sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (B,)), 1.0, -1.0).astype(pool.dtype)
+    return sign[:, None, None, None, None] * jnp.take_along_axis(pool, frames[:, None, :, None, None], axis=2)
 
 
 def _device_budget_bytes() -> int:
@@ -662,6 +710,13 @@ class MovieSource:
             self._measures, self._options, self._num_frames = measures, by_comp, T
             self._stats = self._clean_stats(np.arange(N))
             self._stats_fn = jax.jit(self._make_batch_from_stats, out_shardings=(bsh, bsh))
+        # Any other fresh noise needs T frames of draws per sample, which cost more than the
+        # U-Net step on CPU: draw one pool of B fields per epoch and give every sample a random
+        # shift and sign of its slot's field (``pooled_draws``: the exact law per sample).
+        self._pool_shape = None
+        if self.fresh_noise and self._stats is None and self.spec.kind != "clean":
+            self._pool_shape = (self.batch_size, len(self.components), T, ny, nx)
+            self._pool_fn = jax.jit(noise_pool, static_argnums=1)
 
     # -- movies -------------------------------------------------------------------------------
 
@@ -699,17 +754,23 @@ class MovieSource:
 
     # -- the training batch -------------------------------------------------------------------
 
-    def _make_batch(self, movies, movie_idx, idx, key_bits):
-        """(movies, their rows ``movie_idx`` (B,), sample indices ``idx`` (B,), key bits (2,) uint32)
-        -> normalised (inputs, labels); jitted. ``movies`` is every movie (device-resident) or
-        the batch's own (streamed, ``movie_idx = arange(B)``): the same function either way."""
+    def _make_batch(self, movies, movie_idx, idx, key_bits, pool=None):
+        """(movies, their rows ``movie_idx`` (B,), sample indices ``idx`` (B,), key bits (2,) uint32,
+        the epoch's noise pool or None) -> normalised (inputs, labels); jitted. ``movies`` is every
+        movie (device-resident) or the batch's own (streamed, ``movie_idx = arange(B)``): the same
+        function either way."""
         movies = jnp.take(movies, movie_idx, axis=0)
         labels, run_index, symmetry, k_noise = self._batch_draws(idx, key_bits)
+        if symmetry is not None:  # the component signs on the movie, the pixel moves on the maps
+            movies = movies * mirror_signs(symmetry[0], self.components, movies.dtype)
+        if pool is not None:
+            x = self._kernel(movies, self.spec, None, run_index, draws=pooled_draws(pool, k_noise))
+        else:
+            seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
+            # fresh draws need only the noise's distribution: the exact, cheaper sampled maps
+            x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
         if symmetry is not None:
-            movies, labels = augment_movies(movies, labels, *symmetry, self.components)
-        seed = jax.random.bits(k_noise, (), jnp.uint32) if self.fresh_noise else jnp.uint32(self.noise_seed)
-        # fresh draws need only the noise's distribution: the exact, cheaper sampled maps
-        x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
+            x, labels = move_channel_pixels(x, labels, *symmetry)
         return normalization.normalize(x, self.norm_stats), labels
 
     def _batch_draws(self, idx, key_bits):
@@ -741,14 +802,15 @@ class MovieSource:
 
         mean, spread = jnp.take(mean_all, idx, axis=0), jnp.take(spread_all, idx, axis=0)
         labels, run_index, symmetry, k_noise = self._batch_draws(idx, key_bits)
-        if symmetry is not None:
-            spread, _ = augment_maps(spread, labels, *symmetry, self.components, odd=False)
-            mean, labels = augment_maps(mean, labels, *symmetry, self.components, odd=True)
+        if symmetry is not None:  # the mean is odd in the component signs, the spread even
+            mean = mean * mirror_signs(symmetry[0], self.components, mean.dtype)[:, 0]
         seed = jax.random.bits(k_noise, (), jnp.uint32)
         keys = movie_noise_keys(seed, condition_hash(self.spec), run_index, self.components)
         maps = sample_gaussian_maps(mean, spread, self._num_frames, self.spec.variance, keys, self._measures,
                                     self._options)
         x = stack_channels(maps, tuple(Channel(m, c) for m, c in self.inputs), self.components)
+        if symmetry is not None:
+            x, labels = move_channel_pixels(x, labels, *symmetry)
         return normalization.normalize(x, self.norm_stats), labels
 
     def batch_indices(self, epoch_key: jax.Array, step: int) -> np.ndarray:
@@ -756,10 +818,12 @@ class MovieSource:
         return self.indices["train"][perm[step * self.batch_size:(step + 1) * self.batch_size]]
 
     def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
-        """``steps_per_epoch`` batches; step ``s`` draws its augmentation and noise from ``fold_in(key, s)``."""
+        """``steps_per_epoch`` batches; step ``s`` draws its augmentation and noise from ``fold_in(key, s)``
+        (and, for pooled draws, its shifts of the epoch's pool ``noise_pool(key)``)."""
         if jax.process_count() > 1:
             raise NotImplementedError("MovieSource runs on one process; use HDF5Source for several hosts")
         perm = epoch_permutation(self.indices["train"].size, key)
+        pool = None if self._pool_shape is None else self._pool_fn(key, self._pool_shape)
         for s in range(self.steps_per_epoch):
             idx = self.indices["train"][perm[s * self.batch_size:(s + 1) * self.batch_size]]
             bits = jax.random.key_data(jax.random.fold_in(key, s))
@@ -767,9 +831,10 @@ class MovieSource:
             if self._stats is not None:
                 yield self._stats_fn(*self._stats, rows, bits)
             elif self._movies is not None:
-                yield self._train_fn(self._movies, rows, rows, bits)
+                yield self._train_fn(self._movies, rows, rows, bits, pool)
             else:
-                yield self._train_fn(jnp.asarray(self._read_movies(idx)), jnp.arange(idx.size, dtype=jnp.int32), rows, bits)
+                yield self._train_fn(jnp.asarray(self._read_movies(idx)), jnp.arange(idx.size, dtype=jnp.int32), rows,
+                                     bits, pool)
 
     # -- evaluation sets ----------------------------------------------------------------------
 
