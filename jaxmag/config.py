@@ -180,6 +180,10 @@ class ModelConfig:
         require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
 
 
+RecipeName = Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax",
+                     "robust_datanorm", "robust_dropout"]  # the names of jaxmag.learn.recipe.RECIPES
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = 500
@@ -195,7 +199,7 @@ class TrainingConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
     # jaxmag.learn.recipe: "paper" (appendix A: CE, fixed noise, no augmentation) or "robust"
     # (movies with fresh noise + symmetry augmentation, CE + soft Dice) and its ablations
-    recipe: Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax", "robust_datanorm"] = "paper"
+    recipe: RecipeName = "paper"
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, "epochs", "must be positive")
@@ -223,7 +227,7 @@ class RunConfig:
         _check_channel_lists("models", self.models, "'mean:x' or 'mean:x,std:z'")
 
 
-_RECIPES = ("paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax", "robust_datanorm")  # jaxmag.learn.recipe
+_RECIPES = typing.get_args(RecipeName)
 
 
 @dataclasses.dataclass(frozen=True)

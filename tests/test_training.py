@@ -305,5 +305,20 @@ def test_recipes_and_soft_dice_loss():
     assert (paper.source, paper.loss, paper.augment, paper.fresh_noise) == ("measures", "ce", False, False)
     from jaxmag.config import _RECIPES
     assert set(RECIPES) == set(_RECIPES)
+    # the robust recipes train without dropout; paper and the ablation keep [model] dropout
+    from jaxmag.learn.recipe import model_dropout
+    with_recipe = lambda name: loads_config(f'[model]\ndropout = 0.2\n[training]\nrecipe = "{name}"\n')  # noqa: E731
+    assert [model_dropout(with_recipe(n)) for n in ("paper", "robust", "robust_dropout")] == [0.2, 0.0, 0.2]
     with pytest.raises(ValueError, match="unknown training.recipe"):
         get_recipe("fancy")
+
+
+def test_resume_refuses_a_run_whose_recipe_trained_another_dropout(tmp_path):
+    # run.json records the dropout the model trained with (a recipe may override [model]);
+    # a robust run from before the recipe dropped dropout must not resume without it
+    from jaxmag.learn.run_folder import _check_resumable
+
+    stored = {"config_hash": "h", "model": {"in_channels": 1, "dropout": 0.1}}
+    _check_resumable(stored, {"config_hash": "h", "model": {"in_channels": 1, "dropout": 0.1}}, tmp_path)
+    with pytest.raises(ValueError, match="recipe's dropout"):
+        _check_resumable(stored, {"config_hash": "h", "model": {"in_channels": 1, "dropout": 0.0}}, tmp_path)

@@ -37,7 +37,7 @@ from jaxmag.models.unet import UNet
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import calibration, checkpoint, sharding
 from jaxmag.learn.metrics import segmentation_sums, summarize
-from jaxmag.learn.recipe import get_recipe, loss_fn as recipe_loss
+from jaxmag.learn.recipe import get_recipe, loss_fn as recipe_loss, model_dropout
 from jaxmag.learn.run_folder import HISTORY_FILE, RUN_FILE, _check_resumable, _run_info, _write_json, read_run_info, save_eval_report
 
 
@@ -73,7 +73,7 @@ def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str
         in_channels,
         base_features=m.base_features,
         depth=m.depth,
-        dropout=m.dropout,
+        dropout=model_dropout(config),
         compute_dtype=dtype,
         input_norm=get_recipe(config.training.recipe).input_norm if input_norm is None else input_norm,
         rngs=nnx.Rngs(params=key),

@@ -18,13 +18,15 @@ recipe               data                                    loss
 ``robust_argmax``    as ``robust``                           as ``robust``, argmax decision (ablation)
 ``robust_datanorm``  as ``robust``, without per-image input  as ``robust`` (ablation)
                      standardisation
+``robust_dropout``   as ``robust``, with ``[model] dropout``   as ``robust`` (ablation)
 ===================  ======================================  ============================================
 
 All recipes select the checkpoint with the best validation Dice; validation and test always use
 the fixed noise draws of the measures file. The ``robust`` family then chooses the decision
 threshold of that checkpoint on the validation split (``jaxmag.learn.calibration``), and its
-U-Net standardises every input map per image (``UNet(input_norm="per_image")``); ``paper``
-and ``paper_dice`` keep the argmax and the plain inputs, as the appendix does. A run records
+U-Net standardises every input map per image (``UNet(input_norm="per_image")``) and trains
+without dropout (``model_dropout``); ``paper`` and ``paper_dice`` keep the argmax, the plain
+inputs and ``[model] dropout``, as the appendix does. A run records
 its ``input_norm`` in ``run.json`` (absent: ``"none"``, runs from before the option), and
 loading or resuming a run follows the record, not today's recipe. The ablation rows of ``docs/training.md`` justify
 each piece of ``robust``.
@@ -48,18 +50,20 @@ class Recipe:
     fresh_noise: bool = False
     calibrate: bool = False  # decision threshold chosen on the validation split (jaxmag.learn.calibration)
     input_norm: str = "none"  # jaxmag.models.UNet's input_norm: "none" or "per_image"
+    dropout: float | None = None  # overrides [model] dropout; None keeps it
 
 
 RECIPES = {
     r.name: r
     for r in (
         Recipe("paper", "measures", "ce"),
-        Recipe("robust", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
-        Recipe("robust_ce", "movies", "ce", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
-        Recipe("robust_noaug", "movies", "ce_dice", augment=False, fresh_noise=True, calibrate=True, input_norm="per_image"),
-        Recipe("robust_fixed", "movies", "ce_dice", augment=True, fresh_noise=False, calibrate=True, input_norm="per_image"),
-        Recipe("robust_argmax", "movies", "ce_dice", augment=True, fresh_noise=True, input_norm="per_image"),
-        Recipe("robust_datanorm", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True),
+        Recipe("robust", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
+        Recipe("robust_ce", "movies", "ce", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
+        Recipe("robust_noaug", "movies", "ce_dice", augment=False, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
+        Recipe("robust_fixed", "movies", "ce_dice", augment=True, fresh_noise=False, calibrate=True, input_norm="per_image", dropout=0.0),
+        Recipe("robust_argmax", "movies", "ce_dice", augment=True, fresh_noise=True, input_norm="per_image", dropout=0.0),
+        Recipe("robust_datanorm", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, dropout=0.0),
+        Recipe("robust_dropout", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
         Recipe("paper_dice", "measures", "ce_dice"),
     )
 }
@@ -70,6 +74,15 @@ def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise ValueError(f"unknown training.recipe {name!r}: expected one of {', '.join(RECIPES)}")
     return RECIPES[name]
+
+
+def model_dropout(config) -> float:
+    """The U-Net's spatial dropout probability for ``config``: the recipe's ``dropout`` where it
+    sets one, else ``[model] dropout``. The ``robust`` recipes train without dropout: a fresh
+    noise draw, mirror and shift every step already regularise, and dropout on top slowed
+    learning at the CPU budget (``docs/training.md``, ablation ``robust_dropout``)."""
+    r = get_recipe(config.training.recipe).dropout
+    return config.model.dropout if r is None else r
 
 
 def soft_dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Array:

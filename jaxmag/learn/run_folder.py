@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxmag.config import Config, config_hash, first_difference
 from jaxmag.io.atomic import atomic_write
+from jaxmag.learn.recipe import model_dropout
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.json"
@@ -51,7 +52,8 @@ def _run_info(config: Config, source, input_norm: str = "none") -> dict:
         "inputs": list(source.input_names),
         "train_condition": source.train_condition,
         "config_hash": config_hash(config),
-        "model": {"in_channels": len(source.input_names), **config.to_dict()["model"]},
+        # the dropout the model trains with: the recipe's where it overrides [model] dropout
+        "model": {"in_channels": len(source.input_names), **config.to_dict()["model"], "dropout": model_dropout(config)},
         "compute_dtype": config.training.compute_dtype,
         "norm_stats": source.norm_stats,
         "split": None if indices is None else {k: [int(i) for i in v] for k, v in indices.items()},
@@ -85,6 +87,7 @@ def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | 
         ("split", "split"),
         ("norm_stats", "normalisation statistics"),
         ("input_norm", "input normalisation"),
+        ("model", "model (with the recipe's dropout)"),
     ):
         if stored.get(key) != fresh.get(key):
             raise ValueError(
