@@ -140,7 +140,7 @@ def seed_section(records, base_records=()) -> list[str]:
     lines = []
     if multi:
         lines += ["## Headline rows over training seeds", "",
-                  "Same data, split and normalisation; training seeds differ (initialisation, dropout, order, noise and augmentation draws).", "",
+                  "Same data, split and normalisation; training seeds differ (initialisation, order, dropout where the recipe has it, noise and augmentation draws).", "",
                   "| recipe | inputs | trained and evaluated on | seeds | test Dice mean ± std | min – max | baseline |",
                   "|---|---|---|---|---|---|---|"]
         for (rec, inputs, train, ev), rows in multi.items():
