@@ -187,84 +187,79 @@ _jit_std = jax.jit(_std, static_argnums=1)
 # --------------------------------------------------------------------------------------------
 # Latent entropy
 # --------------------------------------------------------------------------------------------
-def _state_fn(x: jax.Array, num_states: int, binning: str, fixed_range: tuple[float, float]):
-    """Per-pixel binning of ``x`` (B, T, P): returns ``state(t) -> (B, P) uint32`` in [0, K).
+def _states(x: jax.Array, num_states: int, binning: str, fixed_range: tuple[float, float]) -> jax.Array:
+    """Per-pixel binning of ``x`` (B, T, P) into states ``(B, T, P)`` uint32 in [0, K).
 
-    Bins are computed once per pixel (min/max, or sorted quantile edges) and frames are binned
-    on demand, so the integer state movie is never materialised.
+    Bins come from each pixel's series (min/max, or sorted quantile edges) or the fixed range;
+    every frame is binned in one vectorised pass.
     """
     K = num_states
-
-    def frame(t):
-        return jax.lax.dynamic_index_in_dim(x, t, axis=1, keepdims=False)
-
     if binning == "quantile":
         T = x.shape[1]
         # Edge k is the order statistic of rank floor(k T / K): without ties every state holds
         # floor/ceil(T / K) frames; ties at an edge go up, so a constant series is one state.
         ranks = [(k * T) // K for k in range(1, K)]
         edges = jnp.sort(x, axis=1)[:, jnp.array(ranks)]  # (B, K-1, P)
-
-        def state(t):
-            return jnp.sum(frame(t)[:, None, :] >= edges, axis=1, dtype=jnp.uint32)
-
-        return state
-
+        return jnp.sum(x[:, :, None, :] >= edges[:, None], axis=2, dtype=jnp.uint32)
     if binning == "minmax":
-        lo = jnp.min(x, axis=1)
-        span = jnp.max(x, axis=1) - lo
+        lo = jnp.min(x, axis=1, keepdims=True)
+        span = jnp.max(x, axis=1, keepdims=True) - lo
         # A constant series (span 0) has x - lo = 0: all state 0.
         span = jnp.where(span > 0, span, 1)
     else:  # fixed
         a, b = fixed_range
         lo, span = jnp.asarray(a, x.dtype), jnp.asarray(b - a, x.dtype)
-
-    def state(t):
-        # floor((x - lo) / span * K), in this order, as the definition reads (a reciprocal multiply
-        # would move a few values that sit within one ulp of a bin edge). Clipping closes the last
-        # bin on the right (x = max -> K-1) and clips fixed-range outliers.
-        u = jnp.floor((frame(t) - lo) / span * K)
-        return jnp.clip(u, 0, K - 1).astype(jnp.uint32)
-
-    return state
+    # floor((x - lo) / span * K), in this order, as the definition reads (a reciprocal multiply
+    # would move a few values that sit within one ulp of a bin edge). Clipping closes the last
+    # bin on the right (x = max -> K-1) and clips fixed-range outliers.
+    return jnp.clip(jnp.floor((x - lo) / span * K), 0, K - 1).astype(jnp.uint32)
 
 
-def _pair_counts(state, num_frames: int, lag: int, num_states: int, shape: tuple[int, int]) -> jax.Array:
+def _code_dtype(num_states: int):
+    """The narrowest unsigned type whose largest value, as a padding code, shifts past every
+    packed word (``code * _FIELD_BITS >= 32 * num_words``) and exceeds every real code."""
+    num_words = -(-num_states * num_states // _FIELDS_PER_WORD)
+    for dtype in (jnp.uint8, jnp.uint16):
+        top = int(jnp.iinfo(dtype).max)
+        if top * _FIELD_BITS >= 32 * num_words and top >= num_states * num_states:
+            return dtype
+    return jnp.uint32
+
+
+def _pair_counts(states: jax.Array, lag: int, num_states: int) -> jax.Array:
     """Transition counts ``(B, K*K, P)`` float32 with code ``s[t+lag] * K + s[t]``.
 
-    Each step adds ``1 << 4*(code mod 8)`` to packed word ``code // 8``; shifts of 32 or more
-    (other words, padding steps) give 0 in XLA, so no compare or select is needed.
+    The codes of all frames are computed at once, narrow (``_code_dtype``: a quarter of the
+    state movie's bytes for K <= 15, so a block of them stays in cache), and padded to whole
+    blocks with a code that shifts past every word. Each step then adds ``1 << 4*(code mod 8)``
+    to packed word ``code // 8``; shifts of 32 or more (other words, padding) give 0 in XLA, so
+    no compare or select is needed. Blocks of ``_BLOCK`` steps fit the 4-bit fields.
     """
-    K, n = num_states, num_frames - lag
+    K = num_states
+    B, T, P = states.shape
+    n = T - lag
     num_codes = K * K
     num_words = -(-num_codes // _FIELDS_PER_WORD)
     num_blocks = -(-n // _BLOCK)
-    B, P = shape
-    pad_shift = jnp.uint32(1 << 20)  # any shift >= 32 bits in every word
+    dtype = _code_dtype(K)
+    codes = (states[:, lag:] * K + states[:, :n]).astype(dtype)
+    codes = jnp.pad(codes, ((0, 0), (0, num_blocks * _BLOCK - n), (0, 0)), constant_values=jnp.iinfo(dtype).max)
 
-    def step(u, carry):
-        current, words = carry  # current = state(u) when lag == 1 (saves binning every frame twice)
-        valid = u < n
-        u = jnp.minimum(u, n - 1)
-        later = state(u + lag)
-        current = current if lag == 1 else state(u)
-        shift = (later * K + current) * _FIELD_BITS + jnp.where(valid, jnp.uint32(0), pad_shift)
-        one = jnp.uint32(1)
-        words = tuple(w + jnp.left_shift(one, shift - jnp.uint32(32 * g)) for g, w in enumerate(words))
-        return later, words
+    def block(b, counts):
+        block_codes = jax.lax.dynamic_slice_in_dim(codes, b * _BLOCK, _BLOCK, axis=1)
 
-    def block(b, carry):
-        current, counts = carry
-        words = tuple(jnp.zeros((B, P), jnp.uint32) for _ in range(num_words))
-        current, words = jax.lax.fori_loop(b * _BLOCK, (b + 1) * _BLOCK, step, (current, words))
+        def step(j, words):
+            shift = jax.lax.dynamic_index_in_dim(block_codes, j, axis=1, keepdims=False).astype(jnp.uint32) * _FIELD_BITS
+            return tuple(w + jnp.left_shift(jnp.uint32(1), shift - jnp.uint32(32 * g)) for g, w in enumerate(words))
+
+        words = jax.lax.fori_loop(0, _BLOCK, step, tuple(jnp.zeros((B, P), jnp.uint32) for _ in range(num_words)))
         fields = [
             (words[c // _FIELDS_PER_WORD] >> (_FIELD_BITS * (c % _FIELDS_PER_WORD))) & _BLOCK
             for c in range(num_codes)
         ]
-        return current, counts + jnp.stack(fields, axis=1).astype(jnp.float32)
+        return counts + jnp.stack(fields, axis=1).astype(jnp.float32)
 
-    init = (state(0), jnp.zeros((B, num_codes, P), jnp.float32))
-    return jax.lax.fori_loop(0, num_blocks, block, init)[1]
+    return jax.lax.fori_loop(0, num_blocks, block, jnp.zeros((B, num_codes, P), jnp.float32))
 
 
 def _entropy_from_counts(counts: jax.Array, weighting: str, normalize: bool) -> jax.Array:
@@ -287,8 +282,7 @@ def _flat_counts(x, num_states, binning, lag, fixed_range) -> jax.Array:
     """Transition counts of ``x (..., T, ny, nx)`` as ``(B, K, K, ny * nx)``, B the leading axes flattened."""
     T, ny, nx = x.shape[-3:]
     flat = x.reshape((-1, T, ny * nx))
-    state = _state_fn(flat, num_states, binning, fixed_range)
-    counts = _pair_counts(state, T, lag, num_states, (flat.shape[0], ny * nx))
+    counts = _pair_counts(_states(flat, num_states, binning, fixed_range), lag, num_states)
     return counts.reshape(flat.shape[0], num_states, num_states, ny * nx)
 
 

@@ -171,8 +171,10 @@ def bench_torch(args: argparse.Namespace) -> dict | None:
 def bench_sources(args: argparse.Namespace) -> dict:
     """Images/s of full training steps fed by the measures-file source and by the movie source
     (on-device augmentation + fresh noise + measures), alternating rounds in one process so both
-    see the same machine load. ``--sources CONFIG OUT``: a study folder with data.h5 and measures.h5."""
+    see the same machine load; ``cost_ratio`` is the median over rounds of the pair's ratio.
+    ``--sources CONFIG OUT``: a study folder with data.h5 and measures.h5."""
     import jax
+    import numpy as np
 
     from jaxmag.config import load_config, parse_input_spec
     from jaxmag.learn import sharding
@@ -203,9 +205,11 @@ def bench_sources(args: argparse.Namespace) -> dict:
             if r:
                 rates[name].append(n / (time.perf_counter() - t0))
     best = {k: max(v) for k, v in rates.items()}
+    # the machine's speed drifts between epochs: the ratio of each round's pair, then the median
+    ratio = float(np.median([a / b for a, b in zip(rates["paper"], rates["robust"])]))
     return {"sources": True, "inputs": args.inputs, "condition": cond, "measures_file_images_per_s": best["paper"],
-            "movies_images_per_s": best["robust"], "cost_ratio": best["paper"] / best["robust"],
-            "target_met": best["paper"] / best["robust"] <= 1.5, "rounds": rates}
+            "movies_images_per_s": best["robust"], "cost_ratio": ratio, "cost_ratio_of_best": best["paper"] / best["robust"],
+            "target_met": ratio <= 1.5, "rounds": rates}
 
 
 def main() -> None:
