@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxmag.measures import MEASURES, MeasureOptions, measure_maps
+from jaxmag.measures import MEASURES, MeasureOptions, measure_maps, working_float
 from jaxmag.noise import (NoiseSpec, add_measurement_noise, apply_noise_draws, component_keys, condition_hash,
                           condition_keys)
 
@@ -95,7 +95,7 @@ def noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: j
 
     ``noise``: ``cond_hash`` / ``variance`` passed on (traced) to ``add_measurement_noise``.
     """
-    x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
+    x = working_float(movies)
     return movie_maps(add_measurement_noise(x, spec, seed, run_index, components, **noise), measures, options)
 
 
@@ -103,7 +103,7 @@ def movie_maps_from_draws(movies: jax.Array, spec: NoiseSpec, draws: jax.Array, 
                           options: Sequence[MeasureOptions]) -> dict[str, jax.Array]:
     """``noisy_movie_maps`` with the standard-normal ``draws`` (shape of ``movies (n, C, T, ny,
     nx)``) given instead of keyed: the same noise formula (``jaxmag.noise.apply_noise_draws``)."""
-    x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
+    x = working_float(movies)
     return movie_maps(apply_noise_draws(x, spec, draws.astype(x.dtype)), measures, options)
 
 
@@ -138,7 +138,7 @@ def sampled_noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_
 def gaussian_sufficient_stats(movies: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``movies (n, C, T, ny, nx)`` -> (temporal mean, |P x| = sqrt(sum_t (x_t - mean)^2)), each
     ``(n, C, ny, nx)``: all that the mean and std maps under Gaussian noise depend on."""
-    x = movies if movies.dtype in (jnp.float32, jnp.float64) else movies.astype(jnp.float32)
+    x = working_float(movies)
     mean = jnp.mean(x, axis=2)
     return mean, jnp.sqrt(jnp.sum(jnp.square(x - mean[:, :, None]), axis=2))
 

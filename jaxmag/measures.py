@@ -147,8 +147,9 @@ def check_options(*, num_frames: int, measures: Sequence[str] = ("mean", "std", 
     return opts
 
 
-def _working_dtype(x: jax.Array) -> jax.Array:
-    # Half precision loses counts/means; integers have no NaN. Compute those in float32.
+def working_float(x: jax.Array) -> jax.Array:
+    """``x`` in float32 unless it is float32 or float64 already: half precision loses counts and
+    means, and integers have no NaN."""
     if x.dtype in (jnp.float32, jnp.float64):
         return x
     return x.astype(jnp.float32)
@@ -169,13 +170,13 @@ def _std(x: jax.Array, ddof: int) -> jax.Array:
 
 def temporal_mean(movie: Any) -> jax.Array:
     """Mean over time: ``(..., T, ny, nx) -> (..., ny, nx)``, same units as the movie."""
-    x = _working_dtype(check_movie(movie))
+    x = working_float(check_movie(movie))
     return _jit_mean(x)
 
 
 def temporal_std(movie: Any, ddof: int = 0) -> jax.Array:
     """Standard deviation over time (``ddof=0``: population std): ``(..., T, ny, nx) -> (..., ny, nx)``."""
-    x = _working_dtype(check_movie(movie))
+    x = working_float(check_movie(movie))
     check_options(num_frames=x.shape[-3], measures=("std",), ddof=ddof)
     return _jit_std(x, int(ddof))
 
@@ -305,7 +306,7 @@ def transition_counts(
 
     The relation matrix of the definition is ``N / N.sum(axis=-4, keepdims=True)`` over visited j.
     """
-    x = _working_dtype(check_movie(movie))
+    x = working_float(check_movie(movie))
     check_options(num_frames=x.shape[-3], measures=("latent_entropy",), num_states=num_states,
                   binning=binning, lag=lag, fixed_range=fixed_range)
     return _jit_counts(x, num_states, binning, lag, tuple(map(float, fixed_range)))
@@ -396,7 +397,7 @@ def compute_measures(
     ``ddof``), latent entropy in nats (see ``latent_entropy``). The options come from
     ``options`` or, one by one, as keywords (``num_states=5``); not both.
     """
-    x = _working_dtype(check_movie(movie))
+    x = working_float(check_movie(movie))
     measures = tuple(dict.fromkeys(measures))
     if options is not None and kwargs:
         raise TypeError("pass either options=MeasureOptions(...) or option keywords, not both")

@@ -463,30 +463,36 @@ def movie_noise_keys(seed, cond_hash, run_index, components: str) -> jax.Array:
     return component_keys(condition_keys(seed, cond_hash, run_index), components)
 
 
-def _mirror_and_shift(arr: jax.Array, f: jax.Array, sh: jax.Array | None, sign: jax.Array) -> jax.Array:
-    """One sample's mirrors ``f (2,)`` (rows, columns) and cyclic shift ``sh (2,)`` of the last two
-    axes; ``sign`` (broadcast against ``arr``) multiplies where an odd number of mirrors is applied."""
+def _mirror_and_shift(arr: jax.Array, f: jax.Array, sh: jax.Array | None) -> jax.Array:
+    """One sample's mirrors ``f (2,)`` (rows, columns) and cyclic shift ``sh (2,)`` of the last two axes."""
     arr = jnp.where(f[0], jnp.flip(arr, -2), arr)
     arr = jnp.where(f[1], jnp.flip(arr, -1), arr)
-    arr = arr * jnp.where(f[0] ^ f[1], sign, jnp.ones_like(sign))
     return arr if sh is None else jnp.roll(arr, (sh[0], sh[1]), axis=(-2, -1))
+
+
+def _move_pixels(arr, labels, flips, shifts):
+    """``_mirror_and_shift`` per sample of ``arr`` and ``labels``."""
+    if shifts is None:
+        move = jax.vmap(lambda a, f: _mirror_and_shift(a, f, None))
+        return move(arr, flips), move(labels, flips)
+    move = jax.vmap(_mirror_and_shift)
+    return move(arr, flips, shifts), move(labels, flips, shifts)
 
 
 def augment_movies(movies: jax.Array, labels: jax.Array, flips: jax.Array, shifts: jax.Array | None, components: str):
     """The exact symmetries of a periodic film one cell thick, applied to ``movies (B, T, C, ny, nx)``
     and ``labels (B, ny, nx)``: ``flips (B, 2)`` bool mirror rows (y -> -y) / columns (x -> -x);
     each mirror maps m to (m_x, -m_y, -m_z) (``jaxmag.learn.online``), so an odd number of them
-    flips the sign of the y and z components; ``shifts (B, 2)`` int are cyclic shifts in (y, x)
-    (periodic films only; ``None`` for none)."""
-    sign = _component_signs(components, movies.dtype)[None, :, None, None]  # on (T, C, ny, nx)
-    return _augment(movies, labels, flips, shifts, sign)
+    flips the sign of the y and z components (``mirror_signs``); ``shifts (B, 2)`` int are cyclic
+    shifts in (y, x) (periodic films only; ``None`` for none)."""
+    return _move_pixels(movies * mirror_signs(flips, components, movies.dtype), labels, flips, shifts)
 
 
 def mirror_signs(flips: jax.Array, components: str, dtype) -> jax.Array:
     """``(B, 1, C, 1, 1)`` factors on stored movies ``(B, T, C, ny, nx)``: the component signs of
     ``augment_movies``' mirrors ``flips (B, 2)`` (y and z flip where one mirror is applied)."""
     odd = flips[:, 0] ^ flips[:, 1]
-    sign = _component_signs(components, dtype)
+    sign = jnp.array([1.0 if c == "x" else -1.0 for c in components], dtype)
     return jnp.where(odd[:, None], sign[None, :], jnp.ones_like(sign)[None, :])[:, None, :, None, None]
 
 
@@ -499,21 +505,8 @@ def move_channel_pixels(maps: jax.Array, labels: jax.Array, flips: jax.Array, sh
     with the signs applied to the movie first (``mirror_signs``): ``augment_movies`` then the
     maps, at a fraction of its cost (moving whole movies dominated a speckle batch on CPU). With
     the same draws the two agree exactly where the noise is unkeyed (clean)."""
-    moved, labels = _augment(jnp.moveaxis(maps, -1, 1), labels, flips, shifts, jnp.ones((1, 1, 1), maps.dtype))
+    moved, labels = _move_pixels(jnp.moveaxis(maps, -1, 1), labels, flips, shifts)
     return jnp.moveaxis(moved, 1, -1), labels
-
-
-def _component_signs(components: str, dtype) -> jax.Array:
-    return jnp.array([1.0 if c == "x" else -1.0 for c in components], dtype)
-
-
-def _augment(arr, labels, flips, shifts, sign):
-    one_label = jnp.ones((), labels.dtype)
-    if shifts is None:
-        return (jax.vmap(lambda a, f: _mirror_and_shift(a, f, None, sign))(arr, flips),
-                jax.vmap(lambda l, f: _mirror_and_shift(l, f, None, one_label))(labels, flips))
-    return (jax.vmap(lambda a, f, sh: _mirror_and_shift(a, f, sh, sign))(arr, flips, shifts),
-            jax.vmap(lambda l, f, sh: _mirror_and_shift(l, f, sh, one_label))(labels, flips, shifts))
 
 
 def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,

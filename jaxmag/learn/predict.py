@@ -33,7 +33,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-import jax.numpy as jnp
 import numpy as np
 
 from jaxmag.channels import Channel, movie_maps, needed, parse_channels, stack_channels
@@ -41,7 +40,7 @@ from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, movie_from_array
 from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
-from jaxmag.measures import check_movie
+from jaxmag.measures import check_movie, working_float
 from jaxmag.noise import estimate_noise_variances, parse_noise_spec
 
 NOISE_FLOOR = 1e-4  # variance a clean-trained model is compared with (the weakest condition of the paper's sweep)
@@ -124,7 +123,7 @@ def measure_maps(movies: Any, info: Mapping) -> np.ndarray:
     measures, components = needed(channels)
     by_comp = _as_movies(movies, components)
     x = check_movie(np.stack([by_comp[c] for c in components])[None])  # (1, C, T, ny, nx)
-    x = x if x.dtype in (jnp.float32, jnp.float64) else x.astype(jnp.float32)
+    x = working_float(x)
     options = tuple(info["config"].measures.options(c) for c in components)
     for opts in options:
         opts.check(x.shape[-3], measures)
