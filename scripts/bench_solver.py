@@ -61,6 +61,7 @@ def jaxmag_runner(n: int, batch: int, steps: int, dtype, boundary: str = "open")
         compiled(materials, m0s, keys).block_until_ready()
         return time.perf_counter() - start
 
+    run.hlo_text = lambda: compiled.lower(materials, m0s, keys).compile().as_text()  # for profile_step.py
     record = {
         "code": f"jaxmag (jax {jax.__version__})", "device": str(jax.devices()[0]), "dtype": jnp.dtype(dtype).name,
         "cells": n * n, "boundary": boundary, "batch": batch, "steps": steps,

@@ -109,7 +109,9 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def bench_jax(args: argparse.Namespace) -> dict:
+def jax_train_step(args: argparse.Namespace):
+    """``(step, state, x, y)``: the compiled training step `jaxmag train` runs, its state and a
+    random batch (``compile_s`` set on ``args``); shared with scripts/profile_step.py."""
     import jax
     import numpy as np
 
@@ -126,11 +128,20 @@ def bench_jax(args: argparse.Namespace) -> dict:
     state = create_train_state(config, 1, jax.random.key(0), 1000, mesh)
     t0 = time.perf_counter()
     step = compile_train_step(state, mesh, shape)  # the exact step `jaxmag train` runs
-    compile_s = time.perf_counter() - t0
+    args.compile_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     bsh = sharding.batch_sharding(mesh)
     x = sharding.global_batch(rng.normal(size=shape).astype(np.float32), bsh, args.batch)
     y = sharding.global_batch((rng.random(shape[:3]) > 0.9).astype(np.int32), bsh, args.batch)
+    return step, state, x, y
+
+
+def bench_jax(args: argparse.Namespace) -> dict:
+    import jax
+    import numpy as np
+
+    step, state, x, y = jax_train_step(args)
+    compile_s = args.compile_s
     state, m = step(state, x, y)  # warm-up
     jax.block_until_ready(m)
     t0 = time.perf_counter()

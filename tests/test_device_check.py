@@ -54,3 +54,20 @@ def test_cpu_dry_run_reports_every_figure(tmp_path):
     summary = by_figure["summary"][0]
     assert summary["error"] == 0 and summary["ok"] == len(summary["figures"]) - summary["skipped"]
     assert "| solver" in (out / "summary.md").read_text()
+
+
+def test_profile_step_lists_the_operations_of_the_solver_step():
+    """scripts/profile_step.py: per-operation lines whose shares add up, with the FFTs among them."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "profile_step.py"), "solver", "--n", "16", "--steps", "4",
+                          "--calls", "1", "--top", "50", "--hlo"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    ops = [line for line in lines if "op" in line]
+    kinds = {line["kind"]: line for line in lines if "op" not in line and "kind" in line}
+    summary = lines[-1]
+    assert summary["summary"] == "solver" and summary["cells"] == 256 and summary["ms_per_step_in_operations"] > 0
+    assert ops and all(line["ms_per_step"] > 0 and 0 < line["share"] <= 1 for line in ops)
+    assert abs(sum(line["share"] for line in kinds.values()) - 1.0) < 1e-6 or len(kinds) == 50
+    assert "fft" in kinds  # the demag convolution's transforms are traced operations
+    assert any(line["kind"] == "fft" and "fft_type" in line.get("hlo", "") for line in ops)
