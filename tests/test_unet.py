@@ -114,12 +114,36 @@ def test_cpu_convolution_matches_lax_forward_and_gradients(shape):
     np.testing.assert_allclose(conv.kernel_gradient(x, g), vjp_ref(g)[1], rtol=1e-5, atol=1e-5 * float(jnp.abs(vjp_ref(g)[1]).max()))
 
 
+def test_1x1_convolution_as_dot_matches_lax_forward_and_gradients():
+    from jaxmag.models import conv
+
+    x = jax.random.normal(jax.random.key(0), (2, 9, 7, 6))
+    k = jax.random.normal(jax.random.key(1), (1, 1, 6, 2))
+    g = jax.random.normal(jax.random.key(2), (2, 9, 7, 2))
+
+    def ref(x, k):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    y_ref, vjp_ref = jax.vjp(ref, x, k)
+    for fn in (conv.conv1x1, lambda x, k: conv.conv_general_dilated(
+            x, k, (1, 1), "SAME", dimension_numbers=jax.lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC")))):
+        y, vjp = jax.vjp(fn, x, k)
+        for got, want in zip((y, *vjp(g)), (y_ref, *vjp_ref(g))):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
+    # a strided 1x1 convolution is not a per-pixel product: it keeps lax's path
+    strided = conv.conv_general_dilated(x, k, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert strided.shape == (2, 5, 4, 2)
+
+
 def test_unet_convolutions_take_the_cpu_path_and_pooling_is_max():
     from jaxmag.models import conv
     from jaxmag.models.unet import max_pool_2x2
 
     model = UNet(1, base_features=4, depth=2, rngs=nnx.Rngs(0))
     assert model.down[0].conv1.conv_general_dilated is conv.conv_general_dilated
+    assert model.head.conv_general_dilated is conv.conv_general_dilated
+    jaxpr = str(jax.make_jaxpr(lambda x: model(x))(jnp.zeros((1, 8, 8, 1))))
+    assert jaxpr.count("conv_general_dilated") == 2 * 5 and "dot_general" in jaxpr  # 10 3x3 convs; the head a dot
     x = jax.random.normal(jax.random.key(1), (2, 8, 6, 3))
     np.testing.assert_array_equal(max_pool_2x2(x), nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2)))
 

@@ -152,7 +152,8 @@ class UNet(nnx.Module):
         self.up_blocks = nnx.List(
             [ConvBlock(2 * widths[i], widths[i], dropout, dtype=dt, rngs=rngs) for i in reversed(range(depth))]
         )
-        self.head = nnx.Conv(widths[0], num_classes, (1, 1), dtype=dt, rngs=rngs)
+        self.head = nnx.Conv(widths[0], num_classes, (1, 1), dtype=dt, conv_general_dilated=conv_general_dilated,
+                             rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Logits ``(B, ny, nx, 2)`` float32 for inputs ``(B, ny, nx, in_channels)``.
