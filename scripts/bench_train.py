@@ -115,7 +115,7 @@ def parse_args() -> argparse.Namespace:
 
 def jax_train_step(args: argparse.Namespace):
     """``(step, state, x, y)``: the compiled training step `jaxmag train` runs, its state and a
-    random batch (``compile_s`` set on ``args``); shared with scripts/profile_step.py."""
+    random batch (``compile_s`` set on ``args``)."""
     import jax
     import numpy as np
 
@@ -141,8 +141,9 @@ def jax_train_step(args: argparse.Namespace):
 
 
 def jax_timer(args: argparse.Namespace):
-    """``(time_steps, record)``: ``time_steps()`` runs ``args.steps`` training steps of the
-    compiled step (after one warm-up at creation) and returns images/s; ``record`` describes it."""
+    """``(time_steps, record, step)``: ``time_steps()`` runs ``args.steps`` training steps of the
+    compiled ``step`` (after one warm-up at creation) and returns images/s; ``record`` describes
+    it. Shared with scripts/profile_step.py."""
     import jax
     import numpy as np
 
@@ -171,10 +172,11 @@ def jax_timer(args: argparse.Namespace):
         "parameters": params,
         "compile_s": args.compile_s,
     }
-    return time_steps, record
+    return time_steps, record, step
 
 
-def bench_torch(args: argparse.Namespace) -> dict | None:
+def torch_available(args: argparse.Namespace) -> bool:
+    """Whether ``--torch-python`` exists; says once why PyTorch is skipped when it does not."""
     py = Path(args.torch_python)
     if not py.exists():
         print(
@@ -182,7 +184,11 @@ def bench_torch(args: argparse.Namespace) -> dict | None:
                         "--system-site-packages /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0"}),
             flush=True,
         )
-        return None
+    return py.exists()
+
+
+def bench_torch(args: argparse.Namespace) -> dict:
+    py = Path(args.torch_python)
     cmd = [str(py), "-c", TORCH_SCRIPT, str(args.steps), str(args.batch), str(args.size), str(args.base_features), str(args.depth)]
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if res.returncode != 0:
@@ -248,19 +254,20 @@ def main() -> None:
         os.environ["JAX_PLATFORMS"] = "cpu"
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     common = {"batch": args.batch, "image": [args.size, args.size], "base_features": args.base_features, "depth": args.depth, "steps": args.steps}
-    time_steps, record = jax_timer(args)
+    time_steps, record, _ = jax_timer(args)
     # On CPU jaxmag and PyTorch alternate for --rounds rounds and the ratio is the median of the
     # per-round ratios: this machine's speed drifts by tens of percent within minutes.
     rounds = args.rounds if args.device == "cpu" else 1
+    have_torch = args.device == "cpu" and torch_available(args)
     ratios, jax_rates, torch_rates = [], [], []
     for round_index in range(rounds):
         rate = time_steps()
         jax_rates.append(rate)
         print(json.dumps({**record, "images_per_s": rate, "seconds_per_step": args.batch / rate, **common,
                           "round": round_index}), flush=True)
-        torch_result = bench_torch(args) if args.device == "cpu" else None
-        if torch_result is None:
+        if not have_torch:
             continue
+        torch_result = bench_torch(args)
         print(json.dumps({**torch_result, **common, "round": round_index}), flush=True)
         torch_rates.append(torch_result["images_per_s"])
         ratios.append(rate / torch_result["images_per_s"])

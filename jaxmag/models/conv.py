@@ -6,8 +6,8 @@ and whose contracted feature axis is the batch) runs at a quarter of that: it wa
 paper U-Net's training step at 128x128. ``conv_general_dilated`` below computes the same
 convolution with a custom VJP whose kernel gradient is one large matrix product instead (see
 ``kernel_gradient``), 1x1 convolutions as a ``dot`` (``conv1x1``), and leaves every other case,
-and every non-CPU backend (cuDNN), to ``lax.conv_general_dilated``. Parameters, shapes and dtypes are unchanged; results agree with
-``lax`` to float32 rounding (``tests/test_unet.py``).
+and every non-CPU backend (cuDNN), to ``lax.conv_general_dilated``. Parameters, shapes and
+dtypes are unchanged; results agree with ``lax`` to float32 rounding (``tests/test_unet.py``).
 
 Layout: inputs ``(B, H, W, C)``, kernels ``(3, 3, C, C_out)`` (``nnx.Conv``'s NHWC / HWIO).
 """
