@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmag.fields import FieldFn
+from jaxmag.fusion import materialized
 from jaxmag.grid import Grid
 from jaxmag.llg import llg_torque, normalize
 from jaxmag.material import Material
@@ -70,10 +71,14 @@ def _heun(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: b
         B_fixed = 0.0 if thermal is None else thermal(m, material, state.key, state.step, dt)
 
         def rhs(m_: jax.Array) -> jax.Array:
-            return llg_torque(m_, field_fn(m_, material) + B_fixed, material.alpha, precession=precession)
+            # B, the torque and the predictor made once (jaxmag.fusion): XLA:CPU would
+            # recompute them in every consumer (each torque component, each exchange neighbour
+            # copy, each component of a normalisation).
+            B = materialized(field_fn(m_, material) + B_fixed, state.step)
+            return materialized(llg_torque(m_, B, material.alpha, precession=precession), state.step)
 
         k1 = rhs(m)
-        m1 = normalize(m + dt * k1)
+        m1 = materialized(normalize(m + dt * k1), state.step)
         k2 = rhs(m1)
         m_new = normalize(m + (0.5 * dt) * (k1 + k2))
         return dataclasses.replace(state, m=m_new, t=state.t + dt, step=state.step + 1)
@@ -107,12 +112,16 @@ def _rk4(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bo
         B_fixed = 0.0 if thermal is None else thermal(m, material, state.key, state.step, dt)
 
         def rhs(m_: jax.Array) -> jax.Array:
-            return llg_torque(m_, field_fn(m_, material) + B_fixed, material.alpha, precession=precession)
+            B = materialized(field_fn(m_, material) + B_fixed, state.step)  # see _heun
+            return materialized(llg_torque(m_, B, material.alpha, precession=precession), state.step)
+
+        def stage(m_: jax.Array) -> jax.Array:
+            return rhs(materialized(m_, state.step))
 
         k1 = rhs(m)
-        k2 = rhs(m + (0.5 * dt) * k1)
-        k3 = rhs(m + (0.5 * dt) * k2)
-        k4 = rhs(m + dt * k3)
+        k2 = stage(m + (0.5 * dt) * k1)
+        k3 = stage(m + (0.5 * dt) * k2)
+        k4 = stage(m + dt * k3)
         m_new = normalize(m + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4))
         return dataclasses.replace(state, m=m_new, t=state.t + dt, step=state.step + 1)
 

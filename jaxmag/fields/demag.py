@@ -465,8 +465,14 @@ def _convolve_2d(c: jax.Array, spectrum: jax.Array, padded: tuple[int, int]) -> 
     ny, nx = c.shape[1:]
     X = jnp.fft.fft(jnp.swapaxes(jnp.fft.rfft(c, n=px, axis=-1), 1, 2), n=py, axis=-1)  # (3, kx, Py)
     nxx, nyy, nzz, nxy = spectrum
-    mx, my, mz = X
-    H = jnp.stack([nxx * mx + nxy * my, nxy * mx + nyy * my, nzz * mz])
+
+    def tensor_times(part: jax.Array) -> jax.Array:  # real spectrum times one real part of X
+        mx, my, mz = part
+        return jnp.stack([nxx * mx + nxy * my, nxy * mx + nyy * my, nzz * mz])
+
+    # N is real: multiplying real and imaginary parts separately avoids XLA's promotion of N to
+    # complex (a full complex product), which does not vectorise on CPU (measured 30 % faster).
+    H = jax.lax.complex(tensor_times(jnp.real(X)), tensor_times(jnp.imag(X)))
     H = jnp.fft.ifft(H, axis=-1)[..., :ny]  # (3, kx, ny)
     return jnp.fft.irfft(jnp.swapaxes(H, 1, 2), n=px, axis=-1)[..., :nx]
 
@@ -479,12 +485,16 @@ def _convolve_3d(c: jax.Array, spectrum: jax.Array, padded: tuple[int, int, int]
     X = jnp.swapaxes(jnp.fft.fft(X, n=py, axis=-1), 2, 3)  # (3, kx, Py, nz)
     X = jnp.fft.fft(X, n=pz, axis=-1)  # (3, kx, Py, Pz)
     nxx, nyy, nzz, nxy, nxz, nyz = spectrum
-    mx, my, mz = X
-    H = jnp.stack([
-        nxx * mx + nxy * my + nxz * mz,
-        nxy * mx + nyy * my + nyz * mz,
-        nxz * mx + nyz * my + nzz * mz,
-    ])
+
+    def tensor_times(part: jax.Array) -> jax.Array:  # as in _convolve_2d
+        mx, my, mz = part
+        return jnp.stack([
+            nxx * mx + nxy * my + nxz * mz,
+            nxy * mx + nyy * my + nyz * mz,
+            nxz * mx + nyz * my + nzz * mz,
+        ])
+
+    H = jax.lax.complex(tensor_times(jnp.real(X)), tensor_times(jnp.imag(X)))
     H = jnp.swapaxes(jnp.fft.ifft(H, axis=-1)[..., :nz], 2, 3)  # (3, kx, nz, Py)
     H = jnp.transpose(jnp.fft.ifft(H, axis=-1)[..., :ny], (0, 2, 3, 1))  # (3, nz, ny, kx)
     return jnp.fft.irfft(H, n=px, axis=-1)[..., :nx]
