@@ -65,18 +65,26 @@ def _legacy_arguments(name: str, args: tuple) -> tuple[FieldFn, float]:
     return args[0], args[1]
 
 
+def _step_rhs(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool, state: State,
+              material: Material) -> Callable[[jax.Array], jax.Array]:
+    """dm/dt (1/s) of any stage of the step from ``state``: the drift field plus the step's
+    thermal draw, held fixed over all stages (drawn once here)."""
+    B_fixed = 0.0 if thermal is None else thermal(state.m, material, state.key, state.step, dt)
+
+    def rhs(m_: jax.Array) -> jax.Array:
+        # B, the torque and (in the callers) the stage inputs made once (jaxmag.fusion): XLA:CPU
+        # would recompute them in every consumer (each torque component, each exchange neighbour
+        # copy, each component of a normalisation).
+        B = materialized(field_fn(m_, material) + B_fixed, state.step)
+        return materialized(llg_torque(m_, B, material.alpha, precession=precession), state.step)
+
+    return rhs
+
+
 def _heun(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool) -> tuple[InitFn, StepFn]:
     def step_fn(state: State, material: Material) -> State:
         m = state.m
-        B_fixed = 0.0 if thermal is None else thermal(m, material, state.key, state.step, dt)
-
-        def rhs(m_: jax.Array) -> jax.Array:
-            # B, the torque and the predictor made once (jaxmag.fusion): XLA:CPU would
-            # recompute them in every consumer (each torque component, each exchange neighbour
-            # copy, each component of a normalisation).
-            B = materialized(field_fn(m_, material) + B_fixed, state.step)
-            return materialized(llg_torque(m_, B, material.alpha, precession=precession), state.step)
-
+        rhs = _step_rhs(field_fn, dt, thermal, precession, state, material)
         k1 = rhs(m)
         m1 = materialized(normalize(m + dt * k1), state.step)
         k2 = rhs(m1)
@@ -109,11 +117,7 @@ def stochastic_heun(*args, thermal: ThermalFn | bool | None = None, precession: 
 def _rk4(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool) -> tuple[InitFn, StepFn]:
     def step_fn(state: State, material: Material) -> State:
         m = state.m
-        B_fixed = 0.0 if thermal is None else thermal(m, material, state.key, state.step, dt)
-
-        def rhs(m_: jax.Array) -> jax.Array:
-            B = materialized(field_fn(m_, material) + B_fixed, state.step)  # see _heun
-            return materialized(llg_torque(m_, B, material.alpha, precession=precession), state.step)
+        rhs = _step_rhs(field_fn, dt, thermal, precession, state, material)
 
         def stage(m_: jax.Array) -> jax.Array:
             return rhs(materialized(m_, state.step))

@@ -14,7 +14,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmag.constants import GAMMA_LL, KB
 from jaxmag.grid import Grid
@@ -37,12 +36,8 @@ def thermal_field_scale(grid: Grid, material: Material, dt: float) -> jax.Array:
 
 def thermal_field(key: jax.Array, step: jax.Array, scale: jax.Array, dtype) -> jax.Array:
     """B_therm for integration step ``step``; ``scale`` from ``thermal_field_scale``."""
-    # The draw is made flat (jaxmag.rng makes it once, in memory, on CPU): the flat order is
-    # the (..., 3) order, so the numbers are those of the shaped draw; the scale is applied
-    # where the field is summed.
-    size = int(np.prod(scale.shape, dtype=np.int64)) * 3
-    eta = normal_draws(key, step, (size,), dtype)
-    return eta.reshape(scale.shape + (3,)) * scale[..., None].astype(dtype)
+    eta = normal_draws(key, step, scale.shape + (3,), dtype)
+    return eta * scale[..., None].astype(dtype)
 
 
 def thermal(grid: Grid) -> ThermalFn:
