@@ -1,13 +1,21 @@
-"""A drop-in ``conv_general_dilated`` for ``nnx.Conv`` whose kernel gradient is fast on CPU.
+"""A drop-in ``conv_general_dilated`` for ``nnx.Conv`` that trains fast on CPU.
 
-On XLA:CPU the forward 3x3 convolution and its input gradient run as YNNPACK convolutions at
-roughly oneDNN speed, but the kernel gradient (a convolution whose "window" is the whole image
-and whose contracted feature axis is the batch) runs at a quarter of that: it was 60 % of the
-paper U-Net's training step at 128x128. ``conv_general_dilated`` below computes the same
-convolution with a custom VJP whose kernel gradient is one large matrix product instead (see
-``kernel_gradient``), 1x1 convolutions as a ``dot`` (``conv1x1``), and leaves every other case,
-and every non-CPU backend (cuDNN), to ``lax.conv_general_dilated``. Parameters, shapes and
-dtypes are unchanged; results agree with ``lax`` to float32 rounding (``tests/test_unet.py``).
+On XLA:CPU the forward 3x3 convolution and its input gradient run as YNNPACK convolutions near
+the core's peak, so a training step only gets faster with less arithmetic or a better kernel
+gradient. ``conv_general_dilated`` below, on the CPU backend, for float32 stride-1 "SAME"
+NHWC/HWIO convolutions:
+
+- 3x3 with enough channels and pixels (``takes_winograd``): Winograd's F(4x4, 3x3)
+  (``jaxmag.models.winograd``), 4x fewer multiplications in the forward pass and both
+  gradients;
+- other 3x3: ``lax`` forward and input gradient, and a kernel gradient (a convolution whose
+  "window" is the whole image and whose contracted feature axis is the batch, which XLA:CPU
+  runs at a quarter of the forward's speed) as one large matrix product (``kernel_gradient``);
+- 1x1 as a ``dot`` (``conv1x1``);
+
+and it leaves every other case, and every non-CPU backend (cuDNN), to
+``lax.conv_general_dilated``. Parameters, shapes and dtypes are unchanged; results agree with
+``lax`` to float32 rounding (``tests/test_unet.py``, ``tests/test_winograd.py``).
 
 Layout: inputs ``(B, H, W, C)``, kernels ``(3, 3, C, C_out)`` (``nnx.Conv``'s NHWC / HWIO).
 """
@@ -17,11 +25,21 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxmag.models.winograd import conv3x3_winograd
+
 _NHWC = ("NHWC", "HWIO", "NHWC")
 # below this many pixels per image, or input channels, XLA's own kernel gradient is as fast or
 # faster (measured: 16x16 at 512 channels; 1 input channel at 128x128)
 MIN_PIXELS_FOR_GEMM_GRADIENT = 32 * 32
 MIN_CHANNELS_FOR_GEMM_GRADIENT = 8
+# Winograd F(4x4, 3x3) for 3x3 layers with at least this many input and output channels and
+# this many flops per image (18 H W C_in C_out). Measured per layer (forward and both
+# gradients, batch 32, one core): every layer of the paper U-Net (0.6-1.2 GFLOP per image) is
+# 1.5-3.4x faster. The quick model's layers (2-5 MFLOP per image) gain a little alone, but its
+# training step did not measurably (3 alternating rounds) while its compilation took 2.5x as
+# long; the bound keeps such small models, the tests' included, on the direct path.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_FLOPS_PER_IMAGE = 50_000_000
 # images per chunk of the kernel gradient: the tap copies of ~4 MB of input stay in cache and
 # their buffers are reused, instead of 6 fresh image-sized copies per layer (page faults)
 CHUNK_BYTES = 4 * 2**20
@@ -108,6 +126,17 @@ def _bwd(res, g):
 conv3x3_same_cpu.defvjp(_fwd, _bwd)
 
 
+def takes_winograd(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> bool:
+    """Whether a CPU float32 3x3 "SAME" convolution of these shapes runs as Winograd F(4x4, 3x3).
+
+    Decided from the image and channel sizes only, not the batch, so an image's result does
+    not depend on the batch it came in.
+    """
+    _, h, w, c = x_shape
+    c_out = kernel_shape[-1]
+    return min(c, c_out) >= WINOGRAD_MIN_CHANNELS and 18 * h * w * c * c_out >= WINOGRAD_MIN_FLOPS_PER_IMAGE
+
+
 def _is_plain_nhwc(size: int, lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
                    feature_group_count, kwargs) -> bool:
     """A float32 ``size`` x ``size`` NHWC/HWIO convolution, stride 1, no dilation, "SAME"."""
@@ -139,12 +168,14 @@ def conv1x1(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
     """``lax.conv_general_dilated``, but on CPU float32 3x3 "SAME" NHWC convolutions use
-    ``conv3x3_same_cpu`` and 1x1 ones ``conv1x1``. Chosen at trace time by
-    ``jax.default_backend()``: GPUs keep cuDNN."""
+    ``conv3x3_winograd`` (``takes_winograd``) or ``conv3x3_same_cpu``, and 1x1 ones
+    ``conv1x1``. Chosen at trace time by ``jax.default_backend()``: GPUs keep cuDNN."""
     if precision is None and jax.default_backend() == "cpu":
         plain = (lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
                  kwargs)
         if _is_plain_nhwc(3, *plain):
+            if takes_winograd(lhs.shape, rhs.shape):
+                return conv3x3_winograd(lhs, rhs)
             return conv3x3_same_cpu(lhs, rhs)
         if _is_plain_nhwc(1, *plain):
             return conv1x1(lhs, rhs)
