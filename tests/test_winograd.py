@@ -74,6 +74,20 @@ def test_chunks_follow_bytes_and_the_kernel_accumulator():
     assert winograd.images_per_chunk((6, 32, 32, 8), 8) * 32 * 32 * 8 * 4 <= max(winograd.CHUNK_BYTES, mib)
 
 
+def test_largest_chunk_is_the_largest_batch_divisor_within_the_budget():
+    """The chunk rule both CPU convolution paths share (``jaxmag.models.chunks``)."""
+    from jaxmag.models.chunks import largest_chunk, split_batch
+
+    assert largest_chunk(32, 2**20, 2 * 2**20) == 2
+    assert largest_chunk(12, 1, 5) == 4  # 5 does not divide 12
+    assert largest_chunk(7, 1, 5) == 1  # prime batch: only 1 fits
+    assert largest_chunk(8, 10 * 2**20, 2**20) == 1  # one image over the budget is still a chunk
+    assert largest_chunk(8, 1, 100) == 8
+    a = jnp.arange(24.0).reshape(6, 4)
+    assert split_batch(a, 2).shape == (3, 2, 4)
+    assert (split_batch(a, 2)[1, 0] == a[2]).all()
+
+
 @pytest.mark.parametrize("forward, transpose, in_shape", [
     (lambda a, t: winograd.input_tiles(a, t), lambda a, t: winograd.input_tiles_transpose(a, (2, 7, 9, 3), t),
      (2, 7, 9, 3)),

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxmag.models.chunks import largest_chunk, split_batch
 from jaxmag.models.winograd import conv3x3_winograd
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -89,11 +90,8 @@ def kernel_gradient(x: jax.Array, g: jax.Array) -> jax.Array:
 
 def chunked_kernel_gradient(x: jax.Array, g: jax.Array) -> jax.Array:
     """``kernel_gradient`` summed over chunks of images (``lax.scan``), ~``CHUNK_BYTES`` each."""
-    b = x.shape[0]
-    per_image = x[0].size * x.dtype.itemsize
-    chunk = max(d for d in range(1, b + 1) if b % d == 0 and (d == 1 or d * per_image <= CHUNK_BYTES))
-    xs = x.reshape(b // chunk, chunk, *x.shape[1:])
-    gs = g.reshape(b // chunk, chunk, *g.shape[1:])
+    chunk = largest_chunk(x.shape[0], x[0].size * x.dtype.itemsize, CHUNK_BYTES)
+    xs, gs = split_batch(x, chunk), split_batch(g, chunk)
 
     def add_chunk(dk, xg):
         return dk + kernel_gradient(*xg), None

@@ -46,6 +46,7 @@ import numpy as np
 from jax import lax
 
 from jaxmag.fusion import materialized
+from jaxmag.models.chunks import largest_chunk, split_batch
 
 # Bᵀ (6 x 6), G (6 x 3), Aᵀ (4 x 6) for the interpolation points 0, ±1, ±2 and infinity
 INPUT_TRANSFORM = np.array(
@@ -188,15 +189,10 @@ def images_per_chunk(x_shape: tuple[int, ...], c_out: int) -> int:
     b, h, w, c = x_shape
     if b <= 1:
         return b
-    per_image = h * w * max(c, c_out) * 4
-    chunk = max(d for d in range(1, b + 1) if b % d == 0 and (d == 1 or d * per_image <= CHUNK_BYTES))
+    chunk = largest_chunk(b, h * w * max(c, c_out) * 4, CHUNK_BYTES)
     if chunk * _tiles(h) * _tiles(w) < CHUNK_MIN_TILES_PER_CHANNEL * min(c, c_out):
         return b
     return chunk
-
-
-def _chunked(a: jax.Array, chunk: int) -> jax.Array:
-    return a.reshape(a.shape[0] // chunk, chunk, *a.shape[1:])
 
 
 def _forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -211,7 +207,7 @@ def _forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
     if chunk == b:
         return one_chunk(x)
-    return lax.map(one_chunk, _chunked(x, chunk)).reshape(b, h, w, c_out)
+    return lax.map(one_chunk, split_batch(x, chunk)).reshape(b, h, w, c_out)
 
 
 @jax.custom_vjp
@@ -248,7 +244,7 @@ def _bwd(residuals, g):
     if chunk == b:
         du, dx = one_chunk(du0, (x, g))
     else:
-        du, dx = lax.scan(one_chunk, du0, (_chunked(x, chunk), _chunked(g, chunk)))
+        du, dx = lax.scan(one_chunk, du0, (split_batch(x, chunk), split_batch(g, chunk)))
         dx = dx.reshape(b, h, w, c)
     return dx, kernel_tiles_transpose(du).astype(kernel.dtype)
 
