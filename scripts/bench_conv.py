@@ -35,20 +35,19 @@ import jax.numpy as jnp  # noqa: E402
 
 
 def unet_layers(base: int, depth: int, size: int, in_channels: int = 1) -> list[tuple[str, int, int, int]]:
-    """``(name, side, C_in, C_out)`` of every 3x3 convolution of ``jaxmag.models.unet.UNet``."""
-    widths = [base * 2**i for i in range(depth + 1)]
-    layers = []
-    for i in range(depth):
-        side = size >> i
-        layers += [(f"down{i}.conv1", side, in_channels if i == 0 else widths[i - 1], widths[i]),
-                   (f"down{i}.conv2", side, widths[i], widths[i])]
-    side = size >> depth
-    layers += [("bottleneck.conv1", side, widths[depth - 1], widths[depth]),
-               ("bottleneck.conv2", side, widths[depth], widths[depth])]
-    for i in reversed(range(depth)):
-        side = size >> i
-        layers += [(f"up{i}.conv1", side, 2 * widths[i], widths[i]), (f"up{i}.conv2", side, widths[i], widths[i])]
-    return layers
+    """``(name, side, C_in, C_out)`` of every 3x3 convolution of ``jaxmag.models.unet.UNet``,
+    read from the model's own kernels (abstract, nothing allocated)."""
+    from flax import nnx
+
+    from jaxmag.models.unet import UNet
+
+    model = nnx.eval_shape(lambda: UNet(in_channels, base_features=base, depth=depth, rngs=nnx.Rngs(0)))
+    blocks = [(f"down{i}", size >> i, block) for i, block in enumerate(model.down)]
+    blocks.append(("bottleneck", size >> depth, model.bottleneck))
+    # the decoder runs from the deepest level back up: up_blocks[0] is level depth - 1
+    blocks += [(f"up{depth - 1 - j}", size >> (depth - 1 - j), block) for j, block in enumerate(model.up_blocks)]
+    return [(f"{name}.{conv}", side, *getattr(block, conv).kernel.shape[2:])
+            for name, side, block in blocks for conv in ("conv1", "conv2")]
 
 
 def value_and_gradients(conv):
