@@ -21,7 +21,7 @@ The config-level jobs are thin compositions of ``assemble`` and the library:
 
 For the ``.mx3`` export (``jaxmag.io.mx3``, still given ``config.simulation`` today): the same
 facts are ``assembly.grid`` and ``assembly.movie`` (``dt`` s, ``burn_in_steps``,
-``steps_per_frame``, ``num_frames``, ``frame_times()``, ``"demag" in terms``, ``solver``), and a
+``steps_per_frame``, ``num_frames``, ``frame_times()``, ``terms``, ``solver``), and a
 run's film is ``simulate.build_run(assembly.simulation, run_index, seed)``.
 """
 from __future__ import annotations
@@ -36,7 +36,6 @@ import numpy as np
 
 from jaxmag import simulate as sim
 from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, loads_config
-from jaxmag.fields.terms import STANDARD_TERMS, without_demag
 from jaxmag.io import dataset as ds
 from jaxmag.io import measures_file as mf
 from jaxmag.material import Material
@@ -103,7 +102,7 @@ def movie_spec(config: Config) -> sim.MovieSpec:
     s = config.simulation
     burn, spf = s.steps
     return sim.MovieSpec(dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames,
-                         components=s.components, terms=without_demag(STANDARD_TERMS, s.demag), solver=s.solver,
+                         components=s.components, terms=tuple(s.terms), solver=s.solver,
                          store_dtype=s.store_dtype)
 
 

@@ -15,7 +15,7 @@ by the measures file (``jaxmag.io.measures_file``), the online generator
   three draws per pixel instead of T); for fresh training noise, where only the distribution
   matters, never for the keyed draws of the measures file;
 * ``movie_maps_from_draws(...)``: ``noisy_movie_maps`` with the standard-normal draws given
-  (the movie source's pooled training draws, ``jaxmag.learn.data.MovieSource``);
+  (the movie source's pooled training draws, ``jaxmag.learn.sources.movies.MovieSource``);
 * ``stack_channels(maps, channels, components) -> (n, ny, nx, K)`` float32, channel-last.
 All are traceable (compose with jit and vmap); checks happen at the callers' boundaries.
 """
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxmag.measures import MEASURES, MeasureOptions, measure_maps, working_float
+from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions, measure_maps, working_float
 from jaxmag.noise import (NoiseSpec, add_measurement_noise, apply_noise_draws, component_keys, condition_hash,
                           condition_keys)
 
@@ -54,10 +54,10 @@ def parse_channels(text: str | Sequence[str]) -> tuple[Channel, ...]:
     out = []
     for part in parts:
         measure, _, comp = part.partition(":")
-        if measure not in MEASURES or comp not in COMPONENTS:
+        if measure not in MEASURE_FUNCTIONS or comp not in COMPONENTS:
             raise ValueError(
                 f"invalid input spec {text!r}: expected comma-separated 'measure:component' with measure in "
-                f"{MEASURES} and component in x, y, z"
+                f"{tuple(MEASURE_FUNCTIONS)} and component in x, y, z"
             )
         out.append(Channel(measure, comp))
     if not out:
@@ -74,8 +74,8 @@ def as_channels(channels: Sequence[Any]) -> tuple[Channel, ...]:
 def needed(channels: Sequence[Channel]) -> tuple[tuple[str, ...], str]:
     """The measures and the component letters (first-seen order) the channels need."""
     for m, c in channels:
-        if m not in MEASURES:
-            raise ValueError(f"unknown measure {m!r} in inputs: expected one of {', '.join(MEASURES)}")
+        if m not in MEASURE_FUNCTIONS:
+            raise ValueError(f"unknown measure {m!r} in inputs: expected one of {', '.join(MEASURE_FUNCTIONS)}")
         if c not in COMPONENTS:
             raise ValueError(f"input components must be x, y or z, got {c!r}")
     return tuple(dict.fromkeys(m for m, _ in channels)), "".join(dict.fromkeys(c for _, c in channels))
@@ -85,7 +85,7 @@ def movie_maps(movies: jax.Array, measures: tuple[str, ...], options: Sequence[M
     """``movies (n, C, T, ny, nx)`` -> ``{measure: (n, C, ny, nx)}`` with ``options[c]`` for component c."""
     if len(options) != movies.shape[1]:
         raise ValueError(f"one MeasureOptions per component: {movies.shape[1]} components, {len(options)} options")
-    per_comp = [measure_maps(movies[:, c], tuple(measures), opts) for c, opts in enumerate(options)]
+    per_comp = [measure_maps(movies[:, c], tuple(measures), options=opts) for c, opts in enumerate(options)]
     return {m: jnp.stack([o[m] for o in per_comp], axis=1) for m in measures}
 
 
@@ -93,7 +93,7 @@ def noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_index: j
                      measures: tuple[str, ...], options: Sequence[MeasureOptions], **noise: Any) -> dict[str, jax.Array]:
     """``movie_maps`` of the movies after the measurement noise of ``spec`` for ``run_index`` (n,).
 
-    ``noise``: ``cond_hash`` / ``variance`` passed on (traced) to ``add_measurement_noise``.
+    ``noise``: ``cond_hash`` / ``level`` passed on (traced) to ``add_measurement_noise``.
     """
     x = working_float(movies)
     return movie_maps(add_measurement_noise(x, spec, seed, run_index, components, **noise), measures, options)
@@ -132,7 +132,7 @@ def sampled_noisy_movie_maps(movies: jax.Array, spec: NoiseSpec, seed: Any, run_
     mean, spread = gaussian_sufficient_stats(movies)
     keys = component_keys(condition_keys(seed, condition_hash(spec) if cond_hash is None else cond_hash, run_index),
                           components)
-    return sample_gaussian_maps(mean, spread, movies.shape[2], spec.variance, keys, measures, options)
+    return sample_gaussian_maps(mean, spread, movies.shape[2], spec.level, keys, measures, options)
 
 
 def gaussian_sufficient_stats(movies: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -12,7 +12,8 @@ and ``config_hash`` identifies it (used to refuse resuming with a different conf
 
 This module only composes: the sections that are parameters of a library concept are that
 concept's own record (``[defects]`` is ``jaxmag.defects.DefectParams``, ``[noise]`` is
-``jaxmag.noise.NoiseSweep``, ``[measures]`` yields ``jaxmag.measures.MeasureOptions`` per
+``jaxmag.noise.NoiseSweep``, whose keys are the noise kinds with their levels, e.g.
+``gaussian = [1e-4, 1e-2]``, and ``seed``; ``[measures]`` yields ``jaxmag.measures.MeasureOptions`` per
 component), and every section checks its values in its own ``__post_init__`` (raising
 ``jaxmag.params.ParamError``, which is reported here with the file and the section). Turning a
 ``Config`` into the library's plain objects is ``jaxmag.assemble``'s job; nothing in the
@@ -33,10 +34,12 @@ from typing import Any, Literal
 from jaxmag import integrators
 from jaxmag.channels import Channel, parse_channels
 from jaxmag.defects import DefectParams
+from jaxmag.fields.terms import STANDARD_TERMS, TERMS
 from jaxmag.grid import Grid
-from jaxmag.measures import MEASURES, MeasureOptions
-from jaxmag.noise import NoiseSweep
+from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions
+from jaxmag.noise import NOISE_MODELS, NoiseSweep
 from jaxmag.params import ParamError, require
+from jaxmag.recipes import RECIPES
 
 
 class ConfigError(ValueError):
@@ -99,7 +102,7 @@ class SimulationConfig:
     burn_in_s: float = 5e-10  # s simulated before the first frame
     frame_interval_s: float = 1e-11  # s between frames
     num_frames: int = 100
-    demag: bool = True
+    terms: tuple[str, ...] = STANDARD_TERMS  # field terms, names of jaxmag.fields.terms.TERMS, summed in this order
     components: str = "xz"  # components stored in the dataset
     store_dtype: Literal["float16", "float32"] = "float32"
     precision: Literal["float32", "float64"] = "float32"
@@ -117,6 +120,11 @@ class SimulationConfig:
         require(_multiple(self.burn_in_s, self.dt), "burn_in_s", "must be a multiple of simulation.dt")
         solvers = tuple(integrators.SOLVERS)
         require(self.solver in solvers, "solver", f"must be one of {', '.join(map(repr, solvers))}, got {self.solver!r}")
+        for term in self.terms:
+            require(term in TERMS, "terms", f"entries must be field terms of jaxmag.fields.terms.TERMS "
+                    f"({', '.join(TERMS)}), got {term!r}")
+        require(len(self.terms) > 0 and len(set(self.terms)) == len(self.terms), "terms",
+                f"must name each field term once (at least one), got {list(self.terms)}")
 
     @property
     def steps(self) -> tuple[int, int]:
@@ -162,8 +170,9 @@ class MeasuresConfig:
         """The ``MeasureOptions`` of ``component`` (its ``fixed_range_<component>`` when set,
         else the shared ``fixed_range``)."""
         own = tuple(getattr(self, f"fixed_range_{component}", ())) if component else ()
-        return MeasureOptions(self.num_states, self.binning, self.lag, tuple(own or self.fixed_range),
-                              self.weighting, self.normalize, self.ddof)
+        return MeasureOptions(num_states=self.num_states, binning=self.binning, lag=self.lag,
+                              fixed_range=tuple(own or self.fixed_range), weighting=self.weighting,
+                              normalize=self.normalize, ddof=self.ddof)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,10 +189,6 @@ class ModelConfig:
         require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
 
 
-RecipeName = Literal["paper", "robust", "robust_ce", "robust_noaug", "robust_fixed", "paper_dice", "robust_argmax",
-                     "robust_datanorm", "robust_dropout"]  # the names of jaxmag.learn.recipe.RECIPES
-
-
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = 500
@@ -197,9 +202,9 @@ class TrainingConfig:
     seed: int = 0
     eval_every: int = 1  # epochs
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
-    # jaxmag.learn.recipe: "paper" (appendix A: CE, fixed noise, no augmentation) or "robust"
-    # (movies with fresh noise + symmetry augmentation, CE + soft Dice) and its ablations
-    recipe: RecipeName = "paper"
+    # a name of jaxmag.recipes.RECIPES: "paper" (appendix A: CE, fixed noise, no augmentation) or
+    # "robust" (movies with fresh noise + symmetry augmentation, CE + soft Dice) and its ablations
+    recipe: str = "paper"
 
     def __post_init__(self) -> None:
         require(self.epochs > 0, "epochs", "must be positive")
@@ -207,6 +212,7 @@ class TrainingConfig:
         require(self.learning_rate > 0, "learning_rate", "must be positive")
         require(abs(sum(self.split) - 1) < 1e-9 and all(x > 0 for x in self.split), "split",
                 "must be three positive fractions summing to 1")
+        require(self.recipe in RECIPES, "recipe", f"must be one of {', '.join(map(repr, RECIPES))}, got {self.recipe!r}")
 
 
 def _check_channel_lists(key: str, entries: tuple[str, ...], example: str) -> None:
@@ -227,23 +233,20 @@ class RunConfig:
         _check_channel_lists("models", self.models, "'mean:x' or 'mean:x,std:z'")
 
 
-_RECIPES = typing.get_args(RecipeName)
-
-
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
     measures: tuple[str, ...] = ("mean", "std", "latent_entropy")
     components: tuple[str, ...] = ("x", "z")
     train_conditions: tuple[str, ...] = ("clean", "matched")
     multichannel: tuple[str, ...] = ()  # e.g. "mean:x,std:z,latent_entropy:z"
-    recipes: tuple[str, ...] = ()  # training recipes to compare (jaxmag.learn.recipe); () = training.recipe
+    recipes: tuple[str, ...] = ()  # training recipes to compare (jaxmag.recipes.RECIPES); () = training.recipe
     seeds: int = 1  # training seeds of the headline units (seed_inputs x seed_conditions)
     seed_inputs: tuple[str, ...] = ("mean:x", "std:z")
     seed_conditions: tuple[str, ...] = ("clean", "gaussian_1e-2", "speckle_1e-2")
 
     def __post_init__(self) -> None:
         for measure in self.measures:
-            require(measure in MEASURES, "measures", f"entries must be one of {MEASURES}, got {measure!r}")
+            require(measure in MEASURE_FUNCTIONS, "measures", f"entries must be one of {tuple(MEASURE_FUNCTIONS)}, got {measure!r}")
         for comp in self.components:
             require(comp in ("x", "y", "z"), "components", f"entries must be x, y or z, got {comp!r}")
         for cond in self.train_conditions:
@@ -251,7 +254,7 @@ class StudyConfig:
                     f"entries must be 'clean' or 'matched', got {cond!r}")
         _check_channel_lists("multichannel", self.multichannel, "'mean:x,std:z'")
         for name in self.recipes:
-            require(name in _RECIPES, "recipes", f"entries must be one of {_RECIPES}, got {name!r}")
+            require(name in RECIPES, "recipes", f"entries must be one of {tuple(RECIPES)}, got {name!r}")
         require(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
 
 
@@ -271,7 +274,9 @@ class Config:
     name: str = "jaxmag"
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        data = _to_plain(dataclasses.asdict(self))
+        data["noise"] = _noise_table(self.noise)
+        return data
 
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
@@ -310,14 +315,39 @@ def load_config(path: str | Path) -> Config:
 
 
 def loads_config(text: str, source: str = "<string>") -> Config:
-    """Parse a config from TOML text (no ``base`` allowed)."""
+    """Parse a config that jaxmag stored in a file it wrote (a dataset's or a run folder's
+    ``config``; no ``base`` allowed). Keys of earlier versions (``_RETIRED_KEYS``) are read as
+    what replaced them, so data written by an earlier jaxmag stays readable; a user's config
+    file (``load_config``) gets the error naming the new form instead."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     if "base" in data:
         raise ConfigError(f"{source}: 'base' is only allowed in config files")
-    return config_from_dict(data, source=source)
+    return config_from_dict(_upgrade_stored(data), source=source)
+
+
+def _upgrade_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config with 0.1.0 keys in today's form: ``[simulation] demag`` -> ``terms``,
+    ``[noise] types`` x ``variances`` -> one level list per kind."""
+    data = dict(data)
+    sim = data.get("simulation")
+    if isinstance(sim, dict) and "demag" in sim:
+        sim = dict(sim)
+        demag = sim.pop("demag")
+        if "terms" not in sim:
+            sim["terms"] = [t for t in STANDARD_TERMS if t != "demag" or demag]
+        data["simulation"] = sim
+    noise = data.get("noise")
+    if isinstance(noise, dict) and ("types" in noise or "variances" in noise):
+        noise = dict(noise)
+        kinds = noise.pop("types", ["gaussian", "speckle"])
+        levels = noise.pop("variances", [1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # 0.1.0's defaults
+        for kind in kinds:
+            noise.setdefault(kind, list(levels))
+        data["noise"] = noise
+    return data
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -351,6 +381,15 @@ def _read_with_base(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     return merged
 
 
+_RETIRED_KEYS = {
+    "simulation.demag": 'list the field terms instead, e.g. terms = ["exchange", "anisotropy", "zeeman", "demag"] '
+                        '(leave "demag" out for demag = false)',
+    "noise.types": "list the levels per kind instead, e.g. gaussian = [1e-4, 1e-2] and speckle = [1e-4, 1e-2]",
+    "noise.variances": "list the levels per kind instead, e.g. gaussian = [1e-4, 1e-2] and speckle = [1e-4, 1e-2]",
+}
+"""Keys of earlier versions, each with what replaces it."""
+
+
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     """Build a validated ``Config`` from nested plain data (as read from TOML)."""
     return _build(Config, data, source, prefix="")
@@ -361,6 +400,9 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
         raise ConfigError(f"{source}: [{prefix.rstrip('.')}] must be a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    for key in data:
+        if f"{prefix}{key}" in _RETIRED_KEYS:
+            raise ConfigError(f"{source}: key '{prefix}{key}' is gone: {_RETIRED_KEYS[prefix + key]}")
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -370,7 +412,9 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if hint is NoiseSweep:
+            kwargs[name] = _noise_section(value, source, prefix=f"{prefix}{name}.")
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, source, prefix=f"{prefix}{name}.")
         else:
             kwargs[name] = _coerce(hint, value, source, f"{prefix}{name}")
@@ -378,6 +422,37 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
         return cls(**kwargs)
     except ParamError as exc:  # the section's own check: say which file and section
         raise ConfigError(f"{source}: key '{prefix}{exc.key}' {exc.what}") from None
+
+
+def _noise_section(data: Any, source: str, prefix: str) -> NoiseSweep:
+    """``[noise]``: one key per noise kind (a ``jaxmag.noise.NOISE_MODELS`` name) listing its
+    levels, e.g. ``gaussian = [1e-4, 1e-2]``, and ``seed``. The kinds listed are the sweep (an
+    empty list drops a kind a base config lists); a table that lists none keeps the default sweep."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: [{prefix.rstrip('.')}] must be a table")
+    for key in data:
+        if f"{prefix}{key}" in _RETIRED_KEYS:
+            raise ConfigError(f"{source}: key '{prefix}{key}' is gone: {_RETIRED_KEYS[prefix + key]}")
+    unknown = sorted(set(data) - {"seed", *NOISE_MODELS})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{prefix}{unknown[0]}' (allowed in [{prefix.rstrip('.')}]: "
+                          f"seed and the noise kinds {', '.join(NOISE_MODELS)})")
+    kwargs: dict[str, Any] = {}
+    if "seed" in data:
+        kwargs["seed"] = _coerce(int, data["seed"], source, f"{prefix}seed")
+    if any(kind in data for kind in NOISE_MODELS):
+        kwargs["levels"] = tuple((kind, _coerce(tuple[float, ...], data[kind], source, f"{prefix}{kind}"))
+                                 for kind in NOISE_MODELS if kind in data)
+    try:
+        return NoiseSweep(**kwargs)
+    except ParamError as exc:
+        raise ConfigError(f"{source}: key '{prefix}{exc.key}' {exc.what}") from None
+
+
+def _noise_table(sweep: NoiseSweep) -> dict[str, Any]:
+    """The ``[noise]`` table of a sweep: every registered kind (``[]`` when absent) and the seed."""
+    levels = dict(sweep.levels)
+    return {**{kind: list(levels.get(kind, ())) for kind in NOISE_MODELS}, "seed": sweep.seed}
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
@@ -426,8 +501,6 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
         raise fail(str(hint))
     raise ConfigError(f"{source}: key '{key}' has an unsupported type {hint!r}")
 
-
-MEASURE_NAMES = MEASURES
 
 
 def parse_input_spec(text: str) -> tuple[Channel, ...]:

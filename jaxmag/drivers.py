@@ -16,77 +16,59 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.constants import GAMMA_LL, MU0
+from jaxmag.constants import GAMMA_LL
 from jaxmag.fields import FieldFn, effective_field
-from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names, without_demag
+from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names
 from jaxmag.fields.thermal import thermal
 from jaxmag.grid import Grid
-from jaxmag.integrators import Solver, State, StepFn, get_solver, init_state
+from jaxmag.integrators import Solver, State, StepFn, get_solver, init_state, solver_spec
 from jaxmag.llg import max_torque
 from jaxmag.material import Material
 
 _COMPONENT_INDEX = {"x": 0, "y": 1, "z": 2}
 
 
-def _deprecated_demag(demag: bool | None, where: str) -> None:
-    if demag is not None:
-        warnings.warn(
-            f"{where}(demag=...) is deprecated: pass terms=(...) with or without 'demag' "
-            f"(the standard terms are {STANDARD_TERMS})",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+def field_terms(grid: Grid, terms: Sequence[str] = STANDARD_TERMS) -> tuple[FieldFn, ...]:
+    """The ``FieldFn`` of each named term of ``fields.terms.TERMS`` for ``grid``, in order
+    (default: exchange, uniaxial anisotropy, Zeeman and demag)."""
+    return tuple(TERMS[name].factory(grid) for name in check_term_names(terms))
 
 
-def field_terms(grid: Grid, terms: Sequence[str] = STANDARD_TERMS, *, demag: bool | None = None) -> tuple[FieldFn, ...]:
-    """The ``FieldFn`` of each named term of ``fields.terms.TERMS`` for ``grid``, in order.
-
-    Default: exchange, uniaxial anisotropy, Zeeman and demag. ``demag=False`` (deprecated)
-    drops demag from ``terms``.
-    """
-    _deprecated_demag(demag, "field_terms")
-    names = without_demag(check_term_names(terms), demag)
-    return tuple(TERMS[name].factory(grid) for name in names)
-
-
-def _resolve_terms(grid: Grid, terms: Sequence[str | FieldFn] | None, demag: bool | None) -> tuple[FieldFn, ...]:
+def _resolve_terms(grid: Grid, terms: Sequence[str | FieldFn] | None) -> tuple[FieldFn, ...]:
     """Names from the registry and ready ``FieldFn`` may be mixed; None means the standard set."""
     if terms is None:
-        return tuple(TERMS[name].factory(grid) for name in without_demag(STANDARD_TERMS, demag))
+        return field_terms(grid)
     if isinstance(terms, str):
         raise TypeError(f"terms must be a sequence of names or field functions, got the string {terms!r}")
-    names = [t for t in terms if isinstance(t, str)]
-    check_term_names(names)
+    check_term_names([t for t in terms if isinstance(t, str)])
     return tuple(TERMS[t].factory(grid) if isinstance(t, str) else t for t in terms)
 
 
-def stable_time_step(grid: Grid, material: Material) -> float:
+def stable_time_step(grid: Grid, material: Material, terms: Sequence[str] = STANDARD_TERMS) -> float:
     """Largest advisable fixed step (s) for explicit LLG integration: 1/(γ B_max).
 
-    B_max bounds the spectral radius of the linearised field: exchange 2A/Ms · Σ 4/d² over the
-    dimensions with more than one cell, anisotropy 2|K_u|/Ms, demag μ0 Ms, plus |B_ext|.
-    Heun and RK4 are stable for |λ Δt| of order 1–2.8, so this has a safety margin.
+    B_max is the largest over the magnetic cells of the sum of the ``terms``' stiffness bounds
+    (``fields.terms.Term.stiffness``: exchange 2A/Ms · Σ 4/d² over the dimensions with more than
+    one cell, anisotropy 2|K_u|/Ms, demag μ0 Ms, Zeeman |B_ext|), which bounds the spectral
+    radius of the linearised field. Heun and RK4 are stable for |λ Δt| of order 1–2.8, so this
+    has a safety margin. ``math.inf`` when the terms have no stiffness (e.g. a zero applied field).
     """
     Ms = np.asarray(material.Ms, dtype=np.float64)
     present = Ms > 0
     if not np.any(present):
         raise ValueError("Material.Ms is zero everywhere: nothing to simulate")
-    Ms_p = Ms[present]
-    inv_d2 = sum(4.0 / d**2 for d, n in zip(grid.cell_size, (grid.nx, grid.ny, grid.nz)) if n > 1)
-    A = np.asarray(material.A_ex, dtype=np.float64)[present]
-    K = np.abs(np.asarray(material.K_u, dtype=np.float64)[present])
-    B_ext = np.linalg.norm(np.asarray(material.B_ext, dtype=np.float64), axis=-1)[present]
-    B_max = np.max(2.0 * A / Ms_p * inv_d2 + 2.0 * K / Ms_p + MU0 * Ms_p + B_ext)
-    return float(1.0 / (GAMMA_LL * B_max))
+    B = sum(TERMS[name].stiffness(grid, material) for name in check_term_names(terms))
+    B_max = float(np.max(np.broadcast_to(B, Ms.shape)[present]))
+    return 1.0 / (GAMMA_LL * B_max) if B_max > 0 else math.inf
 
 
-def check_time_step(grid: Grid, material: Material, dt: float) -> None:
-    """Warn if ``dt`` exceeds ``stable_time_step``; raise for non-positive or non-finite dt."""
+def check_time_step(grid: Grid, material: Material, dt: float, terms: Sequence[str] = STANDARD_TERMS) -> None:
+    """Warn if ``dt`` exceeds ``stable_time_step`` of ``terms``; raise for non-positive or non-finite dt."""
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ValueError(f"time step dt must be a positive number of seconds, got {dt!r}")
     if isinstance(material.Ms, jax.core.Tracer):
         return
-    limit = stable_time_step(grid, material)
+    limit = stable_time_step(grid, material, terms)
     if dt > limit:
         warnings.warn(
             f"dt = {dt:.3g} s exceeds the estimated stability limit {limit:.3g} s "
@@ -133,7 +115,6 @@ def movie_simulator(
     burn_in_steps: int,
     steps_per_frame: int,
     num_frames: int,
-    demag: bool | None = None,
     components: str = "xz",
     terms: Sequence[str | FieldFn] | None = None,
     solver: str | Solver = "heun",
@@ -145,9 +126,8 @@ def movie_simulator(
     at fixed ``dt`` (s) with the thermal field of ``fields.thermal``: ``burn_in_steps`` steps,
     then one frame every ``steps_per_frame`` steps. ``frames`` has shape (num_frames, nz, ny, nx,
     C) with C = len(components), the requested magnetisation components. ``terms``: names of
-    ``fields.terms.TERMS`` and/or ``FieldFn`` (default: the standard four; ``demag=False``,
-    deprecated, drops demag). The noise depends only on ``key``, so ``jax.vmap(simulate)`` over
-    a batch equals running each one alone.
+    ``fields.terms.TERMS`` and/or ``FieldFn`` (default: the standard four). The noise depends
+    only on ``key``, so ``jax.vmap(simulate)`` over a batch equals running each one alone.
 
     ``cpu_chunk_cells``: under ``jax.vmap`` on a CPU, the batch is run in sequential chunks of
     about this many cells (``lax.map``): a 128² film's step then works in cache, 8x faster at
@@ -162,9 +142,9 @@ def movie_simulator(
             raise ValueError(f"{name} must be a {'non-negative' if name == 'burn_in_steps' else 'positive'} integer, got {value!r}")
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-    if terms is None:
-        _deprecated_demag(demag, "movie_simulator")
-    field_fn = effective_field(_resolve_terms(grid, terms, demag))
+    if isinstance(solver, str) and not solver_spec(solver).thermal:
+        raise ValueError(f"solver {solver!r} takes no thermal field (integrators.SOLVERS); thermal movies need one that does")
+    field_fn = effective_field(_resolve_terms(grid, terms))
     init_fn, step_fn = get_solver(solver)(field_fn, dt, thermal=thermal(grid))
     index = jnp.asarray([_COMPONENT_INDEX[c] for c in components])
 
@@ -222,7 +202,6 @@ def relax(
     m0: jax.Array,
     *,
     terms: Sequence[str | FieldFn] | None = None,
-    demag: bool | None = None,
     torque_tol: float = 1e-5,
     dt: float | None = None,
     max_steps: int = 200_000,
@@ -231,13 +210,12 @@ def relax(
 ) -> tuple[jax.Array, dict]:
     """Relax ``m0`` to a local energy minimum by damping-only LLG (precession off, as MuMax3's
     ``relax()``), ``solver`` (default RK4) at fixed step, until max |m × B| < ``torque_tol`` (T)
-    or ``max_steps``. ``terms`` as for ``movie_simulator``.
+    or ``max_steps``. ``terms`` as for ``movie_simulator``. ``dt`` (s): default twice
+    ``stable_time_step`` of the standard terms (damping-only steps tolerate more).
 
     Returns ``(m, info)`` with info = {"steps", "max_torque_T", "converged"}.
     """
-    if terms is None:
-        _deprecated_demag(demag, "relax")
-    field_fn = effective_field(_resolve_terms(grid, terms, demag))
+    field_fn = effective_field(_resolve_terms(grid, terms))
     relax_material = material.replace(alpha=jnp.ones_like(material.alpha))
     if dt is None:
         dt = 2.0 * stable_time_step(grid, material)

@@ -7,14 +7,13 @@ constant), ε_demag = −½ μ0 Ms m·H_demag.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from jaxmag.fields import FieldFn
-from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names, without_demag
+from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names
 from jaxmag.grid import Grid
 from jaxmag.llg import dot
 from jaxmag.material import Material
@@ -32,36 +31,27 @@ def energy_from_field(grid: Grid, term: FieldFn, factor: float) -> EnergyFn:
     return energy
 
 
-def _names(terms: Sequence[str], demag: bool | None) -> tuple[str, ...]:
-    if demag is not None:
-        warnings.warn("energy functions' demag=... is deprecated: pass terms=(...) with or without 'demag'",
-                      DeprecationWarning, stacklevel=3)
-    return without_demag(check_term_names(terms), demag)
-
-
-def energy_terms(grid: Grid, terms: Sequence[str] = STANDARD_TERMS, *, demag: bool | None = None) -> dict[str, EnergyFn]:
+def energy_terms(grid: Grid, terms: Sequence[str] = STANDARD_TERMS) -> dict[str, EnergyFn]:
     """Named energy functions (``E_exch``, ``E_anis``, ``E_Zeeman``, ``E_demag``, …) in J, one per
-    named term of ``fields.terms.TERMS``. ``demag=False`` (deprecated) drops demag."""
+    named term of ``fields.terms.TERMS``."""
     out = {}
-    for name in _names(terms, demag):
+    for name in check_term_names(terms):
         term = TERMS[name]
         out[term.energy_name] = energy_from_field(grid, term.factory(grid), term.energy_factor)
     return out
 
 
-def energies(
-    grid: Grid, m: jax.Array, material: Material, terms: Sequence[str] = STANDARD_TERMS, *, demag: bool | None = None
-) -> dict[str, jax.Array]:
+def energies(grid: Grid, m: jax.Array, material: Material, terms: Sequence[str] = STANDARD_TERMS) -> dict[str, jax.Array]:
     """All energy terms and their sum ``E_total`` (J) for state ``m``."""
-    fns = energy_terms(grid, _names(terms, demag))
+    fns = energy_terms(grid, terms)
     out = {name: fn(m, material) for name, fn in fns.items()}
     out["E_total"] = sum(out.values())
     return out
 
 
-def total_energy(grid: Grid, terms: Sequence[str] = STANDARD_TERMS, *, demag: bool | None = None) -> EnergyFn:
+def total_energy(grid: Grid, terms: Sequence[str] = STANDARD_TERMS) -> EnergyFn:
     """``E_total(m, material)`` in J as one function (jit/grad friendly)."""
-    fns = tuple(energy_terms(grid, _names(terms, demag)).values())
+    fns = tuple(energy_terms(grid, terms).values())
 
     def energy(m: jax.Array, material: Material) -> jax.Array:
         return sum(fn(m, material) for fn in fns)

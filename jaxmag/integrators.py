@@ -11,13 +11,15 @@ both passed in, and never which physical terms those sum.
   (Wong–Zakai: still Stratonovich-consistent, at twice Heun's cost per step).
 
 Every solver factory has the signature ``solver(field_fn, dt, *, thermal=None,
-precession=True) -> (init_fn, step_fn)``; ``SOLVERS`` names them for configuration files.
-``State`` carries m, time (s), step index and the run's random key.
+precession=True) -> (init_fn, step_fn)``. ``SOLVERS`` names them for configuration files, each
+entry a ``SolverSpec`` with everything about its scheme: the factory, its convergence order (which
+``tests/test_integrators.py`` measures for every entry), whether it takes a thermal term, and its
+MuMax3 ``SetSolver`` number (which the ``.mx3`` export writes). ``State`` carries m, time (s),
+step index and the run's random key.
 """
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Callable
 
 import jax
@@ -25,7 +27,6 @@ import jax.numpy as jnp
 
 from jaxmag.fields import FieldFn
 from jaxmag.fusion import materialized
-from jaxmag.grid import Grid
 from jaxmag.llg import llg_torque, normalize
 from jaxmag.material import Material
 from jaxmag.pytree import pytree_dataclass
@@ -50,21 +51,6 @@ def init_state(m: jax.Array, key: jax.Array | None = None) -> State:
     return State(m=normalize(m), t=jnp.zeros((), m.dtype), step=jnp.zeros((), jnp.int32), key=key)
 
 
-def _legacy_arguments(name: str, args: tuple) -> tuple[FieldFn, float]:
-    """Accept the old ``solver(grid, field_fn, dt)`` call (grid unused), with a warning."""
-    if args and isinstance(args[0], Grid):
-        warnings.warn(
-            f"{name}(grid, field_fn, dt) is deprecated: call {name}(field_fn, dt, thermal=...); "
-            "the solver no longer needs the grid",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        args = args[1:]
-    if len(args) != 2:
-        raise TypeError(f"{name}(field_fn, dt, *, thermal=None, precession=True) takes 2 positional arguments")
-    return args[0], args[1]
-
-
 def _step_rhs(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool, state: State,
               material: Material) -> Callable[[jax.Array], jax.Array]:
     """dm/dt (1/s) of any stage of the step from ``state``: the drift field plus the step's
@@ -81,7 +67,11 @@ def _step_rhs(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precessio
     return rhs
 
 
-def _heun(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool) -> tuple[InitFn, StepFn]:
+def stochastic_heun(field_fn: FieldFn, dt: float, *, thermal: ThermalFn | None = None,
+                    precession: bool = True) -> tuple[InitFn, StepFn]:
+    """Stochastic Heun scheme at fixed ``dt`` (s). ``thermal``: a ``ThermalFn``
+    (``fields.thermal.thermal(grid)``), or None for deterministic Heun."""
+
     def step_fn(state: State, material: Material) -> State:
         m = state.m
         rhs = _step_rhs(field_fn, dt, thermal, precession, state, material)
@@ -94,27 +84,11 @@ def _heun(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: b
     return init_state, step_fn
 
 
-def stochastic_heun(*args, thermal: ThermalFn | bool | None = None, precession: bool = True) -> tuple[InitFn, StepFn]:
-    """Stochastic Heun scheme ``stochastic_heun(field_fn, dt, *, thermal=None)``, fixed ``dt`` (s).
+def rk4(field_fn: FieldFn, dt: float, *, thermal: ThermalFn | None = None,
+        precession: bool = True) -> tuple[InitFn, StepFn]:
+    """Classical RK4 at fixed ``dt`` (s); renormalises each step. ``precession=False`` keeps only
+    the damping term (``relax``)."""
 
-    ``thermal``: a ``ThermalFn`` (``fields.thermal.thermal(grid)``) or None for deterministic
-    Heun. Deprecated form: ``stochastic_heun(grid, field_fn, dt, thermal=True)``, where
-    ``thermal=True`` (its default) builds ``thermal(grid)``.
-    """
-    legacy = bool(args) and isinstance(args[0], Grid)
-    field_fn, dt = _legacy_arguments("stochastic_heun", args)
-    if legacy and (thermal is None or thermal is True):
-        from jaxmag.fields.thermal import thermal as thermal_term  # only for the deprecated form
-
-        thermal = thermal_term(args[0])
-    elif thermal is True:
-        raise TypeError("thermal=True needs a grid: pass thermal=jaxmag.fields.thermal.thermal(grid)")
-    if thermal is False:
-        thermal = None
-    return _heun(field_fn, dt, thermal, precession)
-
-
-def _rk4(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bool) -> tuple[InitFn, StepFn]:
     def step_fn(state: State, material: Material) -> State:
         m = state.m
         rhs = _step_rhs(field_fn, dt, thermal, precession, state, material)
@@ -132,23 +106,31 @@ def _rk4(field_fn: FieldFn, dt: float, thermal: ThermalFn | None, precession: bo
     return init_state, step_fn
 
 
-def rk4(*args, thermal: ThermalFn | None = None, precession: bool = True) -> tuple[InitFn, StepFn]:
-    """Classical RK4 ``rk4(field_fn, dt, *, thermal=None, precession=True)`` at fixed ``dt`` (s);
-    renormalises each step. ``precession=False`` keeps only the damping term (``relax``).
-    Deprecated form: ``rk4(grid, field_fn, dt)`` (the grid was never used)."""
-    field_fn, dt = _legacy_arguments("rk4", args)
-    return _rk4(field_fn, dt, thermal, precession)
+@dataclasses.dataclass(frozen=True)
+class SolverSpec:
+    """A registered scheme: its factory and what the rest of jaxmag needs to know about it."""
+
+    factory: Solver
+    order: int  # deterministic (T = 0) global error ∝ dt^order
+    thermal: bool  # takes a ThermalFn, drawn once per step and held over the stages (Stratonovich)
+    mx3: int  # MuMax3's SetSolver number of the same scheme at fixed step
 
 
-SOLVERS: dict[str, Solver] = {"heun": stochastic_heun, "rk4": rk4}
-"""Solver factories by the name a configuration file uses."""
+SOLVERS: dict[str, SolverSpec] = {
+    "heun": SolverSpec(stochastic_heun, order=2, thermal=True, mx3=2),
+    "rk4": SolverSpec(rk4, order=4, thermal=True, mx3=4),
+}
+"""The schemes by the name a configuration file uses."""
+
+
+def solver_spec(name: str) -> SolverSpec:
+    """The ``SOLVERS`` entry ``name``, or ``ValueError`` naming the known ones."""
+    try:
+        return SOLVERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown solver {name!r}; known solvers: {', '.join(SOLVERS)}") from None
 
 
 def get_solver(solver: str | Solver) -> Solver:
     """A solver factory from its name in ``SOLVERS`` (or the factory itself)."""
-    if callable(solver):
-        return solver
-    try:
-        return SOLVERS[solver]
-    except KeyError:
-        raise ValueError(f"unknown solver {solver!r}; known solvers: {', '.join(SOLVERS)}") from None
+    return solver if callable(solver) else solver_spec(solver).factory

@@ -74,14 +74,15 @@ def response_fn(
     dt: float,
     num_frames: int,
     steps_per_frame: int,
-    demag: bool = True,
+    terms: Sequence[str] = STANDARD_TERMS,
 ) -> Simulate:
-    """``simulate(material, m0s) -> frames``: T = 0 RK4 from each of the E initial states
-    ``m0s`` (E, nz, ny, nx, 3); frames (E, F, nz, ny, nx, 3), frame f taken after
-    (f + 1) · ``steps_per_frame`` steps of ``dt`` (s). Differentiable in ``material``."""
+    """``simulate(material, m0s) -> frames``: T = 0 RK4 of the field ``terms`` (names of
+    ``fields.terms.TERMS``) from each of the E initial states ``m0s`` (E, nz, ny, nx, 3); frames
+    (E, F, nz, ny, nx, 3), frame f taken after (f + 1) · ``steps_per_frame`` steps of ``dt`` (s).
+    Differentiable in ``material``."""
     if not (num_frames > 0 and steps_per_frame > 0):
         raise ValueError("num_frames and steps_per_frame must be positive")
-    field_fn = effective_field(field_terms(grid, STANDARD_TERMS if demag else STANDARD_TERMS[:-1]))
+    field_fn = effective_field(field_terms(grid, terms))
     _, step_fn = rk4(field_fn, dt)
 
     def one(material: Material, m0: jax.Array) -> jax.Array:
@@ -270,7 +271,7 @@ class ExampleConfig:
     dt: float = 2.5e-13
     num_frames: int = 8
     steps_per_frame: int = 25
-    demag: bool = True
+    terms: tuple[str, ...] = STANDARD_TERMS  # field terms of the forward model
     noise_std: float = 0.0  # Gaussian noise added to every observed m component
     tv_weight: float = 0.0
     optimizer: str = "lbfgs"
@@ -309,9 +310,9 @@ def run_example(config: ExampleConfig, callback: Callable[[int, dict], None] | N
     grid = Grid(config.n, config.n, 1, config.cell_m, config.cell_m, config.cell_m, "open")
     base = Material.uniform(grid, Ms=config.Ms, A_ex=config.A_ex, K_u=config.K_background, alpha=config.alpha)
     K_true = example_truth(config)
-    check_time_step(grid, base.replace(K_u=jnp.asarray(K_true, base.K_u.dtype)), config.dt)
+    check_time_step(grid, base.replace(K_u=jnp.asarray(K_true, base.K_u.dtype)), config.dt, config.terms)
     simulate = response_fn(
-        grid, dt=config.dt, num_frames=config.num_frames, steps_per_frame=config.steps_per_frame, demag=config.demag
+        grid, dt=config.dt, num_frames=config.num_frames, steps_per_frame=config.steps_per_frame, terms=config.terms
     )
     m0s = tilt_excitations(grid, example_tilts(config.tilt_deg), dtype=base.Ms.dtype)
     start = time.perf_counter()

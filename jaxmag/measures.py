@@ -83,9 +83,9 @@ def _is_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MeasureOptions:
-    """Options of the measures, hashable (a static argument of the jitted kernels).
+    """Options of the measures, hashable (a static argument of the jitted kernels), given by name.
 
     ``num_states`` K, ``binning``, ``lag``, ``fixed_range`` (for ``binning="fixed"``),
     ``weighting`` and ``normalize`` belong to the latent entropy, ``ddof`` to the std; see
@@ -123,8 +123,8 @@ class MeasureOptions:
     def check(self, num_frames: int, measures: Sequence[str] = ()) -> None:
         """Raise ``ValueError`` if ``measures`` are unknown or the options do not fit ``num_frames`` T."""
         for m in measures:
-            if m not in MEASURES:
-                raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
+            if m not in MEASURE_FUNCTIONS:
+                raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURE_FUNCTIONS)}")
         if "latent_entropy" in measures and self.lag >= num_frames:
             raise ValueError(f"lag must be smaller than the number of frames T = {num_frames}, got lag = {self.lag}")
         if "std" in measures and self.ddof >= num_frames:
@@ -140,8 +140,8 @@ def check_options(*, num_frames: int, measures: Sequence[str] = ("mean", "std", 
     """Raise ``ValueError`` naming the first invalid measure option for a movie of ``num_frames``;
     returns the checked ``MeasureOptions``."""
     for m in measures:  # an unknown measure is named before any option
-        if m not in MEASURES:
-            raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURES)}")
+        if m not in MEASURE_FUNCTIONS:
+            raise ValueError(f"unknown measure {m!r}: expected one of {', '.join(MEASURE_FUNCTIONS)}")
     opts = MeasureOptions(**options)
     opts.check(num_frames, measures)
     return opts
@@ -174,7 +174,7 @@ def temporal_mean(movie: Any) -> jax.Array:
     return _jit_mean(x)
 
 
-def temporal_std(movie: Any, ddof: int = 0) -> jax.Array:
+def temporal_std(movie: Any, *, ddof: int = 0) -> jax.Array:
     """Standard deviation over time (``ddof=0``: population std): ``(..., T, ny, nx) -> (..., ny, nx)``."""
     x = working_float(check_movie(movie))
     check_options(num_frames=x.shape[-3], measures=("std",), ddof=ddof)
@@ -297,6 +297,7 @@ _OPTION_NAMES = ("num_states", "binning", "lag", "fixed_range", "weighting", "no
 
 def transition_counts(
     movie: Any,
+    *,
     num_states: int = 4,
     binning: str = "minmax",
     lag: int = 1,
@@ -320,6 +321,7 @@ def _jit_counts(x, num_states, binning, lag, fixed_range):
 
 def latent_entropy(
     movie: Any,
+    *,
     num_states: int = 4,
     binning: str = "minmax",
     lag: int = 1,
@@ -350,14 +352,16 @@ MEASURE_FUNCTIONS: dict[str, MeasureFn] = {
     "latent_entropy": lambda x, o: _latent_entropy(x, o.num_states, o.binning, o.lag, o.fixed_range, o.weighting,
                                                    o.normalize),
 }
-MEASURES = tuple(MEASURE_FUNCTIONS)  # ("mean", "std", "latent_entropy")
+MEASURES = tuple(MEASURE_FUNCTIONS)
+"""The built-in measures, the default set a job computes; checks read ``MEASURE_FUNCTIONS`` itself,
+so a measure registered later is accepted wherever it is named."""
 
 
 # --------------------------------------------------------------------------------------------
 # All measures in one call
 # --------------------------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnames=("measures", "options"))
-def measure_maps(x: jax.Array, measures: tuple[str, ...] = MEASURES,
+def measure_maps(x: jax.Array, measures: tuple[str, ...] = MEASURES, *,
                  options: MeasureOptions = MeasureOptions()) -> dict[str, jax.Array]:
     """Jitted, unchecked core: ``x (..., T, ny, nx)`` float32/float64 -> ``{measure: (..., ny, nx)}``.
 
@@ -380,8 +384,9 @@ def measures_kernel(
     ddof: int = 0,
 ) -> dict[str, jax.Array]:
     """``measure_maps`` with the options as keywords (all static)."""
-    options = MeasureOptions(num_states, binning, lag, fixed_range, weighting, normalize, ddof)
-    return measure_maps(x, tuple(measures), options)
+    options = MeasureOptions(num_states=num_states, binning=binning, lag=lag, fixed_range=fixed_range,
+                             weighting=weighting, normalize=normalize, ddof=ddof)
+    return measure_maps(x, tuple(measures), options=options)
 
 
 def compute_measures(
@@ -403,4 +408,4 @@ def compute_measures(
         raise TypeError("pass either options=MeasureOptions(...) or option keywords, not both")
     options = options if options is not None else check_options(num_frames=x.shape[-3], measures=measures, **kwargs)
     options.check(x.shape[-3], measures)
-    return measure_maps(x, measures, options)
+    return measure_maps(x, measures, options=options)

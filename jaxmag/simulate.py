@@ -39,6 +39,7 @@ from jaxmag.io import dataset as ds
 from jaxmag.io.errors import WriteError
 from jaxmag.layout import stored_from_solver
 from jaxmag.material import Material, validate_material
+from jaxmag.progress import bar as progress_bar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,7 +239,7 @@ def _prepare(setup: SimulationSetup, seed: int, runs: Sequence[int], batch: int,
     size = effective_batch(batch, mesh.size, len(runs))
     first = build_run(setup, runs[0], seed)
     validate_material(first.material, setup.grid)
-    drivers.check_time_step(setup.grid, first.material, setup.movie.dt)
+    drivers.check_time_step(setup.grid, first.material, setup.movie.dt, setup.movie.terms)
     return batch_simulator(setup, mesh), size
 
 
@@ -299,16 +300,14 @@ def _run_batches(
 
     The next batch's inputs are built on the host while the device computes (dispatch is
     asynchronous)."""
-    from tqdm.auto import tqdm
-
     indices = list(indices)
     total = len(indices) if total is None else total
-    bar = tqdm(
-        total=total,
+    bar = progress_bar(
+        total,
         initial=total - len(indices),
         unit="run",
         desc="simulate",
-        disable=not progress,
+        enabled=progress,
         dynamic_ncols=True,
         # always runs/s (tqdm would switch to s/run below 1 run/s)
         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]",

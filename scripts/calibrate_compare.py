@@ -48,7 +48,7 @@ def variants(config) -> dict:
         "T240": config.replace(material=dataclasses.replace(mat, temperature=240.0)),
         "factor_a_0.7": config.replace(defects=dataclasses.replace(defects, factor_a=0.7)),
         "alpha_0.01": config.replace(material=dataclasses.replace(mat, alpha=0.01)),
-        "no_demag": config.replace(simulation=dataclasses.replace(sim, demag=False)),
+        "no_demag": config.replace(simulation=dataclasses.replace(sim, terms=tuple(t for t in sim.terms if t != "demag"))),
     }
 
 

@@ -95,7 +95,7 @@ DRY = dict(
     measures_shape=(2, 8, 16, 16),
     unet=dict(size=8, batch=4, base_features=4, depth=1, steps=2),
     e2e=dict(base="configs/tiny.toml", runs=8, epochs=1, model="base_features = 4\ndepth = 1",
-             training="batch_size = 4", noise='types = ["gaussian"]\nvariances = [1e-2]'),
+             training="batch_size = 4", noise='gaussian = [1e-2]'),
 )
 
 

@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExampleConfig, argparse.N
     p.add_argument("--num-frames", type=int, default=defaults.num_frames)
     p.add_argument("--steps-per-frame", type=int, default=defaults.steps_per_frame)
     p.add_argument("--dt", type=float, default=defaults.dt, help="RK4 step, s")
-    p.add_argument("--no-demag", action="store_true")
+    p.add_argument("--no-demag", action="store_true", help="leave the demag term out of the forward model")
     p.add_argument("--noise-std", type=float, default=defaults.noise_std, help="Gaussian noise on observed m")
     p.add_argument("--tv-weight", type=float, default=defaults.tv_weight)
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=defaults.optimizer)
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ExampleConfig, argparse.N
         num_frames=args.num_frames,
         steps_per_frame=args.steps_per_frame,
         dt=args.dt,
-        demag=not args.no_demag,
+        terms=tuple(t for t in defaults.terms if t != "demag") if args.no_demag else defaults.terms,
         noise_std=args.noise_std,
         tv_weight=args.tv_weight,
         optimizer=args.optimizer,

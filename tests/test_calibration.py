@@ -1,13 +1,12 @@
 """The validation-chosen decision threshold (jaxmag.learn.calibration): exact counts, a known
 threshold recovered, and the shift folded into the head reproducing it."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from jaxmag.learn import sharding
 from jaxmag.learn.calibration import THRESHOLD_GRID, choose_decision_bias, shift_decision, threshold_sums
-from jaxmag.learn.data import EvalSet
+from jaxmag.learn.sources import EvalSet
 from jaxmag.learn.evaluation import predict_logits
 from jaxmag.models.unet import UNet
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import jaxmag.io.measures_file as mf
+from jaxmag.io.rowfile import staging_path
 from jaxmag.cli import main
 from jaxmag.config import Config, MeasuresConfig, NoiseConfig, config_hash, loads_config
 from jaxmag.assemble import compute_measures_file
@@ -157,10 +158,10 @@ def test_resume_adds_new_noise_conditions_and_keeps_the_old_file_until_done(data
     with pytest.raises(KeyboardInterrupt):
         compute_measures_file(path, out, ["gaussian:1e-2", "speckle:1e-1"], chunk=2, resume=True, progress=False)
     assert out.read_bytes() == before  # the finished file is untouched until the grown one is complete
-    assert mf.staging_path(out).exists()
+    assert staging_path(out).exists()
     monkeypatch.setattr(mf, "_stream", real)
     compute_measures_file(path, out, ["speckle:1e-1"], chunk=2, resume=True, progress=False)
-    assert not mf.staging_path(out).exists()
+    assert not staging_path(out).exists()
     with h5py.File(out, "r") as f:
         assert sorted(n for n in f if n != "labels") == ["clean", "gaussian_1e-2", "speckle_1e-1"]
         assert all(f[f"{n}/done"][...].all() for n in ("clean", "gaussian_1e-2", "speckle_1e-1"))

@@ -41,11 +41,11 @@ def test_unknown_key_in_a_variant_names_the_variant(tmp_path):
 
 @pytest.mark.parametrize("text,key,expected", [
     ("[grid]\nnx = 8.5", "grid.nx", "an integer"),
-    ("[simulation]\ndemag = 1", "simulation.demag", "true or false"),
+    ("[simulation]\nterms = \"demag\"", "simulation.terms", "an array"),
     ("[material]\nMs = \"big\"", "material.Ms", "a number"),
     ("[grid]\nboundary = \"twisted\"", "grid.boundary", "one of 'open', 'periodic'"),
     ("[grid]\ncell_size_m = [4e-9, 4e-9]", "grid.cell_size_m", "an array of 3 values"),
-    ("[noise]\nvariances = [\"1e-2\"]", "noise.variances[0]", "a number"),
+    ("[noise]\ngaussian = [\"1e-2\"]", "noise.gaussian[0]", "a number"),
 ])
 def test_wrong_type_names_key_and_expected_type(text, key, expected):
     with pytest.raises(ConfigError, match=rf"mine\.toml: key '{re.escape(key)}' must be {re.escape(expected)}"):
@@ -57,9 +57,11 @@ def test_wrong_type_names_key_and_expected_type(text, key, expected):
     ("[defects]\nsize_min = 40\nsize_max = 10", "defects.size_min"),
     ("[measures]\nnum_states = 1", "measures.num_states"),
     ("[measures]\nfixed_range_z = [0.5, 0.1]", "measures.fixed_range_z"),
-    ("[noise]\ntypes = [\"poisson\"]", "noise.types"),
+    ("[noise]\nspeckle = [0.0]", "noise.speckle"),
     ("[simulation]\nframe_interval_s = 1.5e-13", "simulation.frame_interval_s"),
     ("[simulation]\nsolver = \"leapfrog\"", "simulation.solver"),
+    ("[simulation]\nterms = [\"dmi\"]", "simulation.terms"),
+    ("[training]\nrecipe = \"fancy\"", "training.recipe"),
     ("[run]\nmodels = [\"mean:q\"]", "run.models"),
     ("[training]\nsplit = [0.5, 0.5, 0.5]", "training.split"),
 ])
@@ -100,6 +102,22 @@ def test_sections_are_the_layers_own_records():
         DefectParams(size_min=0)
 
 
+def test_noise_lists_levels_per_kind(tmp_path):
+    """[noise]: a key per noise kind with its levels; none listed keeps the default sweep; an
+    empty list drops a kind that the base config lists; the 0.1.0 keys name the new form."""
+    quick = load_config(Path(__file__).resolve().parents[1] / "configs" / "quick.toml")
+    assert [s.name for s in quick.noise.specs()] == ["gaussian_1e-4", "gaussian_1e-2", "speckle_1e-4", "speckle_1e-2"]
+    assert loads_config("[noise]\nseed = 4").noise == NoiseSweep(seed=4)
+    (tmp_path / "base.toml").write_text("[noise]\ngaussian = [1e-2]\nspeckle = [1e-2, 1e-1]\n")
+    (tmp_path / "variant.toml").write_text('base = "base.toml"\n[noise]\nspeckle = []\n')
+    assert load_config(tmp_path / "variant.toml").noise.kinds == ("gaussian",)
+    with pytest.raises(ConfigError, match=r"mine\.toml: key 'noise\.types' is gone: .* gaussian = \[1e-4, 1e-2\]"):
+        loads_config('[noise]\ntypes = ["gaussian"]', source="mine.toml")
+    with pytest.raises(ConfigError, match=r"unknown key 'noise\.poisson' \(allowed in \[noise\]: seed and the noise "
+                                          r"kinds gaussian, speckle\)"):
+        loads_config("[noise]\npoisson = [100.0]")
+
+
 def test_config_hash_follows_sections():
     a, b = Config(), Config().replace(training=Config().training.__class__(epochs=3))
     assert config_hash(a) != config_hash(b)
@@ -111,3 +129,15 @@ def test_input_specs_parse_to_channels():
     assert (ch.measure, ch.component, ch.name) == ("std", "z", "std:z") and ch == ("std", "z")
     with pytest.raises(ConfigError, match="invalid input spec"):
         parse_input_spec("mean:x,median:z")
+
+
+def test_configs_stored_by_an_earlier_version_still_load():
+    """A dataset or run folder written by jaxmag 0.1 stores ``[simulation] demag`` and ``[noise]
+    types`` x ``variances``: its stored config reads as today's form, while a user's config file
+    with those keys gets the error naming the new form."""
+    from jaxmag.config import loads_config
+
+    stored = loads_config('[simulation]\ndemag = false\n[noise]\ntypes = ["speckle"]\nvariances = [1e-3]\nseed = 3\n')
+    assert "demag" not in stored.simulation.terms and "exchange" in stored.simulation.terms
+    assert [s.name for s in stored.noise.specs()] == ["speckle_1e-3"] and stored.noise.seed == 3
+    assert loads_config("[simulation]\ndemag = true\n").simulation.terms == loads_config("").simulation.terms

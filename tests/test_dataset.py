@@ -80,7 +80,7 @@ def test_run_is_reproducible_alone(tiny, written):
     assert spec.thermal_seed == thermal_seed(7, i)
     burn, spf = step_counts(tiny)
     s = tiny.simulation
-    one = drivers.movie_simulator(tiny.grid.to_grid(), dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames, demag=s.demag, components=s.components)
+    one = drivers.movie_simulator(tiny.grid.to_grid(), dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames, terms=s.terms, components=s.components)
     frames = np.asarray(jax.jit(one)(spec.material, spec.m0, spec.key))  # (T, 1, ny, nx, C)
     with h5py.File(written, "r") as f:
         row = f["m"][i]

@@ -12,10 +12,13 @@ import pytest
 
 from jaxmag.cli import main
 from jaxmag.config import load_config, loads_config
-from jaxmag.io.movie import movie_from_array, read_movie
+from jaxmag.io.movie import movie_from_array
 from jaxmag.io.ovf import write_ovf
+from jaxmag.learn import baseline
 from jaxmag.learn import detect as dt
 from jaxmag.learn import regime as rg
+from jaxmag.learn.metrics import dice
+from jaxmag.learn.noise_match import estimate_noise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,7 +42,7 @@ def test_movie_facts_from_ovf_headers_and_regime_config(tmp_path):
     for k in range(10):
         frame = np.stack([mx[k], np.zeros_like(mx[k]), mz[k]], axis=-1)[None]
         write_ovf(folder / f"m{k:06d}.ovf", frame, (3e-9, 3e-9, 3e-9), time_s=2e-10 + k * 7e-12)
-    movies, _ = dt.read_movies(folder)
+    movies, _ = rg.read_movies(folder)
     assert set(movies) == {"x", "z"}
     facts = rg.movie_facts(movies, boundary="periodic")
     assert facts.cell_size_m == pytest.approx(3e-9)
@@ -78,37 +81,38 @@ def test_baseline_fits_known_maps():
         y, x = rng.integers(4, 16, 2)
         labels[i, y : y + 5, x : x + 5] = 1
     maps = labels * 1.0 + 0.3 * rng.standard_normal(labels.shape)
-    base, val = dt.Baseline.fit(maps[:3], labels[:3], periodic=False)
-    assert val > 0.8
-    assert dt.dice(base.predict(maps[3:]), labels[3:]) > 0.8
+    fit = baseline.fit(maps[:3], labels[:3], periodic=False)
+    assert fit.val_dice > 0.8
+    assert dice(fit.predict(maps[3:]), labels[3:]) > 0.8
+    assert dice(np.zeros((2, 4, 4)), np.zeros((2, 4, 4))) == 1.0  # nothing to find, nothing claimed
+    assert dice(labels > 0, labels) == 1.0 and dice(~(labels > 0), labels) == 0.0
 
 
-def test_pool_generator_applies_exact_mirrors():
-    from jaxmag.config import MeasuresConfig
-    from jaxmag.measures import compute_measures
-    from jaxmag.noise import CLEAN
+def test_regime_source_holds_out_films_with_fixed_draws(tmp_path):
+    """Validation and test sets are their own films, each under ``eval_draws`` fixed noise draws;
+    training batches draw the training films only (their labels)."""
+    from jaxmag.config import parse_input_spec
+    from jaxmag.noise import parse_noise_spec
 
-    mx, mz = _film_movie(T=6, ny=8, nx=8, seed=3)
-    films = np.stack([mx, mz])[None]  # (1, C=2, T, ny, nx), components "xz"
-    labels = np.zeros((1, 8, 8), np.uint8)
-    labels[0, 1:3, 2:5] = 1
-    make = dt.pool_generator(films, labels, "xz", (("mean", "x"), ("mean", "z")), CLEAN, MeasuresConfig(), 16,
-                             periodic=False)
-    x, y = (np.asarray(a) for a in jax.jit(make)(jax.random.key(0)))
-    ref_x, ref_z = (np.asarray(compute_measures(m, measures=("mean",))["mean"]) for m in (mx, mz))
-    allowed = []
-    for fx in (False, True):
-        for fy in (False, True):
-            f = lambda a: np.flip(np.flip(a, 1) if fx else a, 0) if fy else (np.flip(a, 1) if fx else a)
-            allowed.append((f(ref_x), (-1 if fx else 1) * f(ref_z), f(labels[0])))  # x-mirror flips m_z
-    seen = set()
-    for i in range(16):
-        match = [k for k, (ax, az, al) in enumerate(allowed)
-                 if np.allclose(x[i, ..., 0], ax, atol=1e-6) and np.allclose(x[i, ..., 1], az, atol=1e-6)
-                 and np.array_equal(y[i], al)]
-        assert match, f"image {i} is not an exact mirror of the film"
-        seen.add(match[0])
-    assert len(seen) > 1
+    facts = rg.MovieFacts(8, 8, 8, "xz", 4e-9, 5e-12, "periodic", {"grid": "movie"})
+    budget = dt.Budget(films=6, val_films=1, test_films=1, epochs=1, steps_per_epoch=2, batch_size=4,
+                       base_features=4, depth=2, eval_draws=3)
+    config = rg.regime_config(facts, model=budget.model(), training=budget.training(), num_runs=budget.films)
+    request = dt.Request({}, "test", facts, config, "custom", budget, None, "auto", 0.5, 0, tmp_path)
+    m = np.stack([np.stack(_film_movie(T=8, ny=8, nx=8, seed=s), axis=1) for s in range(6)])  # (6, T, 2, 8, 8)
+    labels = np.zeros((6, 8, 8), np.uint8)
+    for i in range(6):
+        labels[i, 3:5, 0:i + 1] = 1  # film i's blob covers 2 (i + 1) pixels
+    films = dt.Films(m, labels, "xz", {"train": slice(0, 4), "val": slice(4, 5), "test": slice(5, 6)}, periodic=False)
+    identity = {"channels": ["std:z"], "mean": [0.0], "std": [1.0]}
+    src = dt.regime_source(request, films, parse_input_spec("std:z"), parse_noise_spec("gaussian:1e-2"), identity)
+    for part, film in ((src.val_set(), 4), (src.test_set(), 5)):
+        assert len(part) == 3
+        assert all(np.array_equal(y, labels[film]) for y in part.labels)
+        x = part.inputs[..., 0]
+        assert not np.allclose(x[0], x[1]) and not np.allclose(x[1], x[2])  # three draws
+    x, y = next(iter(src.train_batches(0, jax.random.key(0))))
+    assert x.shape == (4, 8, 8, 1) and set(np.asarray(y).sum(axis=(1, 2)).tolist()) <= {2, 4, 6, 8}
 
 
 def test_noise_estimate_is_calibrated_on_clean_films():
@@ -118,7 +122,7 @@ def test_noise_estimate_is_calibrated_on_clean_films():
     mx, mz = _film_movie(T=16, seed=10)
     noisy = np.asarray(add_gaussian(np.stack([mx, mz]), 3e-3, jax.random.key(7)))
     movies = {c: movie_from_array(noisy[i], component=c) for i, c in enumerate("xz")}
-    est = dt.estimate_noise(movies, clean, "xz")
+    est = estimate_noise(movies, clean, "xz")
     assert est["kind"] == "gaussian"
     for c in "xz":
         assert est["per_component"][c]["gaussian"] == pytest.approx(3e-3, rel=0.2)
@@ -167,7 +171,7 @@ def test_error_grid_below_unet_minimum(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # end to end, tiny
 TINY = dt.Budget(films=8, val_films=2, test_films=2, epochs=2, steps_per_epoch=2, batch_size=4, base_features=4,
-                 depth=2, eval_batches=1)
+                 depth=2, eval_draws=2)
 
 
 def test_detect_end_to_end_tiny_and_cached(tmp_path):
@@ -218,6 +222,6 @@ def test_detect_recovers_regime_and_beats_baseline(tmp_path):
     assert res.noise["kind"] == "gaussian"
     model_component = res.input_names[0].split(":")[1]
     assert res.noise["per_component"][model_component]["gaussian"] == pytest.approx(truth["noise_variance"], rel=0.2)
-    d_model, d_base = dt.dice(res.mask, labels), dt.dice(res.baseline_mask, labels)
+    d_model, d_base = dice(res.mask, labels), dice(res.baseline_mask, labels)
     print(f"Dice on the movie: detect {d_model:.3f}, baseline {d_base:.3f}; noise {res.noise['per_component']}")
     assert d_model > d_base

@@ -93,23 +93,36 @@ def test_bad_input_raises_clear_errors(small):
         check_time_step(grid, material, 1e-13)
 
 
-def test_terms_by_name_solver_choice_and_deprecated_demag(small):
-    """Named terms equal the default set; ``demag=False`` (deprecated) equals dropping 'demag';
-    the solver is an argument (RK4 holds the thermal draw over its four stages)."""
+def test_terms_by_name_and_solver_choice(small):
+    """Named terms equal the same ``FieldFn`` passed ready-made; the solver is an argument (RK4
+    holds the thermal draw over its four stages)."""
     grid, material, sim = small
     m0 = jnp.zeros(grid.vector_shape).at[..., 0].set(1.0)
     key = jax.random.key(2)
     kw = dict(dt=1e-13, burn_in_steps=0, steps_per_frame=5, num_frames=2, components="xyz")
     named = movie_simulator(grid, terms=("exchange", "anisotropy", "zeeman"), **kw)
-    with pytest.warns(DeprecationWarning, match="demag"):
-        old = movie_simulator(grid, demag=False, **kw)
-    np.testing.assert_array_equal(np.asarray(named(material, m0, key)), np.asarray(old(material, m0, key)))
+    ready = movie_simulator(grid, terms=field_terms(grid, ("exchange", "anisotropy", "zeeman")), **kw)
+    np.testing.assert_array_equal(np.asarray(named(material, m0, key)), np.asarray(ready(material, m0, key)))
     heun = movie_simulator(grid, **kw)(material, m0, key)
     rk = movie_simulator(grid, solver="rk4", **kw)(material, m0, key)
     np.testing.assert_allclose(np.asarray(rk), np.asarray(heun), atol=5e-3)  # same noise, 2nd vs 4th order drift
     assert not np.array_equal(np.asarray(rk), np.asarray(heun))
     with pytest.raises(ValueError, match="unknown field term"):
         movie_simulator(grid, terms=("exchange", "dmi"), **kw)
+
+
+def test_stable_time_step_sums_the_terms_stiffness(small):
+    """1/(γ B_max) with B_max the largest per-cell sum of the terms' bounds: the standard terms give
+    2A/Ms Σ4/d² + 2|K|/Ms + μ0 Ms + |B_ext|; leaving demag out raises the limit."""
+    from jaxmag.constants import GAMMA_LL, MU0
+
+    grid, material, _ = small
+    material = material.replace(B_ext=jnp.broadcast_to(jnp.asarray([0.0, 0.0, 0.05]), grid.vector_shape))
+    Ms, A, K = 8e5, 1.3e-11, 500.0
+    B_max = 2 * A / Ms * (4 / 4e-9**2 + 4 / 4e-9**2) + 2 * K / Ms + MU0 * Ms + 0.05
+    assert stable_time_step(grid, material) == pytest.approx(1 / (GAMMA_LL * B_max), rel=1e-6)
+    no_demag = stable_time_step(grid, material, ("exchange", "anisotropy", "zeeman"))
+    assert no_demag == pytest.approx(1 / (GAMMA_LL * (B_max - MU0 * Ms)), rel=1e-6)
 
 
 def test_cpu_chunked_batch_is_bit_identical(small):

@@ -45,8 +45,6 @@ def test_atomic_write_storage_error_names_the_file(tmp_path, monkeypatch):
 
 # --- shared small files -------------------------------------------------------------------------
 
-import dataclasses
-import json
 import shutil
 import signal
 import subprocess
@@ -60,6 +58,7 @@ from jaxmag.assemble import file_spec
 from jaxmag.cli import main
 from jaxmag.config import loads_config
 from jaxmag.io import dataset as ds
+from jaxmag.io.rowfile import staging_path
 from jaxmag.io.errors import WriteError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -532,11 +531,11 @@ def test_force_writes_beside_and_keeps_the_old_file_until_complete(tmp_path, mon
         write_synthetic(path, force=True)
     monkeypatch.undo()
     assert path.read_bytes() == old  # the good file survived the failed --force run
-    assert ds.staging_path(path).exists()
+    assert staging_path(path).exists()
     with pytest.raises(FileExistsError, match=r"d\.incomplete\.h5 holds an interrupted --force run"):
         write_synthetic(path)
     write_synthetic(path, force=True)
-    assert path.read_bytes() == old and not ds.staging_path(path).exists()
+    assert path.read_bytes() == old and not staging_path(path).exists()
 
 
 # --- item 6: NaN input to mumax3 compare is an input error --------------------------------------

@@ -11,7 +11,7 @@ from jaxmag.config import loads_config
 from jaxmag.learn.finetune import finetune
 from jaxmag.learn.online import defect_pool, make_online_generator
 from jaxmag.learn.predict import load_run, predict_movie
-from jaxmag.learn.data import OnlineSource
+from jaxmag.learn.sources.online import OnlineSource
 from jaxmag.learn.evaluation import evaluate_run
 from jaxmag.learn.loop import read_run_info, train_and_evaluate
 
@@ -109,7 +109,7 @@ dt = 8e-14
 burn_in_s = 1.6e-11
 frame_interval_s = 4e-13
 num_frames = 40
-demag = false
+terms = ["exchange", "anisotropy", "zeeman"]
 [dataset]
 num_runs = 64
 [model]

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxmag.fields.terms import STANDARD_TERMS
 from jaxmag.grid import Grid
 from jaxmag.inversion import (
     ExampleConfig,
@@ -24,13 +25,14 @@ from jaxmag.inversion import (
 from jaxmag.material import Material
 
 K_BG = 5e4
+NO_DEMAG = ("exchange", "anisotropy", "zeeman")
 
 
-def tiny_problem(n=4, num_frames=2, steps_per_frame=10, demag=True, tv_weight=0.0):
+def tiny_problem(n=4, num_frames=2, steps_per_frame=10, terms=STANDARD_TERMS, tv_weight=0.0):
     grid = Grid(n, n, 1, 4e-9, 4e-9, 4e-9, "open")
     base = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=K_BG, alpha=0.05)
     K_true = jnp.full(grid.shape, K_BG).at[0, 1, 2].set(3 * K_BG).at[0, 2, 1].set(0.2 * K_BG)
-    simulate = response_fn(grid, dt=2.5e-13, num_frames=num_frames, steps_per_frame=steps_per_frame, demag=demag)
+    simulate = response_fn(grid, dt=2.5e-13, num_frames=num_frames, steps_per_frame=steps_per_frame, terms=terms)
     m0s = tilt_excitations(grid, example_tilts(40.0))
     observed = simulate(base.replace(K_u=K_true), m0s)
     loss = inversion_loss(simulate, base, m0s, observed, K_ref=K_BG, K_contrast=1e5, tv_weight=tv_weight)
@@ -58,7 +60,7 @@ def test_loss_gradient_matches_finite_differences():
 @pytest.mark.slow  # ~25-45 s on 2 busy CPUs: the line search compiles the solver's gradient twice
 def test_a_few_lbfgs_steps_reduce_the_misfit_and_move_towards_the_truth():
     with jax.enable_x64(True):
-        grid, _, K_true, loss = tiny_problem(demag=False)
+        grid, _, K_true, loss = tiny_problem(terms=NO_DEMAG)
         theta0 = jnp.zeros(grid.shape)
         theta, history = fit(loss, theta0, num_steps=5, optimizer="lbfgs")
         assert history[0]["objective"] == pytest.approx(1.0)
@@ -72,7 +74,7 @@ def test_a_few_lbfgs_steps_reduce_the_misfit_and_move_towards_the_truth():
 
 def test_a_few_adam_steps_reduce_the_loss_and_find_the_defect_signs():
     with jax.enable_x64(True):
-        grid, _, _, loss = tiny_problem(num_frames=1, steps_per_frame=10, demag=False)
+        grid, _, _, loss = tiny_problem(num_frames=1, steps_per_frame=10, terms=NO_DEMAG)
         theta0 = jnp.zeros(grid.shape)
         theta, history = fit(loss, theta0, num_steps=4, optimizer="adam", learning_rate=0.05)
         assert history[-1]["objective"] < history[0]["objective"]

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from jaxmag.config import MeasuresConfig, loads_config
-from jaxmag.learn.data import MovieSource, augment_movies, mirror_signs, move_channel_pixels, movie_measure_maps
+from jaxmag.assemble import measure_options
+from jaxmag.learn.sources.movies import MovieSource, movie_measure_maps
+from jaxmag.symmetry import augment_movies, mirror_signs, move_channel_pixels
 from jaxmag.learn.splits import epoch_permutation
 from jaxmag.noise import condition_hash
 
@@ -40,14 +42,14 @@ def movies(tmp_path_factory):
 
 def _source(path, **kw):
     kw = {"train_condition": "gaussian:1e-2", "batch_size": 4, "seed": 1, "noise_seed": 5, **kw}
-    return MovieSource(path, (("mean", "z"), ("std", "x")), OPTS, **kw)
+    return MovieSource.from_dataset(path, (("mean", "z"), ("std", "x")), measure_options(OPTS), **kw)
 
 
 @pytest.mark.parametrize("condition", ["gaussian:1e-2", "speckle:1e-1"])
 def test_batch_equals_numpy_reference(movies, condition):
     # Gaussian fresh noise on mean/std inputs is drawn from the maps' exact sampling
     # distribution (jaxmag.channels.sampled_noisy_movie_maps); speckle from the epoch's noise
-    # pool, each sample's field shifted in time and signed (jaxmag.learn.data.pooled_draws).
+    # pool, each sample's field shifted in time and signed (jaxmag.noise_pool.pooled_draws).
     # The mirrors' component signs act on the movie, the pixel moves on the maps.
     src = _source(movies, train_condition=condition)
     key = jax.random.key(7)
@@ -150,9 +152,36 @@ def test_streaming_equals_resident_and_errors(movies, tmp_path):
     with pytest.raises(ValueError, match="stream=True"):
         _source(movies, device_budget_bytes=1000)
     with pytest.raises(ValueError, match="components x, z only.*simulate with y"):
-        MovieSource(movies, (("std", "y"),), OPTS, batch_size=4)
+        MovieSource.from_dataset(movies, (("std", "y"),), measure_options(OPTS), batch_size=4)
     with pytest.raises(ValueError, match="cannot make the training condition 'speckle:-1'"):
         _source(movies, train_condition="speckle:-1")
+
+
+def test_arrays_equal_the_dataset_and_take_a_given_split(movies):
+    # the source on arrays (as detect builds it) makes the batches of the dataset's source; a split
+    # given as index arrays, more steps than the training films fill, open films, streamed sets
+    with h5py.File(movies) as f:
+        m, labels, run_index = f["m"][...], f["labels"][...], f["run_index"][...]
+    split = {"train": np.arange(8), "val": np.arange(8, 12), "test": np.arange(12, 16)}
+    kw = {"train_condition": "speckle:1e-1", "batch_size": 4, "noise_seed": 5, "indices": split, "periodic": False}
+    from_file = MovieSource.from_dataset(movies, (("std", "z"),), measure_options(OPTS), **kw)
+    src = MovieSource(m, labels, "xz", (("std", "z"),), measure_options(OPTS), run_index=run_index,
+                      steps_per_epoch=5, **kw)
+    assert src.components == "z" and src.symmetries.periodic is False and src.steps_per_epoch == 5
+    key = jax.random.key(4)
+    a, b = next(iter(from_file.train_batches(0, key))), next(iter(src.train_batches(0, key)))
+    np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    order = src.epoch_order(key)
+    assert order.size == 24 and set(order[:8]) == set(order[8:16]) == set(range(8))
+    assert len(list(src.train_batches(0, key))) == 5
+    np.testing.assert_array_equal(src.val_set().inputs, from_file.val_set().inputs)
+    streamed = MovieSource.from_dataset(movies, (("std", "z"),), measure_options(OPTS), stream=True, **kw)
+    np.testing.assert_array_equal(streamed.test_set("gaussian:1e-2").inputs, src.test_set("gaussian:1e-2").inputs)
+    with pytest.raises(ValueError, match="labels must be"):
+        MovieSource(m, labels[:3], "xz", (("std", "z"),), measure_options(OPTS), batch_size=4)
+    with pytest.raises(ValueError, match="do not fit the 24 samples"):
+        MovieSource(m, labels, "xz", (("std", "z"),), measure_options(OPTS), batch_size=4,
+                    indices={**split, "test": np.array([30])})
 
 
 def test_resume_is_bit_identical(movies, tmp_path):
@@ -254,7 +283,7 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
 def test_pooled_draws_are_shifted_signed_fields_of_the_pool():
     # every sample's draws are its slot's pool field shifted cyclically in time and signed: a
     # permutation and sign of i.i.d. N(0, 1) values, so exactly the noise law; steps differ
-    from jaxmag.learn.data import noise_pool, pooled_draws
+    from jaxmag.noise.pool import noise_pool, pooled_draws
 
     pool = noise_pool(jax.random.key(3), (5, 2, T, NY, NX))
     assert abs(float(jnp.mean(pool))) < 0.05 and abs(float(jnp.std(pool)) - 1) < 0.05

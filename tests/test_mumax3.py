@@ -144,9 +144,9 @@ def test_export_ovf_errors(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------ .mx3 export
 
+from jaxmag.fields.exchange import link_stiffness  # noqa: E402
 from jaxmag.io.mx3 import (  # noqa: E402
     assign_regions,
-    harmonic_mean,
     mx3_script,
     parse_mx3,
     quantize_easy_axis,
@@ -289,7 +289,7 @@ def test_non_uniform_m0_and_vacuum(tmp_path):
     magnetic = {(i, j) for i, j in pairs if regions.params[i]["Msat"] > 0 and regions.params[j]["Msat"] > 0}
     assert set(script.inter_exchange) == magnetic and len(magnetic) == 1
     (key,) = magnetic
-    assert script.inter_exchange[key] == pytest.approx(harmonic_mean(1e-11, 2e-11), rel=1e-7)
+    assert script.inter_exchange[key] == pytest.approx(link_stiffness(1e-11, 2e-11), rel=1e-7)
     assert "EnableDemag" not in script.variables
     with pytest.raises(ValueError, match="thermal_seed"):
         mx3_script(grid, mat, m0, SimulationConfig(), thermal_seed=-1)

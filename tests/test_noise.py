@@ -1,4 +1,5 @@
-"""Noise models, condition names and keys, and the background noise-level estimator."""
+"""Noise models, condition names and keys, the background noise-level estimator, and the
+registry: a kind registered here only (``toy_kind``) is taken by every path."""
 from __future__ import annotations
 
 import math
@@ -11,17 +12,20 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from jaxmag.config import NoiseConfig
+from jaxmag.config import NoiseConfig, loads_config
 from jaxmag.noise import (
     CLEAN,
+    NOISE_MODELS,
+    NoiseModel,
     NoiseSpec,
     add_gaussian,
+    add_measurement_noise,
     add_speckle,
     apply_noise,
+    apply_noise_draws,
     estimate_noise_variance,
     estimate_noise_variances,
     noise_key,
-    noise_specs_from_config,
     parse_noise_spec,
 )
 
@@ -40,7 +44,7 @@ from jaxmag.noise import (
 )
 def test_parse_noise_spec_and_condition_names(text, kind, variance, name):
     spec = parse_noise_spec(text)
-    assert (spec.kind, spec.variance, spec.name) == (kind, variance, name)
+    assert (spec.kind, spec.level, spec.name) == (kind, variance, name)
     assert parse_noise_spec(spec.name) == spec  # names parse back to the same condition
 
 
@@ -51,9 +55,11 @@ def test_bad_noise_specs_name_the_accepted_forms(text):
         parse_noise_spec(text)
 
 
-def test_specs_from_config_cover_types_times_variances():
-    specs = noise_specs_from_config(NoiseConfig(types=("gaussian", "speckle"), variances=(1e-3, 1.0)))
-    assert [s.name for s in specs] == ["gaussian_1e-3", "gaussian_1e0", "speckle_1e-3", "speckle_1e0"]
+def test_sweep_lists_levels_per_kind_in_registry_order():
+    sweep = NoiseConfig(levels=(("speckle", (1e-3,)), ("gaussian", (1e-3, 1))))
+    assert [s.name for s in sweep.specs()] == ["gaussian_1e-3", "gaussian_1e0", "speckle_1e-3"]
+    assert sweep == NoiseConfig(levels=(("gaussian", (1e-3, 1.0)), ("speckle", (1e-3,))))
+    assert NoiseConfig(levels=(("gaussian", (1e-2,)), ("speckle", ()))).kinds == ("gaussian",)
 
 
 # ---------------------------------------------------------------------- noise statistics
@@ -155,7 +161,53 @@ def test_estimator_rejects_bad_input(synthetic_movie):
         estimate_noise_variance(x, background[:10])
     with pytest.raises(ValueError, match="no pair of background pixels"):
         estimate_noise_variance(x, np.eye(64, dtype=bool))
-    with pytest.raises(ValueError, match="kind must be"):
+    with pytest.raises(ValueError, match="unknown noise kind 'poisson': registered kinds are 'gaussian', 'speckle'"):
         estimate_noise_variance(x, kind="poisson")
     with pytest.raises(ValueError, match="non-finite"):
         estimate_noise_variance(x.at[3, 4, 5].set(jnp.nan))
+
+
+# ---------------------------------------------------------------------- the registry
+@pytest.fixture
+def toy_kind(monkeypatch):
+    """A kind registered for one test only: additive noise of amplitude a in (0, 2), ``x + a n``,
+    with no estimator."""
+    toy = NoiseModel("toy", lambda x, a, n: x + a * n, "x + a n", level_name="amplitude", level_symbol="a",
+                     level_range=(0.0, 2.0))
+    monkeypatch.setitem(NOISE_MODELS, "toy", toy)
+    return toy
+
+
+def test_a_registered_kind_is_parsed_configured_and_drawn(toy_kind):
+    spec = parse_noise_spec("toy:0.5")
+    assert spec == NoiseSpec("toy", 0.5) and spec.name == "toy_5e-1" and parse_noise_spec(spec.name) == spec
+    with pytest.raises(ValueError, match=r"'toy:AMPLITUDE'.*AMPLITUDE a number in \(0, 2\)"):
+        parse_noise_spec("toy:3")
+    config = loads_config("[noise]\ngaussian = [1e-2]\ntoy = [0.5, 1.0]")
+    assert [s.name for s in config.noise.specs()] == ["gaussian_1e-2", "toy_5e-1", "toy_1e0"]
+    assert loads_config(config.to_toml()) == config
+    with pytest.raises(ValueError, match=r"key 'noise\.toy' levels must each be a number in \(0, 2\)"):
+        loads_config("[noise]\ntoy = [3.0]")
+    x = jnp.linspace(-1, 1, 2 * 8 * 4 * 4, dtype=jnp.float32).reshape(1, 2, 8, 4, 4)
+    draws = jax.random.normal(jax.random.key(0), x.shape)
+    np.testing.assert_array_equal(apply_noise_draws(x, spec, draws), x + 0.5 * draws)
+    noisy = add_measurement_noise(x, spec, 3, jnp.arange(1), "xz")
+    assert noisy.shape == x.shape and not np.allclose(noisy, x)
+
+
+def test_a_kind_without_estimator_is_refused_by_name(toy_kind, synthetic_movie):
+    x, background = synthetic_movie
+    with pytest.raises(ValueError, match="noise kind 'toy' has no estimator"):
+        estimate_noise_variance(x, background, kind="toy")
+    assert list(estimate_noise_variances(x[:4], background)) == ["gaussian", "speckle"]  # the kinds it can read
+
+
+def test_every_kind_with_an_estimator_is_read(monkeypatch, synthetic_movie):
+    x, background = synthetic_movie
+    y = add_gaussian(x[:20], 1e-2, jax.random.key(6))
+    before = estimate_noise_variances(y, background)
+    monkeypatch.setitem(NOISE_MODELS, "twin", NoiseModel("twin", NOISE_MODELS["gaussian"].from_draws, "x + n",
+                                                         estimator=NOISE_MODELS["gaussian"].estimator))
+    after = estimate_noise_variances(y, background)
+    assert after == {**before, "twin": before["gaussian"]}
+    assert estimate_noise_variance(y, background, "twin") == before["gaussian"]

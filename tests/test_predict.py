@@ -20,7 +20,7 @@ from jaxmag.learn.predict import (
     tile_starts,
     write_prediction,
 )
-from jaxmag.learn.data import HDF5Source
+from jaxmag.learn.sources.measures import MeasuresSource
 from jaxmag.learn.evaluation import normalise_inputs, predict_proba
 from jaxmag.learn.loop import train_and_evaluate
 from jaxmag.learn.synthetic import write_measures_file
@@ -40,7 +40,7 @@ min_gap = 1
 burn_in_s = 1e-12
 frame_interval_s = 5e-13
 num_frames = 4
-demag = false
+terms = ["exchange", "anisotropy", "zeeman"]
 [model]
 base_features = 4
 depth = 2
@@ -57,7 +57,7 @@ def train_tiny_run(root, inputs=(("mean", "z"),)):
     """A tiny run trained for 2 epochs on a synthetic 16 x 16 measures file (a few seconds)."""
     measures = write_measures_file(root / "measures.h5", num=32, measures=("mean", "std"), components=("x", "z"))
     config = loads_config(TINY_RUN)
-    source = HDF5Source(measures, inputs, batch_size=8, split=(0.5, 0.25, 0.25), seed=0)
+    source = MeasuresSource(measures, inputs, batch_size=8, split=(0.5, 0.25, 0.25), seed=0)
     train_and_evaluate(config, source, root / "run", progress=False, evaluate_test=False)
     return root / "run"
 
@@ -270,6 +270,17 @@ def test_auto_noise_warns_and_names_finetune(run, loaded, tmp_path, capsys):
     assert json.loads((tmp_path / "pn" / "prediction.json").read_text())["noise"]["mismatch"] is True
     # a looser factor silences it
     assert not noise_check(noisy, info, factor=1e4)["mismatch"]
+
+
+def test_noise_check_names_a_training_kind_it_cannot_read(monkeypatch):
+    from jaxmag.noise import NOISE_MODELS, NoiseModel
+
+    movie = np.zeros((4, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"trained on 'poisson_1e2', not a condition of a registered noise kind"):
+        noise_check(movie, {"train_condition": "poisson_1e2"})
+    monkeypatch.setitem(NOISE_MODELS, "toy", NoiseModel("toy", lambda x, a, n: x + a * n, "x + a n"))
+    with pytest.raises(ValueError, match="noise kind 'toy' has no estimator"):
+        noise_check(movie, {"train_condition": "toy_1e-2"})
 
 
 def test_write_prediction_files(loaded, tmp_path):

@@ -83,10 +83,10 @@ TWO_PROCESSES = textwrap.dedent(
     sharding.initialize_distributed(f"localhost:{port}", 2, pid)
     import jax
     from jaxmag.config import loads_config
-    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.sources.measures import MeasuresSource
     from jaxmag.learn.loop import train_and_evaluate
     config = loads_config("[model]\\nbase_features = 4\\ndepth = 2\\n[training]\\nepochs = 1\\nbatch_size = 8\\nseed = 1\\n")
-    src = HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=1)
+    src = MeasuresSource(measures, (("mean", "x"),), batch_size=8, seed=1)
     result = train_and_evaluate(config, src, out, progress=False, evaluate_test=False)
     print(json.dumps({"pid": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
                       "local": jax.local_device_count(), "steps": src.steps_per_epoch, "history": result["history"]}))
@@ -103,7 +103,7 @@ def _free_port() -> int:
 @pytest.mark.slow  # two fresh JAX processes plus a reference run: about 2 minutes on 2 cores
 def test_two_process_distributed_training(tmp_path):
     from jaxmag.config import loads_config
-    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.sources.measures import MeasuresSource
     from jaxmag.learn.loop import train_and_evaluate
     from jaxmag.learn.synthetic import write_measures_file
 
@@ -136,7 +136,7 @@ def test_two_process_distributed_training(tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "latest").is_dir() and (tmp_path / "run" / "history.json").is_file()
     # the same run on one process and one device gives the same loss and validation Dice
     config = loads_config("[model]\nbase_features = 4\ndepth = 2\n[training]\nepochs = 1\nbatch_size = 8\nseed = 1\n")
-    single = train_and_evaluate(config, HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=1), tmp_path / "one",
+    single = train_and_evaluate(config, MeasuresSource(measures, (("mean", "x"),), batch_size=8, seed=1), tmp_path / "one",
                                 progress=False, evaluate_test=False)
     assert recs[0]["history"][0]["loss"] == pytest.approx(single["history"][0]["loss"], rel=1e-5)
     assert recs[0]["history"][0]["val_dice"] == pytest.approx(single["history"][0]["val_dice"], abs=1e-6)

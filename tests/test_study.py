@@ -14,8 +14,7 @@ from jaxmag.learn.study import mean_perimeter_ratio, plan_run, plan_study, run_u
 CONFIG = """
 name = "study-test"
 [noise]
-types = ["gaussian"]
-variances = [1e-2]
+gaussian = [1e-2]
 [study]
 measures = ["mean", "std"]
 components = ["x"]
@@ -46,7 +45,7 @@ def test_plan_covers_the_grid():
     assert units[0].eval_conditions == ("clean", "gaussian_1e-2")
     assert units[1].eval_conditions == ("gaussian_1e-2",)
     paper = loads_config(CONFIG.replace('components = ["x"]', 'components = ["x", "z"]').replace("[1e-2]", "[1e-4, 1e-3, 1e-2]")
-                         .replace('types = ["gaussian"]', 'types = ["gaussian", "speckle"]')
+                         .replace('gaussian = [1e-4, 1e-3, 1e-2]', 'gaussian = [1e-4, 1e-3, 1e-2]\nspeckle = [1e-4, 1e-3, 1e-2]')
                          .replace('measures = ["mean", "std"]', 'measures = ["mean", "std", "latent_entropy"]'))
     assert len(plan_study(paper)) == 3 * 2 * (1 + 2 * 3)
     assert [u.id for u in plan_run(config)] == ["mean-x__clean"]
@@ -81,7 +80,7 @@ def test_units_run_once_and_table_has_one_row_per_evaluation(tmp_path, measures_
 
     # More [noise] conditions: finished units keep their model and results, and are evaluated
     # on the new condition only (train_and_evaluate is still forbidden here).
-    more = loads_config(CONFIG.replace("variances = [1e-2]", "variances = [1e-2, 1e-1]"))
+    more = loads_config(CONFIG.replace("gaussian = [1e-2]", "gaussian = [1e-2, 1e-1]"))
     kept = [u for u in plan_study(more) if u.id in {v.id for v in units}]
     grown = run_units(kept, more, measures_file, tmp_path, progress=False, log=lambda s: None)
     old = {(r["unit"], r["eval_condition"]): r["dice"] for r in records}
@@ -138,7 +137,7 @@ def test_run_folder_accepts_new_noise_conditions_and_names_any_other_change(tmp_
 
     config = loads_config(CONFIG)
     _check_out_dir(tmp_path, config)
-    more = config.replace(noise=dataclasses.replace(config.noise, variances=(1e-2, 1e-1)))
+    more = config.replace(noise=dataclasses.replace(config.noise, levels=(("gaussian", (1e-2, 1e-1)),)))
     _check_out_dir(tmp_path, more)  # resumes: the stored config.toml is now `more`
     assert loads_config((tmp_path / "config.toml").read_text()) == more
     with pytest.raises(ValueError, match=r"training\.epochs: 1 there, 3 now"):

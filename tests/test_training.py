@@ -10,7 +10,10 @@ import pytest
 from jaxmag.cli import main as cli_main
 from jaxmag.config import loads_config
 from jaxmag.learn import checkpoint, metrics, sharding
-from jaxmag.learn.data import EvalSet, HDF5Source, OnlineSource, resolve_condition
+from jaxmag.io.measures_file import resolve_condition
+from jaxmag.learn.sources import EvalSet
+from jaxmag.learn.sources.measures import MeasuresSource
+from jaxmag.learn.sources.online import OnlineSource
 from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
 from jaxmag.learn.loop import compile_train_step, create_train_state, evaluate_params, train_and_evaluate
 from jaxmag.learn.normalization import normalize
@@ -104,7 +107,7 @@ def test_normalisation_uses_clean_training_split_only(measures, tmp_path):
             data[rows] = 1e3
             d[...] = data
         clean_train = f["clean/std/z"][...][split["train"]]
-    src = HDF5Source(path, (("std", "z"),), train_condition="gaussian:1e-2", batch_size=8, seed=0)
+    src = MeasuresSource(path, (("std", "z"),), train_condition="gaussian:1e-2", batch_size=8, seed=0)
     assert src.norm_stats["mean"][0] == pytest.approx(clean_train.mean(), rel=1e-6)
     assert src.norm_stats["std"][0] == pytest.approx(clean_train.std(), rel=1e-6)
     assert src.train_condition == "gaussian_1e-2"
@@ -120,22 +123,22 @@ def test_resolve_condition_and_file_errors(measures, tmp_path):
     with pytest.raises(ValueError, match="gaussian_1e-2"):
         resolve_condition(names, "gaussian:1")
     with pytest.raises(ValueError, match=r"lacks /clean/latent_entropy/x .*it has: clean \(mean:x/z, std:x/z\)"):
-        HDF5Source(measures, (("latent_entropy", "x"),), batch_size=8)
+        MeasuresSource(measures, (("latent_entropy", "x"),), batch_size=8)
     with pytest.raises(ValueError, match="not in the measures file; it has: clean, gaussian_1e-2"):
-        HDF5Source(measures, (("mean", "x"),), train_condition="speckle:1e-1", batch_size=8)
+        MeasuresSource(measures, (("mean", "x"),), train_condition="speckle:1e-1", batch_size=8)
     bad = tmp_path / "bad.h5"
     write_measures_file(bad, num=20)
     with h5py.File(bad, "r+") as f:
         del f["labels"]
         f["labels"] = np.zeros((20, 8, 8), np.uint8)
     with pytest.raises(ValueError, match=r"has shape \(20, 16, 16\) but /labels has \(20, 8, 8\)"):
-        HDF5Source(bad, (("mean", "x"),), batch_size=4)
+        MeasuresSource(bad, (("mean", "x"),), batch_size=4)
     with pytest.raises(FileNotFoundError):
-        HDF5Source(tmp_path / "missing.h5", (("mean", "x"),))
+        MeasuresSource(tmp_path / "missing.h5", (("mean", "x"),))
 
 
-def test_hdf5_batches_stack_channels_and_binarise(measures):
-    src = HDF5Source(measures, (("mean", "x"), ("std", "z")), batch_size=8)
+def test_measures_batches_stack_channels_and_binarise(measures):
+    src = MeasuresSource(measures, (("mean", "x"), ("std", "z")), batch_size=8)
     assert src.input_names == ("mean:x", "std:z") and src.steps_per_epoch == 28 // 8
     batches = list(src.train_batches(1, jax.random.key(7)))
     again = list(src.train_batches(1, jax.random.key(7)))
@@ -178,7 +181,7 @@ def _params(run_dir):
 
 def test_resume_equals_uninterrupted_run(measures, tmp_path, capsys):
     config = tiny_config(epochs=4)
-    make = lambda: HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=config.training.seed)
+    make = lambda: MeasuresSource(measures, (("mean", "x"),), batch_size=8, seed=config.training.seed)
     full = train_and_evaluate(config, make(), tmp_path / "full", progress=False, evaluate_test=False)
     # progress=False hides the bars, not the per-epoch summary lines
     assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")] == \
@@ -207,7 +210,7 @@ def test_resume_equals_uninterrupted_run(measures, tmp_path, capsys):
 
 def test_corrupt_checkpoint_is_a_clear_error_and_nothing_is_overwritten(measures, tmp_path):
     config = tiny_config(epochs=1)
-    src = HDF5Source(measures, (("mean", "x"),), batch_size=8, seed=config.training.seed)
+    src = MeasuresSource(measures, (("mean", "x"),), batch_size=8, seed=config.training.seed)
     run = tmp_path / "run"
     train_and_evaluate(config, src, run, progress=False, evaluate_test=False)
     state_dir = next((run / "checkpoints" / "latest").glob("*/state"))
@@ -291,7 +294,7 @@ def test_cli_train_evaluate_and_predict_api(measures, tmp_path, capsys):
 
 
 def test_recipes_and_soft_dice_loss():
-    from jaxmag.learn.recipe import RECIPES, get_recipe, loss_fn, soft_dice_loss
+    from jaxmag.learn.recipe import get_recipe, loss_fn, soft_dice_loss
 
     labels = jnp.array([[[1, 0], [0, 0]]])
     sure = jnp.stack([jnp.where(labels == 1, -20.0, 20.0), jnp.where(labels == 1, 20.0, -20.0)], -1)
@@ -303,8 +306,8 @@ def test_recipes_and_soft_dice_loss():
     assert float(loss_fn("ce_dice")(nothing, labels)) == pytest.approx(ce + 0.5, abs=1e-6)
     paper = get_recipe("paper")
     assert (paper.source, paper.loss, paper.augment, paper.fresh_noise) == ("measures", "ce", False, False)
-    from jaxmag.config import _RECIPES
-    assert set(RECIPES) == set(_RECIPES)
+    from jaxmag.recipes import RECIPES
+    assert all(get_recipe(name) is recipe for name, recipe in RECIPES.items())
     # the robust recipes train without dropout; paper and the ablation keep [model] dropout
     from jaxmag.learn.recipe import model_dropout
     with_recipe = lambda name: loads_config(f'[model]\ndropout = 0.2\n[training]\nrecipe = "{name}"\n')  # noqa: E731

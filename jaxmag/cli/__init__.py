@@ -3,7 +3,9 @@
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers) -> None`` which adds its parser and sets ``func`` (a callable taking the
 parsed namespace and returning an exit code). Modules are discovered, so adding a command does
-not touch this file.
+not touch this file. Every command, subcommands included, gets ``--no-progress`` here
+(``args.no_progress``; pass ``progress=not args.no_progress`` to the library, whose
+``jaxmag.progress`` shows a bar on a terminal and plain lines in a log).
 
 This module is the one error boundary. Expected failures are printed as one line
 ``jaxmag: error: ...`` naming the file and the fix, with exit status 2: ``UserError``,
@@ -54,7 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+    for _, command in command_parsers(parser):
+        if "--no-progress" not in command._option_string_actions:
+            command.add_argument("--no-progress", action="store_true",
+                                 help="no progress bars or progress lines (on stderr); results still print")
     return parser
+
+
+def command_parsers(parser: argparse.ArgumentParser, prefix: str = "") -> list[tuple[str, argparse.ArgumentParser]]:
+    """``(name, parser)`` of every command that runs: ``"simulate"``, ``"dataset info"``, ... (not the
+    groups ``dataset`` and ``mumax3``, whose actions are the commands)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [(prefix, parser)]
+    found, seen = [], set()
+    for group in groups:
+        for name, sub in group.choices.items():
+            if id(sub) not in seen:  # an alias names the same parser twice
+                seen.add(id(sub))
+                found += command_parsers(sub, f"{prefix} {name}".strip())
+    return found
 
 
 def quiet_library_logs() -> None:

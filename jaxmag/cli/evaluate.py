@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jaxmag.cli._choices import noise_forms
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("run", type=Path, help="run folder written by `jaxmag train`")
     p.add_argument("--measures", type=Path, required=True, help="measures HDF5 file")
     p.add_argument("--condition", action="append", metavar="COND",
-                   help="clean, gaussian_1e-2, gaussian:1e-2, ... (repeatable; default: clean)")
+                   help=f"a condition of the file: {noise_forms()}, or its group name KIND_LEVEL "
+                   "(repeatable; default: clean)")
     p.add_argument("--batch-size", type=int, help="evaluation batch (default: the run's training batch)")
     p.set_defaults(func=run)
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from jaxmag.compare import AXES, dataset_frames, read_dataset_run
 from jaxmag.io.mumax3 import frame_files, write_table
 from jaxmag.io.outdir import claim, prepare
 from jaxmag.io.ovf import write_ovf
+from jaxmag.progress import iterate
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +55,7 @@ def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False
           fix="move it away, choose another --out or pass --overwrite")
     desc = (f"jaxmag components: {data.components}", f"jaxmag source: {dataset.name} run {run}")
     written = []
-    for k in tqdm(range(len(frames)), desc=f"export run {run}", unit="frame", disable=not progress):
+    for k in iterate(range(len(frames)), desc=f"export run {run}", unit="frame", enabled=progress):
         path = out / f"m{k:06d}.ovf"
         written.append(write_ovf(path, frames[k].astype("float32" if fmt == "binary4" else "float64"), data.cell_size, fmt=fmt, title="m", time_s=float(data.times[k]), desc=desc))
     # Stale frames of a longer earlier export would otherwise be read as part of this run.
@@ -68,6 +67,7 @@ def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
-    files = export_run(args.dataset, args.run, args.out, fill_missing=args.fill_missing, fmt=args.format, overwrite=args.overwrite)
+    files = export_run(args.dataset, args.run, args.out, fill_missing=args.fill_missing, fmt=args.format, overwrite=args.overwrite,
+                       progress=not args.no_progress)
     print(f"wrote {len(files)} OVF frames and table.txt to {args.out}")
     return 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jaxmag.cli._choices import noise_forms
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
         "the given measurement noise added before the measures; writes a new run folder.",
     )
     p.add_argument("run", type=Path, help="run folder to start from")
-    p.add_argument("--noise", required=True, metavar="KIND:VAR", help="gaussian:1e-2, speckle:0.1 or clean")
+    p.add_argument("--noise", required=True, metavar="KIND:LEVEL", help=f"the new training noise: {noise_forms()}")
     p.add_argument("--out", type=Path, required=True, help="new run folder")
     p.add_argument("--epochs", type=int, help="epochs (default: the run's training.epochs)")
     p.add_argument("--steps-per-epoch", type=int, help="generated batches per epoch (default: as in the parent's split)")
@@ -31,7 +33,6 @@ def register(subparsers) -> None:
     p.add_argument("--test-batches", type=int, default=4, help="fixed test batches (default 4)")
     p.add_argument("--seed", type=int, help="seed of the pool and the fixed sets (default dataset.seed + 1)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from jaxmag.measures import MEASURES
+from jaxmag.cli._choices import measure_names, noise_forms
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    measures = measure_names()
     p = subparsers.add_parser(
         "measures",
-        help="compute mean / std / latent-entropy maps of a dataset, per noise condition",
+        help=f"compute the measure maps ({' / '.join(measures)}) of a dataset, per noise condition",
         description="Compute /<condition>/<measure>/<component> maps (N, ny, nx) float32 of every finished "
         "run of a dataset written by `jaxmag simulate`, streaming runs in chunks. The 'clean' condition is "
         "always included. Resumable: rerun with --resume after an interruption.",
@@ -17,20 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", help="HDF5 dataset (/m, /labels, /done)")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--noise", action="append", default=[], metavar="SPEC",
-                   help="noise condition 'gaussian:VAR' or 'speckle:VAR' (repeatable)")
+                   help=f"noise condition: {noise_forms()} (repeatable)")
     p.add_argument("--noise-from-config", action="store_true",
-                   help="also add every condition of the config's [noise] section (types x variances)")
+                   help="also add every condition of the config's [noise] section (its levels per kind)")
     p.add_argument("--config", help="TOML config for the [measures] options and the [noise] seed "
                    "(default: the dataset's stored config)")
-    p.add_argument("--measures", default=",".join(MEASURES),
-                   help=f"comma-separated subset of {','.join(MEASURES)} (default: all)")
+    p.add_argument("--measures", default=",".join(measures),
+                   help=f"comma-separated subset of {','.join(measures)} (default: all)")
     p.add_argument("--noise-seed", type=int, help="override the [noise] seed")
     p.add_argument("--chunk", type=int, default=16, help="runs per chunk (default 16)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted output file")
     group.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--allow-partial", action="store_true", help="skip runs the dataset has not finished")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=run)
 

@@ -1,4 +1,4 @@
-"""``jaxmag noise-estimate MOVIE``: sigma^2 of the noise in a movie under both noise hypotheses."""
+"""``jaxmag noise-estimate MOVIE``: the noise level of a movie under every registered noise kind's hypothesis."""
 from __future__ import annotations
 
 import argparse
@@ -35,26 +35,22 @@ def load_movie(path: str | Path, run: int | None = None, component: str | None =
         if movie.ndim != 3:
             raise ValueError(f"{path}: expected an array (T, ny, nx), got shape {movie.shape}")
         return movie.astype(np.float32, copy=False), None, f"{path}"
-    import h5py
+    from jaxmag.io.dataset import open_dataset, read_labels, read_movies
+    from jaxmag.io.errors import InputError
 
-    from jaxmag.io.errors import open_h5
-
-    if path.stat().st_size and not h5py.is_hdf5(path):
-        raise ValueError(f"{path}: unsupported movie file (expected .npy (T, ny, nx) or an HDF5 dataset)")
-    with open_h5(path, "movie (.npy or an HDF5 dataset)") as f:
-        if "m" not in f or f["m"].ndim != 5:
-            raise ValueError(f"{path}: not a jaxmag dataset (expected /m of shape (N, T, C, ny, nx))")
-        components = str(f.attrs.get("components", "xyz"[: f["m"].shape[2]]))
-        run = 0 if run is None else run
-        if not 0 <= run < f["m"].shape[0]:
-            raise ValueError(f"{path}: --run must be in [0, {f['m'].shape[0]}), got {run}")
-        component = component or components[0]
-        if component not in components:
-            raise ValueError(f"{path}: --component must be one of {', '.join(components)}, got {component!r}")
-        if "done" in f and not bool(f["done"][run]):
-            raise ValueError(f"{path}: run {run} is not done")
-        movie = f["m"][run, :, components.index(component)].astype(np.float32)
-        mask = (f["labels"][run] == 0) if "labels" in f else None
+    try:
+        info = open_dataset(path)
+    except InputError as exc:
+        raise InputError(f"{exc} (noise-estimate reads a .npy movie (T, ny, nx), a TIFF stack, a folder of "
+                         "OVF frames or a jaxmag dataset)") from None
+    run = 0 if run is None else run
+    if not 0 <= run < info.num_rows:
+        raise ValueError(f"{path}: --run must be in [0, {info.num_rows}), got {run}")
+    component = component or info.components[0]
+    if component not in info.components:
+        raise ValueError(f"{path}: --component must be one of {', '.join(info.components)}, got {component!r}")
+    movie = read_movies(path, [run], component)[0, :, 0].astype(np.float32)
+    mask = (read_labels(path, [run])[0] == 0) if info.has_labels else None
     return movie, mask, f"{path} run {run} component {component}"
 
 
@@ -74,8 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "noise-estimate",
         help="estimate the noise variance of a movie from its background",
-        description="Print sigma^2 of the noise in a movie under the Gaussian (x + n) and speckle (x + x n) "
-        "hypotheses, from space-time differences over background pixels (docs/measures.md).",
+        description="Print the noise level of a movie under every registered noise kind with an estimator "
+        "(Gaussian x + n and speckle x + x n: sigma^2), from space-time differences over background pixels "
+        "(docs/measures.md).",
     )
     p.add_argument("movie", help=".npy movie (T, ny, nx) or an HDF5 dataset")
     p.add_argument("--run", type=int, help="run index in an HDF5 dataset (default 0)")
@@ -88,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxmag.noise import estimate_noise_variances
+    from jaxmag.noise import NOISE_MODELS, estimate_noise_variances
 
     movie, mask, what = load_movie(args.movie, args.run, args.component)
     if args.mask:
@@ -100,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
     background = ny * nx if mask is None else int(np.sum(mask))
     if args.json:
         print(json.dumps({"movie": what, "frames": T, "ny": ny, "nx": nx, "background_pixels": background,
-                          "gaussian_variance": result["gaussian"], "speckle_variance": result["speckle"]}))
+                          **{f"{k}_{NOISE_MODELS[k].level_name}": v for k, v in result.items()}}))
         return 0
     print(f"{what}: {T} frames of {ny} x {nx}, {background} background pixels")
-    print(f"gaussian (x + n):   sigma^2 = {result['gaussian']:.4g}")
-    speckle = result["speckle"]
-    print(f"speckle  (x + x n): sigma^2 = {speckle:.4g}" if speckle == speckle
-          else "speckle  (x + x n): inconsistent with the data (residuals exceed the signal)")
+    labels = {k: f"{k:<{max(map(len, result))}} ({NOISE_MODELS[k].formula}):" for k in result}
+    for k, v in result.items():  # NaN: the data contradict the kind's hypothesis
+        text = f"{NOISE_MODELS[k].level_name} = {v:.4g}" if v == v else "inconsistent with the data (residuals exceed the signal)"
+        print(f"{labels[k]:<{max(map(len, labels.values()))}} {text}")
     return 0

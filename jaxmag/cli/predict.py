@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from jaxmag.cli._choices import component_names
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("run", type=Path, help="run folder (from `jaxmag train` or `jaxmag finetune`)")
     p.add_argument("movie", type=Path, help="movie: .tif/.tiff stack, .h5 (with --dataset), .npy (T, ny, nx) or OVF folder")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--component", choices=("x", "y", "z"),
+    p.add_argument("--component", choices=component_names(),
                    help="magnetisation component of the movie (picked from OVF/HDF5 vector data; "
                    "default: the run's input component)")
     p.add_argument("--dataset", metavar="PATH", help="dataset path inside an HDF5 movie")
@@ -85,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"defect fraction {pred.mask.mean():.4f} at threshold {pred.threshold:g} -> {paths['json'].parent}")
     if pred.noise is not None:
         n = pred.noise
-        print(f"noise estimate: gaussian sigma^2 = {n['gaussian']:.3g}, speckle sigma^2 = {n['speckle']:.3g}; "
-              f"training condition {n['train_condition']}")
+        from jaxmag.noise import NOISE_MODELS
+
+        est = ", ".join(f"{k} {m.level_name} = {n[k]:.3g}" for k, m in NOISE_MODELS.items() if k in n)
+        print(f"noise estimate: {est}; training condition {n['train_condition']}")
         if n["mismatch"]:
             print(f"jaxmag: warning: {n['message']}", file=sys.stderr)
     return 0

@@ -23,6 +23,5 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", type=Path, help="TOML config, e.g. configs/quick.toml")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. runs/quick")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_run)

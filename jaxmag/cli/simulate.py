@@ -25,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-processes", type=int, dest="num_shards", help=argparse.SUPPRESS)
     p.add_argument("--distributed", action="store_true",
                    help="call jax.distributed.initialize() (cluster env); shards default to the process index/count")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 

@@ -40,6 +40,5 @@ def register(subparsers) -> None:
                    "processes that share the folder; start the others after the first has written measures.h5, "
                    "and rerun without shards at the end for the complete report")
     p.add_argument("--num-shards", type=int, help="number of processes sharing the study (with --shard-index)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_study)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jaxmag.cli._choices import component_names, measure_names, noise_forms
 from jaxmag.config import load_config, parse_input_spec
 
 
@@ -59,14 +60,13 @@ def register(subparsers) -> None:
                    help="--online: generated batches per epoch (default: dataset.num_runs * split[0] // batch)")
     p.add_argument("--pool-size", type=int, default=256,
                    help="--online: defect films drawn on the host once and sampled on device (jaxmag.learn.online)")
-    p.add_argument("--measure", choices=("mean", "std", "latent_entropy"), help="input measure")
-    p.add_argument("--component", choices=("x", "y", "z"), help="input magnetisation component")
+    p.add_argument("--measure", choices=measure_names(), help="input measure")
+    p.add_argument("--component", choices=component_names(), help="input magnetisation component")
     p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
-    p.add_argument("--train-noise", default="clean", metavar="KIND:VAR",
-                   help="train (and validate) on a noise condition of the file, e.g. gaussian:1e-2 (default: clean)")
+    p.add_argument("--train-noise", default="clean", metavar="KIND:LEVEL",
+                   help=f"train (and validate) on a noise condition of the file: {noise_forms()} (default: clean)")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_distributed_arguments(p)
     p.set_defaults(func=run)
 
@@ -169,7 +169,7 @@ def train_online(
     hosts. Returns ``train_and_evaluate``'s result.
     """
     from jaxmag.learn import sharding
-    from jaxmag.learn.data import OnlineSource
+    from jaxmag.learn.sources.online import OnlineSource
     from jaxmag.learn.loop import train_and_evaluate
     from jaxmag.learn.run_folder import read_run_info
 

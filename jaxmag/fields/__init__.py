@@ -3,7 +3,8 @@
 A ``FieldFn`` maps ``(m, material) -> B`` with ``m`` of shape ``(nz, ny, nx, 3)`` (unit
 vectors, zero in vacuum cells) and ``B`` in tesla of the same shape. The effective field is
 the sum of a tuple of terms (``effective_field``); ``terms.TERMS`` registers each term by name
-with its energy factor. The thermal field is not a ``FieldFn``: it depends on a random key and
+with everything about it (energy factor, material maps, stiffness bound, MuMax3 mapping); each
+term's module holds its field and its stiffness. The thermal field is not a ``FieldFn``: it depends on a random key and
 the time step, so it is a ``ThermalFn`` handed to the integrator beside the deterministic field
 (``thermal.py``).
 """

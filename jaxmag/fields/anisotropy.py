@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmag.fields import FieldFn
 from jaxmag.grid import Grid
@@ -26,3 +27,11 @@ def uniaxial_anisotropy(grid: Grid | None = None) -> FieldFn:
         return (2.0 * material.K_u * inv_Ms * m_dot_u)[..., None] * u
 
     return field
+
+
+def anisotropy_stiffness(grid: Grid, material: Material) -> np.ndarray:
+    """Per-cell stiffness (T, float64, (nz, ny, nx); 0 in vacuum): 2 |K_u| / Ms, the largest
+    eigenvalue of the linearised term."""
+    Ms = np.asarray(material.Ms, np.float64)
+    K = np.abs(np.asarray(material.K_u, np.float64))
+    return np.divide(2.0 * K, Ms, out=np.zeros_like(Ms), where=Ms > 0)

@@ -530,3 +530,10 @@ def demag(grid: Grid) -> FieldFn:
         return (-MU0) * jnp.moveaxis(h, 0, -1)
 
     return field
+
+
+def demag_stiffness(grid: Grid, material: Material) -> np.ndarray:
+    """Per-cell stiffness (T, float64, (nz, ny, nx); 0 in vacuum): μ0 Ms, the bound on the
+    demagnetising field of a cell (the tensor's eigenvalues lie in [0, 1])."""
+    Ms = np.asarray(material.Ms, np.float64)
+    return MU0 * Ms

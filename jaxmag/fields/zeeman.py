@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmag.fields import FieldFn
 from jaxmag.grid import Grid
@@ -20,3 +21,11 @@ def zeeman(grid: Grid | None = None) -> FieldFn:
         return jnp.where(present, material.B_ext, 0.0).astype(m.dtype)
 
     return field
+
+
+def zeeman_stiffness(grid: Grid, material: Material) -> np.ndarray:
+    """Per-cell field scale (T, float64, (nz, ny, nx); 0 in vacuum): |B_ext|. The term does not
+    depend on m, but it sets the precession frequency γ|B_ext|."""
+    Ms = np.asarray(material.Ms, np.float64)
+    B = np.linalg.norm(np.asarray(material.B_ext, np.float64), axis=-1)
+    return np.where(Ms > 0, B, 0.0)

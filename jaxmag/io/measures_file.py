@@ -22,13 +22,18 @@ maps NaN) under a temporary name and renamed into place; then, per chunk, the ma
 written at offsets fixed at creation (``jaxmag.io.atomic.RawFile``: pwrite, fsync, read back)
 and only then the ``done`` flags, so HDF5 never changes the file after creation. A kill -9, a
 full disk or Ctrl-C leaves a file that ``--resume`` continues; with ``force`` the new file is
-written as ``NAME.incomplete.h5`` beside the old one and replaces it only when complete.
+written as ``NAME.incomplete.h5`` beside the old one and replaces it only when complete
+(``jaxmag.io.rowfile``).
+
+Reading: ``MeasuresFile(path)`` (layout, condition names, ``read(condition, channels, rows)``,
+labels); ``write_maps`` writes a small file of given maps (tests, synthetic data) atomically.
+Readers accept any file in this layout, also one without the root attributes.
 """
 from __future__ import annotations
 
 import functools
 import json
-import os
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -36,38 +41,30 @@ import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxmag import __version__
 from jaxmag.channels import noisy_movie_maps
-from jaxmag.io.atomic import RawFile, create_hdf5, fsync_dir
+from jaxmag.io import rowfile
+from jaxmag.io.atomic import create_hdf5
+from jaxmag.io.dataset import FORMAT as DATASET_FORMAT, DatasetInfo, open_dataset, read_labels, read_movies
 from jaxmag.io.errors import InputError, open_h5
 from jaxmag.layout import measure_from_stored
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
+from jaxmag.progress import bar as progress_bar
 
 FORMAT = "jaxmag-measures-1"
 
 
-def _read_source(src: h5py.File, path: Path) -> tuple[str, tuple[int, ...]]:
-    """Validate the dataset layout; return (its components, m's shape)."""
-    if src.attrs.get("format") == FORMAT:
-        raise InputError(f"{path} is a measures file; `jaxmag measures` reads a dataset written by `jaxmag simulate`")
-    for name in ("m", "labels", "done"):
-        if name not in src:
-            raise InputError(f"{path}: not a jaxmag dataset (missing /{name})")
-    if "config" not in src.attrs or "components" not in src.attrs:
-        raise InputError(f"{path}: not a jaxmag dataset (missing root attribute 'config' or 'components')")
-    shape = src["m"].shape
-    components = str(src.attrs["components"])
-    if len(shape) != 5 or shape[2] != len(components):
-        raise ValueError(f"{path}: /m must be (N, T, C, ny, nx) with C = len(components) = {len(components)}, "
-                         f"got shape {shape}")
-    N, _, _, ny, nx = shape
-    if src["labels"].shape != (N, ny, nx) or src["done"].shape != (N,):
-        raise ValueError(f"{path}: /labels must be {(N, ny, nx)} and /done {(N,)}, got "
-                         f"{src['labels'].shape} and {src['done'].shape}")
-    return components, shape
+def _source_info(path: Path) -> DatasetInfo:
+    """The dataset to measure (``jaxmag.io.dataset.open_dataset``), which must also hold labels
+    and the ``config`` it was simulated with."""
+    info = open_dataset(path)
+    if not info.has_labels:
+        raise InputError(f"{path}: not a jaxmag dataset (missing /labels)")
+    if info.config_text is None:
+        raise InputError(f"{path}: not a jaxmag dataset (missing root attribute 'config')")
+    return info
 
 
 @functools.partial(jax.jit, static_argnames=("spec_kind", "components", "options", "measures"))
@@ -82,7 +79,7 @@ def _chunk_measures(m, run_index, seed, cond_hash, variance, *, spec_kind: str, 
     """
     spec = CLEAN if spec_kind == "clean" else NoiseSpec(spec_kind, 1.0)  # variance passed traced
     maps = noisy_movie_maps(measure_from_stored(m), spec, seed, run_index, components, measures, options,
-                            cond_hash=cond_hash, variance=variance)
+                            cond_hash=cond_hash, level=variance)
     return {k: v.astype(jnp.float32) for k, v in maps.items()}
 
 
@@ -133,12 +130,9 @@ def _check_resume(out: h5py.File, out_path: Path, expected: dict[str, Any], shap
 def _preallocated(group: h5py.Group, name: str, data=None, *, shape=None, dtype=None, fill=None,
                   axes: str = "run,y,x", units: str = "1", **attrs) -> h5py.Dataset:
     """A contiguous dataset whose file space is allocated (and filled) now: rows sit at fixed offsets."""
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     shape = np.shape(data) if data is not None else shape
     dtype = np.asarray(data).dtype if data is not None else dtype
-    d = group.create_dataset(name, shape=shape, dtype=dtype, dcpl=dcpl, track_times=False,
-                             fillvalue=fill, fill_time="alloc" if fill is not None else "never")
+    d = rowfile.preallocated(group, name, shape, dtype, fill=fill)
     if data is not None:
         d[...] = data
     d.attrs["axes"] = axes
@@ -157,17 +151,12 @@ def _write_skeleton(out: h5py.File, attrs: dict[str, Any], labels: np.ndarray, c
     for spec in conditions:
         group = out.create_group(spec.name, track_order=False)
         group.attrs["kind"] = spec.kind
-        group.attrs["variance"] = float(spec.variance)
+        group.attrs["variance"] = float(spec.level)
         _preallocated(group, "done", shape=(N,), dtype=bool, fill=False, axes="run")
         for m in measures:
             for c in components:
                 _preallocated(group, f"{m}/{c}", shape=(N, ny, nx), dtype=np.float32, fill=np.nan,
                               units="nats" if m == "latent_entropy" else "1", measure=m, component=c)
-
-
-def staging_path(path: Path) -> Path:
-    """Where a ``force`` run writes its new file until it is complete: ``NAME.incomplete.h5``."""
-    return path.with_name(f"{path.stem}.incomplete{path.suffix}")
 
 
 _RESUME_HINT = "free some space and rerun the same command with --resume (finished chunks are kept)"
@@ -208,41 +197,36 @@ def compute_measures_file(
         raise ValueError("the output file must differ from the dataset")
     conditions = _conditions(noise_specs)
     measures = tuple(dict.fromkeys(measures))
-    with open_h5(dataset_path, "jaxmag dataset (written by `jaxmag simulate`)") as src:
-        components, shape = _read_source(src, dataset_path)
-        N, T, _, ny, nx = shape
-        seed = int(noise_seed)
-        by_comp = tuple(options[c] for c in components)
-        for opts in by_comp:
-            opts.check(T, measures)
-        shared = _shared_options(by_comp)
-        done = np.asarray(src["done"][...], bool)
-        if not done.all() and not allow_partial:
-            missing = np.flatnonzero(~done)
-            raise ValueError(f"{dataset_path}: {missing.size} of {N} runs are not done (first: run {missing[0]}); "
-                             "finish the dataset or pass --allow-partial to skip them")
-        if not done.any():
-            raise ValueError(f"{dataset_path}: no finished runs to measure")
-        attrs = _root_attrs(shared, measures, components, source_hash, seed,
-                            {c: list(o.fixed_range) for c, o in zip(components, by_comp)})
-        work = _prepare_output(out_path, resume, force, attrs, src, conditions, measures, components, (N, ny, nx),
-                               dataset_path)
-        _stream(src, work, conditions, done, seed, components, measures, by_comp, chunk, progress)
-    if work != out_path:  # a --force run: replace the old file only now that the new one is complete
-        os.replace(work, out_path)
-        fsync_dir(out_path.parent)
-    return out_path
+    src = _source_info(dataset_path)
+    components, (N, T, _, ny, nx), done = src.components, src.shape, src.done
+    seed = int(noise_seed)
+    by_comp = tuple(options[c] for c in components)
+    for opts in by_comp:
+        opts.check(T, measures)
+    shared = _shared_options(by_comp)
+    if not done.all() and not allow_partial:
+        missing = np.flatnonzero(~done)
+        raise ValueError(f"{dataset_path}: {missing.size} of {N} runs are not done (first: run {missing[0]}); "
+                         "finish the dataset or pass --allow-partial to skip them")
+    if not done.any():
+        raise ValueError(f"{dataset_path}: no finished runs to measure")
+    attrs = _root_attrs(shared, measures, components, source_hash, seed,
+                        {c: list(o.fixed_range) for c, o in zip(components, by_comp)})
+    work = _prepare_output(out_path, resume, force, attrs, conditions, measures, components, (N, ny, nx),
+                           dataset_path)
+    _stream(src, work, conditions, seed, measures, by_comp, chunk, progress)
+    # a --force run: replace the old file only now that the new one is complete
+    return rowfile.promote(work, out_path)
 
 
-def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, Any], src: h5py.File,
+def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, Any],
                     conditions: Sequence[NoiseSpec], measures: tuple[str, ...], components: str,
                     shape: tuple[int, int, int], dataset_path: Path) -> Path:
     """The file to write: checked for ``resume``, else created complete (atomically)."""
-    staging = staging_path(out_path)
-    if out_path.is_dir():
-        raise IsADirectoryError(f"--out {out_path} is a folder; give a file name such as measures.h5")
+    staging = rowfile.staging_path(out_path)
+    rowfile.refuse_folder(out_path, "measures.h5")
     if resume and (out_path.exists() or staging.exists()):
-        work = staging if staging.exists() else out_path
+        work = rowfile.resume_target(out_path)
         with open_h5(work, "jaxmag measures file") as out:
             if out.attrs.get("format") != FORMAT:
                 raise ValueError(f"{work}: cannot resume: not a jaxmag measures file")
@@ -252,18 +236,12 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
         if added:
             work = _with_added_conditions(work, staging, added, measures, components, shape)
         return work
-    if out_path.exists() and not (resume or force):
-        extra = f" ({staging} holds an interrupted --force run: --resume continues it)" if staging.exists() else ""
-        raise FileExistsError(f"{out_path} exists; pass --resume to continue it or --force to overwrite it{extra}")
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(f"output directory does not exist: {out_path.parent}")
-    work = staging if out_path.exists() else out_path
     # the skeleton fills every map with NaN at creation, so all of its bytes are written then
     maps = len(conditions) * (len(measures) * len(components) * 4 * int(np.prod(shape)) + shape[0])
-    labels = np.asarray(src["labels"][...])
+    labels = read_labels(dataset_path)
     attrs = {**attrs, "source": str(dataset_path), "jaxmag_version": __version__}
-    return create_hdf5(work, lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components),
-                       eager_bytes=maps + labels.nbytes)
+    return rowfile.create(out_path, lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components),
+                          force=force, example="measures.h5", eager_bytes=maps + labels.nbytes)
 
 
 def _stored_conditions(out: h5py.File, path: Path, measures: tuple[str, ...], components: str) -> list[str]:
@@ -303,64 +281,32 @@ def _with_added_conditions(work: Path, staging: Path, added: Sequence[NoiseSpec]
                         out[f"{name}/{m}/{c}"][...] = old[f"{name}/{m}/{c}"][...]
 
     create_hdf5(target, fill, eager_bytes=eager, hint=_RESUME_HINT)
-    if target != staging:  # resuming an interrupted --force run that itself gains conditions
-        os.replace(target, staging)
-        fsync_dir(staging.parent)
-    return staging
+    # resuming an interrupted --force run that itself gains conditions: grown beside it, then moved
+    return rowfile.promote(target, staging)
 
 
-class _Output:
-    """Raw, checked writes of rows of the output's datasets (layout read once, then no HDF5)."""
-
-    def __init__(self, path: Path, names: Sequence[str]):
-        self.path = path
-        with open_h5(path, "jaxmag measures file") as f:
-            self.layout = {}
-            for name in names:
-                d = f[name]
-                if d.id.get_offset() is None or d.chunks is not None or d.compression:
-                    raise ValueError(f"{path}: /{name} is not preallocated; it was written by an older jaxmag "
-                                     "(use --force to start over)")
-                self.layout[name] = (d.id.get_offset(), d.dtype, d.shape[1:])
-            self.done = {name: np.asarray(f[name][...], bool) for name in names if name.endswith("/done")}
-        self.raw = RawFile(path, hint=_RESUME_HINT)
-        self.pending: list[tuple[int, np.ndarray]] = []
-
-    def put(self, name: str, rows: np.ndarray, values: np.ndarray) -> None:
-        base, dtype, shape = self.layout[name]
-        row_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        values = np.array(values, dtype=dtype, order="C").reshape((len(rows),) + shape)
-        for j, v in zip(rows, values):
-            offset = base + int(j) * row_bytes
-            self.raw.write(offset, v.data)
-            self.pending.append((offset, v))
-
-    def commit(self) -> None:
-        """fsync and read back everything written since the last commit."""
-        self.raw.sync()
-        for offset, v in self.pending:
-            self.raw.verify(offset, v.data)
-        self.pending = []
-
-    def close(self) -> None:
-        self.raw.close()
+def _done_masks(path: Path, conditions: Sequence[NoiseSpec]) -> np.ndarray:
+    """``(conditions, N)`` bool: which runs of the output already hold each condition's maps."""
+    with open_h5(path, "jaxmag measures file") as f:
+        return np.stack([np.asarray(f[f"{spec.name}/done"][...], bool) for spec in conditions])
 
 
-def _stream(src, work: Path, conditions, done, seed, components, measures, by_comp, chunk, progress) -> None:
+def _stream(src: DatasetInfo, work: Path, conditions, seed, measures, by_comp, chunk, progress) -> None:
+    components = src.components
     names = [f"{spec.name}/done" for spec in conditions]
     names += [f"{spec.name}/{m}/{c}" for spec in conditions for m in measures for c in components]
-    out = _Output(work, names)
+    pending = src.done & ~_done_masks(work, conditions)  # (conditions, N)
+    out = rowfile.RowWriter(work, names, what="jaxmag measures file", hint=_RESUME_HINT)
     try:
-        pending = np.stack([done & ~out.done[f"{s.name}/done"] for s in conditions])  # (conditions, N)
         todo = np.flatnonzero(pending.any(axis=0))
         # Noise keys use the global run index (files written in parts hold rows run_start..), so a
         # run gets the same noise in a part file and in the merged dataset.
-        run_ids = np.asarray(src["run_index"][...], np.int64) if "run_index" in src else np.arange(done.size)
-        bar = tqdm(total=int(pending.sum()), unit="run", desc="measures", disable=not progress)
+        run_ids = src.run_index
+        bar = progress_bar(int(pending.sum()), unit="run", desc="measures", enabled=progress)
         try:
             for start in range(0, todo.size, chunk):
                 idx = todo[start:start + chunk]
-                m = src["m"][idx]  # sorted indices: one h5py read per chunk
+                m = read_movies(src.path, idx)  # sorted indices: one h5py read per chunk
                 # Pad the last chunk to the full size so every chunk reuses one compiled kernel.
                 pad = chunk - idx.size
                 padded_idx = run_ids[np.concatenate([idx, np.repeat(idx[-1:], pad)])]
@@ -371,7 +317,7 @@ def _stream(src, work: Path, conditions, done, seed, components, measures, by_co
                     if not rows.any():
                         continue
                     maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
-                                           condition_hash(spec), spec.variance, spec_kind=spec.kind,
+                                           condition_hash(spec), spec.level, spec_kind=spec.kind,
                                            components=components, options=by_comp, measures=measures)
                     maps = {k: np.asarray(v)[: idx.size] for k, v in maps.items()}
                     for name in measures:
@@ -387,3 +333,141 @@ def _stream(src, work: Path, conditions, done, seed, components, measures, by_co
             bar.close()
     finally:
         out.close()
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+Layout = dict[str, dict[str, list[str]]]  # {condition: {measure: [components]}}
+
+
+def resolve_condition(available: Sequence[str], spec: str) -> str:
+    """Map ``"clean"``, ``"gaussian_1e-2"`` or ``"gaussian:1e-2"`` to one of the condition
+    group names ``available``.
+
+    ``kind:variance`` matches a group ``kind_<v>`` with the same numeric variance, whatever
+    way it was written (``1e-2`` and ``0.01`` are the same). Raises ``ValueError`` listing the
+    conditions that exist.
+    """
+    if spec in available:
+        return spec
+    kind, sep, var = spec.replace("_", ":", 1).partition(":")
+    if sep:
+        try:
+            wanted = float(var)
+        except ValueError:
+            wanted = None
+        if wanted is not None:
+            for name in available:
+                k, _, v = name.partition("_")
+                try:
+                    if k == kind and math.isclose(float(v), wanted, rel_tol=1e-9):
+                        return name
+                except ValueError:
+                    continue
+    raise ValueError(f"noise condition {spec!r} is not in the measures file; it has: {', '.join(sorted(available))}")
+
+
+def describe_layout(layout: Layout) -> str:
+    """One line: ``clean (mean:x/z, std:x/z); gaussian_1e-2 (...)``."""
+    parts = []
+    for cond, measures in sorted(layout.items()):
+        inner = ", ".join(f"{m}:{'/'.join(c)}" for m, c in sorted(measures.items()))
+        parts.append(f"{cond} ({inner or 'empty'})")
+    return "; ".join(parts) or "nothing"
+
+
+def _layout(f: h5py.File) -> Layout:
+    out: Layout = {}
+    for cond, group in f.items():
+        if isinstance(group, h5py.Group):
+            out[cond] = {m: sorted(g.keys()) for m, g in group.items() if isinstance(g, h5py.Group)}
+    return out
+
+
+class MeasuresFile:
+    """A measures file opened for reading: its layout is read once here, the maps per ``read``
+    (each call opens the file for the time of the read).
+
+    Attributes: ``path``; ``shape`` ``(N, ny, nx)`` of ``/labels``; ``layout``
+    ``{condition: {measure: [components]}}``; ``conditions`` (group names, file order).
+    Raises ``InputError`` for a missing, unreadable or non-HDF5 file, and ``ValueError`` for a
+    simulated dataset passed instead (it says which command makes a measures file) or a file
+    without ``/labels`` (N, ny, nx).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with open_h5(self.path, "measures file") as f:
+            if f.attrs.get("format") == DATASET_FORMAT:
+                raise ValueError(f"{self.path} is a simulated dataset, not a measures file: run "
+                                 f"`jaxmag measures {self.path} --out measures.h5` and pass that file")
+            if "labels" not in f or not isinstance(f["labels"], h5py.Dataset):
+                raise ValueError(f"measures file {self.path} has no /labels dataset")
+            if f["labels"].ndim != 3:
+                raise ValueError(f"/labels in {self.path} must be (N, ny, nx), got shape {f['labels'].shape}")
+            self.shape: tuple[int, int, int] = tuple(f["labels"].shape)
+            self.layout: Layout = _layout(f)
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        return tuple(self.layout)
+
+    def describe_layout(self) -> str:
+        return describe_layout(self.layout)
+
+    def resolve_condition(self, spec: str) -> str:
+        """The group name of condition ``spec`` (``"clean"``, ``"gaussian:1e-2"``, ``"gaussian_0.01"``)."""
+        return resolve_condition(self.conditions, spec)
+
+    def check(self, condition: str, channels: Sequence[tuple[str, str]]) -> None:
+        """``ValueError`` naming what is missing unless ``condition`` holds every ``(measure, component)``."""
+        have = self.layout.get(condition, {})
+        missing = [f"/{condition}/{m}/{c}" for m, c in channels if c not in have.get(m, [])]
+        if condition not in self.layout or missing:
+            raise ValueError(f"measures file {self.path} lacks {', '.join(missing) or '/' + condition} "
+                             f"(it has: {self.describe_layout()})")
+
+    def read(self, condition: str, channels: Sequence[tuple[str, str]], rows=None, *, dtype=np.float32) -> np.ndarray:
+        """Maps ``(len(rows), ny, nx, C)`` (default all rows) of the ``channels`` ``((measure,
+        component), ...)`` in condition ``condition`` (a group name: see ``resolve_condition``),
+        stacked in order. ``ValueError`` for a missing map, one whose shape differs from
+        ``/labels``, and NaN or inf among the rows read (runs not measured yet)."""
+        self.check(condition, channels)
+        idx = slice(None) if rows is None else np.asarray(rows, np.int64)
+        chans = []
+        with open_h5(self.path, "measures file") as f:
+            for m, c in channels:
+                ds = f[condition][m][c]
+                if tuple(ds.shape) != self.shape:
+                    raise ValueError(f"/{condition}/{m}/{c} in {self.path} has shape {tuple(ds.shape)} "
+                                     f"but /labels has {self.shape}")
+                chans.append(np.asarray(ds[...], dtype)[idx])  # whole maps, then any rows in any order
+        x = np.stack(chans, axis=-1)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"measures file {self.path} has NaN or inf in condition {condition}")
+        return x
+
+    def labels(self, rows=None) -> np.ndarray:
+        """``/labels`` of ``rows`` (default all) as stored: ``(len(rows), ny, nx)`` uint8, 0
+        background, 1..4 defect blob id (``> 0`` is the defect mask)."""
+        with open_h5(self.path, "measures file") as f:
+            labels = np.asarray(f["labels"][...])
+        return labels if rows is None else labels[np.asarray(rows, np.int64)]
+
+
+def write_maps(path: str | Path, labels: np.ndarray, maps: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> Path:
+    """Write a measures file of given maps atomically (``jaxmag.io.atomic.create_hdf5``):
+    ``/labels`` and ``/<condition>/<measure>/<component>`` from ``maps[condition][measure][component]``,
+    each ``(N, ny, nx)`` as given (no attributes, no ``done`` masks: every run is complete).
+    For tests and synthetic data; ``compute_measures_file`` writes the files of real datasets."""
+    labels = np.asarray(labels)
+
+    def fill(f: h5py.File) -> None:
+        f.create_dataset("labels", data=labels)
+        for cond, by_measure in maps.items():
+            for m, by_comp in by_measure.items():
+                for c, data in by_comp.items():
+                    f.create_dataset(f"{cond}/{m}/{c}", data=np.asarray(data))
+
+    nbytes = labels.nbytes + sum(np.asarray(d).nbytes for bm in maps.values() for bc in bm.values() for d in bc.values())
+    return create_hdf5(path, fill, eager_bytes=nbytes)

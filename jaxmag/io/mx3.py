@@ -2,19 +2,25 @@
 
 Export (``mx3_script`` / ``write_mx3_run``)
 -------------------------------------------
-The script reproduces a jaxmag run as closely as MuMax3 allows:
+The script reproduces a jaxmag run as closely as MuMax3 allows. What each field term and each
+solver becomes is carried by its registry entry (``fields.terms.TERMS[name].mx3``,
+``integrators.SOLVERS[name].mx3``); this module only writes them:
 
 * ``SetGridSize``/``SetCellSize``; ``SetPBC(n, n, 0)`` for ``boundary = "periodic"`` (the
-  same image count as jaxmag's demag); ``EnableDemag = false`` when jaxmag runs without it.
-* Per-cell material maps become MuMax3 regions: every distinct tuple
-  (Msat, Aex, Ku1, AnisU, alpha, Temp, B_ext) of the maps is one region (region 0 is the most
-  frequent one, i.e. the background). MuMax3 has 256 regions; a map with more distinct
+  same image count as jaxmag's demag); each term's ``off`` lines when the run leaves it out
+  (``EnableDemag = false``) and its ``on`` lines when the run has it.
+* Per-cell material maps become MuMax3 regions. The maps written are the LLG's own (``Msat``,
+  ``alpha``, ``Temp``) and the ``params`` of the run's terms (``Aex``; ``Ku1``, ``AnisU``;
+  ``B_ext``), in ``Material`` field order; a term left out writes no map (MuMax3's zero default
+  then leaves it out too). Every distinct tuple of these maps is one region (region 0 is the
+  most frequent one, i.e. the background). MuMax3 has 256 regions; a map with more distinct
   tuples is refused with a message saying how to coarsen it (``quantize_easy_axis``, or
   ``defects.angle_mode = "per_blob"``). The region map is written as a scalar OVF file of
   region indices and loaded with ``regions.LoadFile`` (MuMax3 casts each value to a byte,
   ``engine/regions.go``); parameters are set per region with ``.SetRegion``, or globally
   when they are uniform.
-* Inter-region exchange. jaxmag (``jaxmag/fields/exchange.py``) uses, for face neighbours i, j,
+* Inter-region couplings (a term's ``links``). jaxmag's exchange (``jaxmag/fields/exchange.py``)
+  uses, for face neighbours i, j,
 
       B_exch,i = (2 / Ms_i) Σ_j A_ij (m_j − m_i) / d²,   A_ij = 2 A_i A_j / (A_i + A_j).
 
@@ -22,12 +28,13 @@ The script reproduces a jaxmag run as closely as MuMax3 allows:
   with a per-region-pair table ``lut[i,j] = scale_ij · 2 A_i A_j / (A_i + A_j) + inter_ij``
   (default scale 1, inter 0); ``ext_ScaleExchange(i, j, s)`` sets (scale, inter) = (s, 0) and
   ``ext_InterExchange(i, j, v)`` sets (scale, inter) = (0, v). The exporter writes
-  ``ext_InterExchange(i, j, 2 A_i A_j / (A_i + A_j))`` for every pair of regions that touch
-  (across x, y, z faces, wrapping in-plane when periodic), so that A_ij is stated explicitly
-  and equals jaxmag's harmonic mean whatever MuMax3's default. (MuMax3 ≤ 3.9 averaged
-  Aex/Msat instead, which agrees only where Ms is equal on both sides.)
+  ``ext_InterExchange(i, j, 2 A_i A_j / (A_i + A_j))`` for every pair of magnetic regions that
+  touch (across x, y, z faces, wrapping in-plane when periodic), so that A_ij is stated
+  explicitly and equals jaxmag's harmonic mean whatever MuMax3's default. (MuMax3 ≤ 3.9
+  averaged Aex/Msat instead, which agrees only where Ms is equal on both sides.)
 * Initial m: ``m = uniform(...)`` when uniform, else ``m0.ovf`` loaded with ``m.LoadFile``.
-* Dynamics: fixed-step Heun, ``SetSolver(2)``, ``FixDt = dt``; ``ThermSeed(seed)``;
+* Dynamics: the solver's fixed-step MuMax3 equivalent (Heun ``SetSolver(2)``, RK4
+  ``SetSolver(4)``), ``FixDt = dt``; ``ThermSeed(seed)``;
   ``run(burn_in)``; then ``tableautosave``/``autosave(m, ...)`` every frame interval and
   ``run(num_frames · interval)``. MuMax3's autosave also writes a frame at the start of the
   run, so ``m000000.ovf`` is the state after burn-in and ``m000001.ovf ...`` correspond to
@@ -49,17 +56,29 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from jaxmag.fields.terms import STANDARD_TERMS, TERMS, check_term_names
 from jaxmag.grid import Grid
+from jaxmag.integrators import solver_spec
 from jaxmag.io.atomic import write_text
 from jaxmag.io.ovf import format_number, write_ovf
 from jaxmag.material import Material, validate_material
 
 MAX_REGIONS = 256
-REGION_PARAMS = ("Msat", "Aex", "Ku1", "AnisU", "alpha", "Temp", "B_ext")
+LLG_PARAMS = {"Ms": "Msat", "alpha": "alpha", "temperature": "Temp"}
+"""The maps of the LLG itself (and its thermal field), written whatever the terms."""
+
+
+def region_parameters(terms: Sequence[str] = STANDARD_TERMS) -> dict[str, str]:
+    """``Material`` map -> MuMax3 region parameter of a run with ``terms``, in ``Material`` field
+    order: the LLG's maps and each term's ``mx3.params``."""
+    names = dict(LLG_PARAMS)
+    for name in check_term_names(terms):
+        names.update(TERMS[name].mx3.params)
+    return {f.name: names[f.name] for f in dataclasses.fields(Material) if f.name in names}
 
 
 # ------------------------------------------------------------------------------ regions
@@ -70,7 +89,7 @@ class Regions:
     """Material maps as MuMax3 regions.
 
     ``index``: int array ``(nz, ny, nx)`` of region numbers; ``params[r]``: MuMax3 name ->
-    value (float, or a 3-tuple for AnisU and B_ext) of region r, in SI units.
+    value (float, or a 3-tuple for vector maps such as AnisU and B_ext) of region r, in SI units.
     """
 
     index: np.ndarray
@@ -81,23 +100,19 @@ class Regions:
         return len(self.params)
 
 
-def assign_regions(material: Material, max_regions: int = MAX_REGIONS) -> Regions:
-    """One region per distinct (Msat, Aex, Ku1, AnisU, alpha, Temp, B_ext) tuple of the maps."""
-    cols = [
-        np.asarray(material.Ms, np.float64)[..., None],
-        np.asarray(material.A_ex, np.float64)[..., None],
-        np.asarray(material.K_u, np.float64)[..., None],
-        np.asarray(material.easy_axis, np.float64),
-        np.asarray(material.alpha, np.float64)[..., None],
-        np.asarray(material.temperature, np.float64)[..., None],
-        np.asarray(material.B_ext, np.float64),
-    ]
-    shape = cols[0].shape[:-1]
-    table = np.concatenate([np.broadcast_to(c, shape + c.shape[-1:]) for c in cols], axis=-1).reshape(-1, 11)
+def assign_regions(material: Material, max_regions: int = MAX_REGIONS, *,
+                   terms: Sequence[str] = STANDARD_TERMS) -> Regions:
+    """One region per distinct tuple of the maps written for ``terms`` (``region_parameters``)."""
+    names = region_parameters(terms)
+    cols = [np.asarray(getattr(material, field), np.float64) for field in names]
+    shape = np.shape(material.Ms)
+    cols = [c[..., None] if c.shape == shape else c for c in cols]  # scalar maps get a width of 1
+    widths = [c.shape[-1] for c in cols]
+    table = np.concatenate([np.broadcast_to(c, shape + c.shape[-1:]) for c in cols], axis=-1).reshape(-1, sum(widths))
     unique, inverse, counts = np.unique(table, axis=0, return_inverse=True, return_counts=True)
     if len(unique) > max_regions:
         raise ValueError(
-            f"the material maps hold {len(unique)} distinct (Msat, Aex, Ku1, AnisU, alpha, Temp, B_ext) "
+            f"the material maps hold {len(unique)} distinct ({', '.join(names.values())}) "
             f"combinations but MuMax3 allows at most {max_regions} regions. Coarsen the maps: quantise the "
             "easy-axis angle (jaxmag mumax3 export --quantize-angle-deg 1, i.e. jaxmag.io.mx3.quantize_easy_axis), "
             "or use defects.angle_mode = \"per_blob\" instead of \"per_cell\", or fewer defect blobs"
@@ -108,22 +123,18 @@ def assign_regions(material: Material, max_regions: int = MAX_REGIONS) -> Region
     rank[order] = np.arange(len(order))
     index = rank[inverse.reshape(-1)].reshape(shape)
     dtype = np.asarray(material.Ms).dtype
-    params = tuple(_row_params(unique[i], dtype) for i in order)
+    params = tuple(_row_params(unique[i], tuple(names.values()), widths, dtype) for i in order)
     return Regions(index=index, params=params)
 
 
-def _row_params(row: np.ndarray, dtype: Any) -> dict[str, Any]:
+def _row_params(row: np.ndarray, names: tuple[str, ...], widths: list[int], dtype: Any) -> dict[str, Any]:
     cast = lambda v: float(np.dtype(dtype).type(v)) if np.issubdtype(dtype, np.floating) else float(v)  # noqa: E731
-    return {
-        "Msat": cast(row[0]), "Aex": cast(row[1]), "Ku1": cast(row[2]),
-        "AnisU": tuple(cast(v) for v in row[3:6]), "alpha": cast(row[6]), "Temp": cast(row[7]),
-        "B_ext": tuple(cast(v) for v in row[8:11]),
-    }
-
-
-def harmonic_mean(a: float, b: float) -> float:
-    """2ab/(a+b), 0 when a + b = 0: jaxmag's inter-cell exchange stiffness (J/m)."""
-    return 2.0 * a * b / (a + b) if a + b > 0 else 0.0
+    out, start = {}, 0
+    for name, width in zip(names, widths):
+        values = row[start:start + width]
+        out[name] = cast(values[0]) if width == 1 else tuple(cast(v) for v in values)
+        start += width
+    return out
 
 
 def touching_pairs(index: np.ndarray, periodic: bool) -> set[tuple[int, int]]:
@@ -196,9 +207,10 @@ def mx3_script(
     Args:
         grid, material: the run's grid and per-cell maps ``(nz, ny, nx)``.
         m0: initial magnetisation ``(nz, ny, nx, 3)``.
-        sim_config: the run's time stepping: a ``jaxmag.simulate.MovieSpec`` (what
+        sim_config: the run's time stepping and physics: a ``jaxmag.simulate.MovieSpec`` (what
             ``jaxmag.assemble.assemble(config).movie`` gives), or an object with ``dt``,
-            ``burn_in_s``, ``frame_interval_s``, ``num_frames`` and ``demag`` (s, s, s, -, bool).
+            ``burn_in_s``, ``frame_interval_s``, ``num_frames`` (s, s, s, -), ``terms`` (names of
+            ``fields.terms.TERMS``) and ``solver`` (a name of ``integrators.SOLVERS``).
         thermal_seed: MuMax3 ``ThermSeed`` (a non-negative int).
         m0_file, regions_file: names the script loads when m0 / the regions are not uniform
             (``write_mx3_run`` writes them next to the script).
@@ -209,9 +221,8 @@ def mx3_script(
         raise ValueError(f"m0 has shape {m0.shape}, expected {grid.vector_shape}")
     if not isinstance(thermal_seed, (int, np.integer)) or not 0 <= thermal_seed < 2**31:
         raise ValueError(f"thermal_seed must be an int in [0, 2**31) (MuMax3 ThermSeed), got {thermal_seed!r}")
-    regions = assign_regions(material)
-    dtype = np.asarray(material.Ms).dtype
     s = _timing(sim_config)
+    regions = assign_regions(material, terms=s.terms)
     lines = [f"// {title}" if title else "// MuMax3 script exported by jaxmag", "// regions/inter-region exchange: see jaxmag.io.mx3"]
     lines += [
         f"SetGridSize({grid.nx}, {grid.ny}, {grid.nz})",
@@ -219,26 +230,17 @@ def mx3_script(
     ]
     if grid.periodic:
         lines.append(f"SetPBC({grid.pbc_images}, {grid.pbc_images}, 0)")
-    if not s.demag:
-        lines.append("EnableDemag = false")
+    lines += _switch_lines(s.terms)
     if regions.count > 1:
         lines.append(f'regions.LoadFile("{regions_file}")')
-    for name in REGION_PARAMS:
-        values = [p[name] for p in regions.params]
-        if all(v == values[0] for v in values):
-            lines.append(f"{name} = {_value(values[0], dtype)}")
-        else:
-            lines += [f"{name}.SetRegion({r}, {_value(v, dtype)})" for r, v in enumerate(values)]
-    for i, j in sorted(touching_pairs(regions.index, grid.periodic)):
-        pi, pj = regions.params[i], regions.params[j]
-        if pi["Msat"] > 0 and pj["Msat"] > 0:  # vacuum cells have m = 0 and no exchange
-            lines.append(f"ext_InterExchange({i}, {j}, {_num(harmonic_mean(pi['Aex'], pj['Aex']))})")
+    lines += _region_lines(regions, np.asarray(material.Ms).dtype)
+    lines += _link_lines(regions, grid.periodic, s.terms)
     if _is_uniform(m0):
         lines.append(f"m = uniform({', '.join(_num(v) for v in m0.reshape(-1, 3)[0])})")
     else:
         lines.append(f'm.LoadFile("{m0_file}")')
     lines += [
-        f"SetSolver({_MUMAX3_SOLVER[s.solver]})",
+        f"SetSolver({solver_spec(s.solver).mx3})",
         f"FixDt = {_num(s.dt)}",
         f"ThermSeed({int(thermal_seed)})",
     ]
@@ -254,8 +256,37 @@ def mx3_script(
     return "\n".join(lines) + "\n"
 
 
-# MuMax3's SetSolver numbers of jaxmag's fixed-step solvers
-_MUMAX3_SOLVER = {"heun": 2, "rk4": 4}
+def _switch_lines(terms: tuple[str, ...]) -> list[str]:
+    """The ``off`` lines of the registered terms the run leaves out, then the run's ``on`` lines."""
+    lines = [line for name, term in TERMS.items() if name not in terms for line in term.mx3.off]
+    return lines + [line for name in terms for line in TERMS[name].mx3.on]
+
+
+def _region_lines(regions: Regions, dtype: Any) -> list[str]:
+    """Each region parameter: one global assignment when uniform, else one ``SetRegion`` per region."""
+    lines = []
+    for name in regions.params[0]:
+        values = [p[name] for p in regions.params]
+        if all(v == values[0] for v in values):
+            lines.append(f"{name} = {_value(values[0], dtype)}")
+        else:
+            lines += [f"{name}.SetRegion({r}, {_value(v, dtype)})" for r, v in enumerate(values)]
+    return lines
+
+
+def _link_lines(regions: Regions, periodic: bool, terms: tuple[str, ...]) -> list[str]:
+    """The terms' inter-region statements for every touching pair of magnetic regions."""
+    links = [link for name in terms for link in TERMS[name].mx3.links]
+    if not links:
+        return []
+    lines, Msat = [], LLG_PARAMS["Ms"]
+    pairs = sorted(touching_pairs(regions.index, periodic))
+    for link in links:
+        for i, j in pairs:
+            pi, pj = regions.params[i], regions.params[j]
+            if pi[Msat] > 0 and pj[Msat] > 0:  # vacuum cells have m = 0 and no coupling
+                lines.append(f"{link.statement}({i}, {j}, {_num(link.rule(pi[link.param], pj[link.param]))})")
+    return lines
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,25 +295,21 @@ class _Timing:
     burn_in_s: float
     frame_interval_s: float
     num_frames: int
-    demag: bool
+    terms: tuple[str, ...]
     solver: str
 
 
 def _timing(sim: Any) -> _Timing:
-    """Seconds-based timing of a ``MovieSpec`` (step counts) or of a config-like section."""
+    """Seconds-based timing, terms and solver of a ``MovieSpec`` (step counts) or of a config-like section."""
+    terms = check_term_names(sim.terms)
+    solver_spec(sim.solver)  # a name of integrators.SOLVERS, or a ValueError naming them
     if hasattr(sim, "burn_in_steps"):
-        solver = getattr(sim, "solver", "heun")
         # step count × dt carries float noise (100 × 1e-13 = 1.0000000000000001e-11); 12
         # significant digits give the times the config stated
-        seconds = lambda steps: float(f"{steps * sim.dt:.12g}")
-        timing = _Timing(sim.dt, seconds(sim.burn_in_steps), seconds(sim.steps_per_frame), sim.num_frames,
-                         "demag" in sim.terms, solver)
-    else:
-        timing = _Timing(sim.dt, sim.burn_in_s, sim.frame_interval_s, sim.num_frames, bool(sim.demag),
-                         getattr(sim, "solver", "heun"))
-    if timing.solver not in _MUMAX3_SOLVER:
-        raise ValueError(f"solver {timing.solver!r} has no MuMax3 equivalent here; use one of {sorted(_MUMAX3_SOLVER)}")
-    return timing
+        seconds = lambda steps: float(f"{steps * sim.dt:.12g}")  # noqa: E731
+        return _Timing(sim.dt, seconds(sim.burn_in_steps), seconds(sim.steps_per_frame), sim.num_frames, terms,
+                       sim.solver)
+    return _Timing(sim.dt, sim.burn_in_s, sim.frame_interval_s, sim.num_frames, terms, sim.solver)
 
 
 def _is_uniform(m0: np.ndarray) -> bool:
@@ -312,7 +339,7 @@ def write_mx3_run(
     if script_path.exists() and not overwrite:
         raise FileExistsError(f"{script_path} already exists; pass overwrite=True (--overwrite) to replace it")
     text = mx3_script(grid, material, m0, sim_config, thermal_seed=thermal_seed, title=title)
-    regions = assign_regions(material)
+    regions = assign_regions(material, terms=_timing(sim_config).terms)
     out_dir.mkdir(parents=True, exist_ok=True)
     if regions.count > 1:
         write_ovf(out_dir / "regions.ovf", regions.index.astype(np.float32), grid.cell_size, title="regions")
@@ -400,7 +427,7 @@ def parse_mx3(text: str) -> Mx3Script:
     scale: dict[tuple[int, int], float] = {}
     variables: dict[str, Any] = {}
     calls: list[tuple[str, tuple[Any, ...]]] = []
-    params_lower = {p.lower(): p for p in REGION_PARAMS}
+    params_lower = {p.lower(): p for p in region_parameters(tuple(TERMS)).values()}
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("//", 1)[0].strip()
         if not line:

@@ -1,7 +1,8 @@
 """The application layer: training, evaluation, studies, reports and the uses of trained runs (see ``docs/training.md``).
 
-- ``data``: data sources (``HDF5Source`` for measures files, ``OnlineSource`` for batches
-  generated on the accelerator) behind one interface;
+- ``sources``: data sources behind one interface (``DataSource``): ``MeasuresSource`` for
+  measures files, ``MovieSource`` for clean movies made into batches on the device,
+  ``OnlineSource`` for batches generated on the accelerator;
 - ``splits``, ``normalization``: reproducible splits and clean-train normalisation;
 - ``metrics``: cross-entropy and Dice (per image and aggregated), on device;
 - ``sharding``: the data-parallel mesh and multi-host setup;

@@ -142,20 +142,12 @@ def score(pred: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def _read_maps(path: Path, inputs: Sequence[tuple[str, str]], condition: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import h5py
+    """Maps ``(len(idx), ny, nx, C)`` float64 and defect masks of the rows ``idx`` of a measures file."""
+    from jaxmag.io.measures_file import MeasuresFile
 
-    from jaxmag.learn.data import _describe_layout, _layout, resolve_condition
-
-    with h5py.File(path, "r") as f:
-        cond = resolve_condition([k for k in f if isinstance(f[k], h5py.Group)], condition)
-        chans = []
-        for m, c in inputs:
-            if m not in f[cond] or c not in f[cond][m]:
-                raise ValueError(f"measures file {path} lacks /{cond}/{m}/{c} (it has: {_describe_layout(_layout(f))})")
-            ds = f[cond][m][c]
-            chans.append(np.asarray(ds[...], np.float64)[idx])
-        labels = f["labels"][...][idx] > 0
-    return np.stack(chans, axis=-1), labels
+    measures = MeasuresFile(path)
+    cond = measures.resolve_condition(condition)
+    return measures.read(cond, inputs, idx, dtype=np.float64), measures.labels(idx) > 0
 
 
 def fit_and_evaluate(
@@ -188,13 +180,11 @@ def study_records(units, config, measures_path: str | Path) -> list[dict]:
     """One baseline record per (input, evaluation condition) of the study's ``units``, each
     fitted on the validation split of that condition (the baseline is always noise-matched)
     with the split the units use (``training.split``, ``training.seed``)."""
-    import h5py
-
+    from jaxmag.io.measures_file import MeasuresFile
     from jaxmag.learn.splits import split_indices
     from jaxmag.noise import parse_noise_spec
 
-    with h5py.File(measures_path, "r") as f:
-        n = f["labels"].shape[0]
+    n = MeasuresFile(measures_path).shape[0]
     split = split_indices(n, tuple(config.training.split), config.training.seed)
     periodic = config.grid.boundary == "periodic"
     seen: dict[tuple[str, str], dict] = {}
@@ -206,7 +196,7 @@ def study_records(units, config, measures_path: str | Path) -> list[dict]:
             spec = parse_noise_spec(cond)
             seen[(unit.inputs, cond)] = {
                 "inputs": unit.inputs, "eval_condition": cond, "noise_type": spec.kind,
-                "noise_variance": float(spec.variance), "sigma": m["fit"]["sigma"],
+                "noise_variance": float(spec.level), "sigma": m["fit"]["sigma"],
                 "threshold": m["fit"]["threshold"], "val_dice": m["fit"]["val_dice"],
                 **{k: m[k] for k in ("dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images")},
             }
@@ -215,13 +205,10 @@ def study_records(units, config, measures_path: str | Path) -> list[dict]:
 
 def write_study_records(out_dir: str | Path, records: Sequence[dict]) -> Path:
     import json
-    import os
 
-    path = Path(out_dir) / BASELINE_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(list(records), indent=1))
-    os.replace(tmp, path)
-    return path
+    from jaxmag.io.atomic import write_text
+
+    return write_text(Path(out_dir) / BASELINE_FILE, json.dumps(list(records), indent=1))
 
 
 def load_study_records(out_dir: str | Path) -> list[dict]:

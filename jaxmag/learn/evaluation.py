@@ -133,7 +133,7 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     The measures file must hold the same labels as the one the run was trained on (checked by
     hash), since the stored test indices refer to it. Writes ``eval_<condition>.{json,png}``.
     """
-    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.sources.measures import MeasuresSource
 
     model, info = load_trained(run_dir)
     if info["split"] is None:
@@ -142,7 +142,7 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     bs = batch_size or info["config"].training.batch_size
     mesh = sharding.data_mesh()
     bs = max(mesh.devices.size, bs - bs % mesh.devices.size)
-    source = HDF5Source(
+    source = MeasuresSource(
         measures, inputs, train_condition="clean", batch_size=bs, indices=info["split"],
         norm_stats=info["norm_stats"], mesh=mesh, load_train=False,
     )

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
+from typing import Iterator
 
 import jax
 import numpy as np
@@ -40,26 +40,41 @@ from flax import nnx
 from jaxmag.channels import parse_channels
 from jaxmag.config import Config, load_config
 from jaxmag.learn import checkpoint, sharding
-from jaxmag.learn.data import OnlineSource
 from jaxmag.learn.evaluation import evaluate, load_trained
 from jaxmag.learn.loop import make_optimizer, train_and_evaluate
 from jaxmag.learn.online import make_online_generator
 from jaxmag.learn.run_folder import RUN_FILE, _run_info, _write_json, read_run_info
+from jaxmag.learn.sources import Batch, EvalSet
+from jaxmag.learn.sources.online import OnlineSource
 from jaxmag.noise import NoiseSpec, parse_noise_spec
 
 
 class FinetuneSource:
-    """An ``OnlineSource`` that also carries the parent run's measures-file split (for ``evaluate``)."""
+    """An ``OnlineSource`` that also carries the parent run's measures-file split (for ``evaluate``).
 
-    def __init__(self, online, parent_info: dict, extra: dict):
+    It is a ``jaxmag.learn.sources.DataSource``: the interface is forwarded to the online source
+    by name, nothing else."""
+
+    def __init__(self, online: OnlineSource, parent_info: dict, extra: dict):
         self._online = online
+        self.input_names = online.input_names
+        self.batch_size = online.batch_size
+        self.steps_per_epoch = online.steps_per_epoch
+        self.train_condition = online.train_condition
+        self.norm_stats = online.norm_stats
         split = parent_info.get("split")
         self.indices = None if split is None else {k: np.asarray(v, np.int64) for k, v in split.items()}
         self._labels_sha = parent_info.get("source", {}).get("labels_sha256")
         self._extra = extra
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._online, name)
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
+        return self._online.train_batches(epoch, key)
+
+    def val_set(self) -> EvalSet:
+        return self._online.val_set()
+
+    def test_set(self, condition: str | None = None) -> EvalSet:
+        return self._online.test_set(condition)
 
     def describe(self) -> dict:
         out = {**self._online.describe(), **self._extra}

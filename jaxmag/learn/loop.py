@@ -28,12 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
 from jaxmag.config import Config
 from jaxmag.io import outdir
 from jaxmag.io.atomic import write_text
 from jaxmag.models.unet import UNet
+from jaxmag.progress import bar as progress_bar, write
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import calibration, checkpoint, sharding
 from jaxmag.learn.metrics import segmentation_sums, summarize
@@ -213,7 +213,7 @@ def train_and_evaluate(
     Args:
         config: the resolved config (``model`` and ``training`` sections are used;
             ``training.recipe`` picks the loss, ``jaxmag.learn.recipe``).
-        source: a ``jaxmag.learn.data`` source (HDF5, movies or online) built on ``mesh``.
+        source: a ``jaxmag.learn.sources`` source (measures file, movies or online) built on ``mesh``.
         out_dir: the run folder; must not hold a run unless ``resume``.
         resume: continue from ``checkpoints/latest`` (same config, split and normalisation
             required); the result equals an uninterrupted run.
@@ -272,8 +272,8 @@ def _calibrate_best(state, val_set, batch_size: int, mesh, out: Path, best_epoch
                     **calibration.choose_decision_bias(state.graphdef, tree["params"], val_set, batch_size, mesh)}
         _write_json(out / calibration.DECISION_FILE, decision)
     if jax.process_index() == 0:
-        tqdm.write(f"decision threshold {decision['decision_bias']:+.1f} (logit margin): val dice "
-                   f"{decision['val_dice']:.4f}, {decision['val_dice_argmax']:.4f} at argmax")
+        write(f"decision threshold {decision['decision_bias']:+.1f} (logit margin): val dice "
+              f"{decision['val_dice']:.4f}, {decision['val_dice_argmax']:.4f} at argmax")
     return decision
 
 
@@ -304,7 +304,8 @@ def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool
 def _train_epoch(state, step_fn, source, epoch: int, key, t, show: bool, last_val) -> tuple[TrainState, dict]:
     """One pass over ``source.train_batches(epoch, key)``; returns the state and the epoch's record."""
     steps = source.steps_per_epoch
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not show, leave=False)
+    # lines=0: in a log, the epoch's summary line (_end_epoch) is its progress line
+    bar = progress_bar(steps, desc=f"epoch {epoch + 1}/{t.epochs}", enabled=show, leave=False, lines=0)
     loss_sum = jnp.zeros((), jnp.float32)
     t0 = time.perf_counter()
     fetch_every = max(1, steps // 10)
@@ -352,8 +353,8 @@ def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out
         calibrated = ""
         if "val_dice_calibrated" in record:
             calibrated = f" ({record['val_dice_calibrated']:.4f} at threshold {record['decision_bias']:+.1f})"
-        tqdm.write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}"
-                   f"{calibrated}  {record['images_per_s']:.1f} img/s")
+        write(f"epoch {epoch + 1}/{epochs}  loss {record['loss']:.4f}  val dice {_fmt(record.get('val_dice'))}"
+              f"{calibrated}  {record['images_per_s']:.1f} img/s")
 
 
 def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_epoch: int) -> dict:

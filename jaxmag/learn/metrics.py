@@ -14,12 +14,14 @@ Dice for the defect class, with ``P`` the predicted defect pixels (``argmax(logi
   defect pixel at all. Large defects weigh more than small ones, and images without defects
   contribute only their false positives.
 
-The ``*_sums`` functions return additive sums so that batches (and devices) combine exactly.
+The ``*_sums`` functions return additive sums so that batches (and devices) combine exactly;
+``dice(pred, truth)`` is the aggregated Dice of two host masks (NumPy), for maps outside a run.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -50,6 +52,13 @@ def dice_from_counts(tp: float, fp: float, fn: float) -> float:
     """Aggregated Dice ``2TP / (2TP + FP + FN)`` from summed counts (1 when all are zero)."""
     denom = 2 * tp + fp + fn
     return float(2 * tp / denom) if denom > 0 else 1.0
+
+
+def dice(pred, truth) -> float:
+    """Aggregated Dice of two masks of any shape (host arrays, e.g. a mask against ``labels.npy``):
+    pixel counts summed over every image, then ``dice_from_counts``."""
+    p, t = np.asarray(pred, bool), np.asarray(truth) > 0
+    return dice_from_counts(int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum()))
 
 
 def segmentation_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:

@@ -3,7 +3,7 @@
 ``make_online_generator(config, inputs, noise_spec, batch_size) -> make_batch`` (the config is
 assembled once, ``jaxmag.assemble``; ``online_generator(assembly, ...)`` takes the plain objects)
 returns a pure function ``make_batch(key) -> (inputs (B, ny, nx, C) float32 raw measure maps, labels (B, ny, nx)
-int32 in {0, 1})`` for ``jaxmag.learn.data.OnlineSource``. One call simulates ``B`` thermal movies with
+int32 in {0, 1})`` for ``jaxmag.learn.sources.online.OnlineSource``. One call simulates ``B`` thermal movies with
 the stochastic Heun solver of ``config`` (``jaxmag.drivers.movie_simulator``, as ``jaxmag
 simulate`` does), adds the measurement noise of ``noise_spec`` to every frame
 (``jaxmag.noise.apply_noise``), and reduces each movie to the measure maps named by ``inputs``
@@ -18,15 +18,12 @@ never repeats the defects of the simulated dataset with that seed, and its test 
 unseen), stored on the device, and sampled there. Each batch entry then draws, on device:
 
 * a pool entry (uniformly);
-* a mirror in x and/or y (probability 1/2 each) with the easy axis mapped to (u_x, -u_y, -u_z).
-  For a film one cell thick these are exact symmetries that keep m0 along +x: the mirror
-  x -> -x acts on the pseudovectors m and u as (m_x, -m_y, -m_z), and y -> -y is the rotation
-  by pi about the x axis (z -> -z changes nothing in one layer). The films that come out are
-  ones the defect generator could have drawn, since its positions are uniform and its angle
-  distribution symmetric. Mirrored films show m_y and m_z with the opposite sign, which their
-  statistics do not see;
-* with periodic boundaries, a random cyclic shift in x and y (the physics is translation
-  invariant on a torus; with open edges shifts would break ``defects.margin``, so none).
+* a random exact symmetry of the film (``jaxmag.symmetry``, the one sign rule of every data
+  source): a flip of the rows and/or columns (probability 1/2 each), the easy axis, an axial
+  vector like m, mapped to (u_x, -u_y, -u_z) by an odd number of flips, and with periodic
+  boundaries a random cyclic shift in x and y. The films that come out are ones the defect
+  generator could have drawn, since its positions are uniform and its angle distribution
+  symmetric;
 
 That gives ``pool_size * 4 * ny * nx`` distinct films on a periodic grid, and a fresh thermal
 history and noise draw every time. It is not the generator's full distribution: a model can
@@ -55,6 +52,7 @@ from jaxmag.defects import defect_rng, generate_defects, material_maps
 from jaxmag.layout import measure_from_solver
 from jaxmag.material import Material
 from jaxmag.noise import CLEAN, NoiseSpec, parse_noise_spec
+from jaxmag.symmetry import film_symmetries, mirror_and_shift
 
 Batch = tuple[jax.Array, jax.Array]
 
@@ -101,28 +99,21 @@ def _check_stable(assembly: Assembly, pool: DefectPool) -> None:
 
 
 def _film_sampler(assembly: Assembly, pool: DefectPool, augment: bool) -> Callable[[jax.Array], tuple[Material, jax.Array]]:
-    """``one_film(key) -> (material, labels (ny, nx) int32)``: a pool entry, mirrored and shifted."""
+    """``one_film(key) -> (material, labels (ny, nx) int32)``: a pool entry under a random
+    symmetry (``jaxmag.symmetry``: the maps' pixels move, the easy axis changes sign like m)."""
     dtype, grid, background = assembly.dtype, assembly.grid, assembly.background
     pool_A, pool_K, pool_u = (jnp.asarray(a, dtype) for a in (pool.A_ex, pool.K_u, pool.easy_axis))
     pool_labels = jnp.asarray(pool.labels > 0, jnp.int32)
-    ny, nx = grid.ny, grid.nx
+    symmetries = film_symmetries("xyz", grid.periodic)
 
     def one_film(key):
         k_pick, k_flip, k_shift = jax.random.split(key, 3)
         i = jax.random.randint(k_pick, (), 0, pool_A.shape[0])
         A, K, axis, lab = pool_A[i], pool_K[i], pool_u[i], pool_labels[i]
         if augment:
-            fy, fx = jax.random.bernoulli(k_flip, 0.5, (2,))
-            sign = jnp.where(fy ^ fx, -1.0, 1.0).astype(dtype)  # an odd number of mirrors flips u_y, u_z
-
-            def mirror(a, flag, axis_):
-                return jnp.where(flag, jnp.flip(a, axis_), a)
-
-            A, K, axis, lab = (mirror(mirror(a, fy, 0), fx, 1) for a in (A, K, axis, lab))
-            axis = axis * jnp.stack([jnp.ones((), dtype), sign, sign])
-            if grid.periodic:
-                sy, sx = jax.random.randint(k_shift, (2,), 0, jnp.array([ny, nx]))
-                A, K, axis, lab = (jnp.roll(a, (sy, sx), axis=(0, 1)) for a in (A, K, axis, lab))
+            flips, shift = symmetries.draw(k_flip, k_shift, (grid.ny, grid.nx))
+            A, K, axis, lab = (mirror_and_shift(a, flips, shift, axes=(0, 1)) for a in (A, K, axis, lab))
+            axis = axis * symmetries.component_factors(flips, dtype)
         return background.replace(A_ex=A[None], K_u=K[None], easy_axis=axis[None]), lab
 
     return one_film

@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 from typing import Callable, Literal
 
-import h5py
-import numpy as np
-
 from jaxmag.config import Config, first_difference, load_config
 from jaxmag.io.atomic import atomic_write, write_text
+from jaxmag.io.dataset import open_dataset
 from jaxmag.learn.report import write_report
 from jaxmag.learn.study import check_shard, noise_conditions, training_hash, without_conditions, plan_run, plan_study, run_units
 
@@ -40,18 +38,13 @@ def _check_out_dir(out_dir: Path, config: Config) -> None:
         if training_hash(previous) != training_hash(config):
             key, was, now = first_difference(without_conditions(previous), without_conditions(config))
             raise ValueError(
-                f"{out_dir} holds results of another config ({key}: {was!r} there, {now!r} now; only [noise] "
-                "types and variances, [study], [run] and the name may change between runs into one folder); "
+                f"{out_dir} holds results of another config ({key}: {was!r} there, {now!r} now; only the [noise] "
+                "levels, [study], [run] and the name may change between runs into one folder); "
                 "choose another --out or delete the folder"
             )
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(stored) as fh:
         fh.write(config.to_toml())
-
-
-def _dataset_complete(path: Path) -> bool:
-    with h5py.File(path, "r") as f:
-        return "done" in f and bool(np.all(f["done"][...]))
 
 
 def _check_split(config: Config, source: str) -> None:
@@ -107,7 +100,7 @@ def run_pipeline(
     data = out_dir / "data.h5"
     # An existing file is always resumed, which also refuses one simulated with other physics
     # (jaxmag.io.dataset.check_matches); a complete one has nothing pending and returns at once.
-    if data.exists() and _dataset_complete(data):
+    if data.exists() and open_dataset(data).complete:
         simulate(config, out=data, resume=True, progress=False)
         log(f"simulate: {data} complete, skipped")
     else:

@@ -16,8 +16,8 @@ Any image size is accepted:
   trusts tile centres over tile edges, where the network sees less context. An axis covered by
   one tile uses weight 1, so an image that needs no tiling gives exactly the untiled result.
 
-``noise_check`` compares the movie's noise variance (``jaxmag.noise.estimate_noise_variances``,
-Gaussian and speckle hypotheses, over the predicted background) with the run's training noise
+``noise_check`` compares the movie's noise level (``jaxmag.noise.estimate_noise_variances``,
+every registered kind's hypothesis, over the predicted background) with the run's training noise
 and says which ``jaxmag finetune`` command to run when they differ by more than a factor,
 as the paper advises (Knapman et al. 2026: estimate the noise on defect-free regions, train
 with matching noise).
@@ -41,7 +41,8 @@ from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, movie_from_array
 from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
 from jaxmag.measures import check_movie, working_float
-from jaxmag.noise import estimate_noise_variances, parse_noise_spec
+from jaxmag.learn.noise_match import reference_kind
+from jaxmag.noise import NOISE_MODELS, estimate_noise_variances, noise_model, parse_noise_spec
 
 NOISE_FLOOR = 1e-4  # variance a clean-trained model is compared with (the weakest condition of the paper's sweep)
 _WINDOW_FLOOR = 1e-3
@@ -212,10 +213,15 @@ def predict_probability(
 # noise check
 # --------------------------------------------------------------------------------------------
 def training_noise(info: Mapping) -> tuple[str, float]:
-    """``(kind, variance)`` of the run's training condition (``("clean", 0.0)`` for clean runs)."""
-
-    spec = parse_noise_spec(str(info.get("train_condition", "clean")))
-    return spec.kind, float(spec.variance)
+    """``(kind, level)`` of the run's training condition (``("clean", 0.0)`` for clean runs); a
+    ``ValueError`` names a condition whose kind is not registered."""
+    condition = str(info.get("train_condition", "clean"))
+    try:
+        spec = parse_noise_spec(condition)
+    except ValueError:
+        raise ValueError(f"the run was trained on {condition!r}, not a condition of a registered noise kind "
+                         f"({', '.join(NOISE_MODELS)}): its noise cannot be checked") from None
+    return spec.kind, float(spec.level)
 
 
 def noise_check(
@@ -229,54 +235,60 @@ def noise_check(
 ) -> dict:
     """Estimate the movie's noise and compare it with the run's training noise.
 
-    The estimate is taken under both hypotheses (Gaussian ``x + n``, speckle ``x + x n``) over
-    ``background_mask`` (True = background; the whole frame when None or when it keeps under 10 %
-    of the pixels) and pooled over the run's components. It is compared, for the run's noise
-    kind (Gaussian for a clean run), with ``max(training variance, floor)``: a mismatch is an
-    estimate above ``factor`` times that, or below it divided by ``factor`` for a noisy run.
+    The estimate is taken under every registered kind with an estimator (Gaussian ``x + n``,
+    speckle ``x + x n``) over ``background_mask`` (True = background; the whole frame when None
+    or when it keeps under 10 % of the pixels) and pooled over the run's components. It is
+    compared, for the run's noise kind (for a clean run the reference kind,
+    ``noise_match.reference_kind``: Gaussian), with ``max(training level, floor)``: a mismatch
+    is an estimate above ``factor`` times that, or below it divided by ``factor`` for a noisy
+    run (reversed for a kind whose noise weakens as its level grows, without the floor). A run
+    trained on a kind that is not registered or has no estimator raises a ``ValueError`` naming it.
     ``floor`` stands for "clean": the estimator also counts signal that is rough in space and
     time, so even clean thermal movies read above zero. On ``tests/test_finetune.py``'s 16 x 16
     films of 4 nm cells we measured about 3e-5 for m_x but 3e-3 for m_z. Raise ``floor`` to what
     the estimator gives on a clean simulation of your run's config.
-    Returns ``{"gaussian", "speckle", "kind", "train_condition", "train_variance", "reference",
-    "factor", "mismatch", "message", "command"}``.
+    Returns ``{<kind>: estimate for each kind, "kind", "train_condition", "train_variance"
+    (the training level), "reference", "factor", "mismatch", "message", "command"}``.
     """
 
     if not factor > 1:
         raise ValueError(f"the noise factor must be > 1, got {factor}")
+    if not floor > 0:
+        raise ValueError(f"the noise floor must be positive, got {floor}")
+    kind, train_level = training_noise(info)
+    use = reference_kind() if kind == "clean" else kind
+    model = noise_model(use)
+    grows = model.require_estimator().grows_with_level
     by_comp = _as_movies(movies, run_components(info))
     stack = np.stack(list(by_comp.values()))  # (C, T, ny, nx): leading axes are pooled
     mask = None
     if background_mask is not None and np.mean(background_mask) >= 0.1:
         mask = np.asarray(background_mask, bool)
     est = estimate_noise_variances(stack, mask)
-    kind, train_var = training_noise(info)
-    use = "gaussian" if kind == "clean" else kind
-    if not floor > 0:
-        raise ValueError(f"the noise floor must be positive, got {floor}")
-    reference = max(train_var, floor)
+    reference = max(train_level, floor) if grows else train_level
     value = est[use]
-    too_high = value > factor * reference
-    too_low = kind != "clean" and value < reference / factor
-    mismatch = bool(too_high or too_low) and math.isfinite(value)
+    too_noisy, too_clean = value > factor * reference, value < reference / factor
+    if not grows:  # a larger level is weaker noise (a photon count)
+        too_noisy, too_clean = too_clean, too_noisy
+    mismatch = bool(too_noisy or (kind != "clean" and too_clean)) and math.isfinite(value)
     run = str(run_dir or info.get("run_dir", "RUN"))
-    suggested = max(value, floor)
+    suggested = max(value, floor) if grows else value
     command = f"jaxmag finetune {run} --noise {use}:{suggested:.2g} --out {run.rstrip('/')}-{use}-{suggested:.0e}"
     condition = str(info.get("train_condition", "clean"))
+    level = f"{use} noise {model.level_name}"
     if mismatch:
         message = (
-            f"the movie's estimated {use} noise variance {value:.3g} differs from the model's training noise "
+            f"the movie's estimated {level} {value:.3g} differs from the model's training noise "
             f"({condition}, compared with {reference:.3g}) by more than {factor:g}x; the paper finds "
             f"noise-mismatched models fail. Fine-tune on matching noise: {command}"
         )
     else:
-        message = f"estimated {use} noise variance {value:.3g} is within {factor:g}x of the training noise ({condition})"
+        message = f"estimated {level} {value:.3g} is within {factor:g}x of the training noise ({condition})"
     return {
-        "gaussian": float(est["gaussian"]),
-        "speckle": float(est["speckle"]),
+        **{k: float(v) for k, v in est.items()},
         "kind": use,
         "train_condition": condition,
-        "train_variance": train_var,
+        "train_variance": train_level,
         "reference": reference,
         "factor": float(factor),
         "mismatch": mismatch,
@@ -366,17 +378,13 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import tifffile
 
     out = Path(out_dir)
     mask8 = pred.mask.astype(np.uint8)
     paths = {key: out / name for key, name in PREDICTION_FILES.items()}
     claim_prediction_folder(out, force=force)
+    write_maps(out, {"probability": pred.probability.astype(np.float32), "mask": mask8})
     writers = {
-        "probability_tif": lambda f: tifffile.imwrite(f, pred.probability.astype(np.float32)),
-        "probability_npy": lambda f: np.save(f, pred.probability.astype(np.float32)),
-        "mask_tif": lambda f: tifffile.imwrite(f, mask8),
-        "mask_npy": lambda f: np.save(f, mask8),
         "probability_png": lambda f: plt.imsave(f, pred.probability, cmap="magma", vmin=0.0, vmax=1.0, format="png"),
         "mask_png": lambda f: plt.imsave(f, mask8, cmap="gray", vmin=0, vmax=1, format="png"),
         "overlay_png": lambda f: plt.imsave(f, overlay_rgb(pred.inputs[..., 0], pred.mask), format="png"),
@@ -386,6 +394,20 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
             write(f)
     record = {**pred.info, "noise": pred.noise, "files": {k: p.name for k, p in paths.items()}}
     write_text(paths["json"], json.dumps(record, indent=1) + "\n")
+    return paths
+
+
+def write_maps(out_dir: str | Path, maps: Mapping[str, np.ndarray]) -> dict[str, Path]:
+    """Write each map as ``<name>.npy`` and ``<name>.tif`` (its dtype kept), crash-safely;
+    returns ``{"<name>_npy": path, "<name>_tif": path}``. The caller claims the folder."""
+    import tifffile
+
+    paths = {}
+    for name, array in maps.items():
+        for ext, write in (("tif", tifffile.imwrite), ("npy", np.save)):
+            paths[f"{name}_{ext}"] = path = Path(out_dir) / f"{name}.{ext}"
+            with atomic_write(path, "wb") as f:  # a full disk raises WriteError; no 0-byte file is left
+                write(f, array)
     return paths
 
 

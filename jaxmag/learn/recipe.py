@@ -1,76 +1,20 @@
-"""Training recipes: what data a model sees and which loss it minimises (``training.recipe``).
-
-A recipe fixes four choices; everything else (model, optimiser, schedule, epochs) stays in
-``[model]``/``[training]``:
-
-===================  ======================================  ============================================
-recipe               data                                    loss
-===================  ======================================  ============================================
-``paper``            measures file: one fixed noise draw     pixel-wise cross-entropy (appendix A)
-                     per film, no augmentation
-``robust``           movies (``MovieSource``): a fresh       cross-entropy + soft Dice of the defect class
-                     noise draw every step, random mirrors
-                     and periodic shifts
-``robust_ce``        as ``robust``                           cross-entropy only (ablation)
-``robust_noaug``     as ``robust`` without augmentation      as ``robust`` (ablation)
-``robust_fixed``     as ``robust`` with the fixed draws      as ``robust`` (ablation)
-``paper_dice``       as ``paper``                            as ``robust`` (ablation)
-``robust_argmax``    as ``robust``                           as ``robust``, argmax decision (ablation)
-``robust_datanorm``  as ``robust``, without per-image input  as ``robust`` (ablation)
-                     standardisation
-``robust_dropout``   as ``robust``, with ``[model] dropout``   as ``robust`` (ablation)
-===================  ======================================  ============================================
-
-All recipes select the checkpoint with the best validation Dice; validation and test always use
-the fixed noise draws of the measures file. The ``robust`` family then chooses the decision
-threshold of that checkpoint on the validation split (``jaxmag.learn.calibration``), and its
-U-Net standardises every input map per image (``UNet(input_norm="per_image")``) and trains
-without dropout (``model_dropout``); ``paper`` and ``paper_dice`` keep the argmax, the plain
-inputs and ``[model] dropout``, as the appendix does. A run records
-its ``input_norm`` in ``run.json`` (absent: ``"none"``, runs from before the option), and
-loading or resuming a run follows the record, not today's recipe. The ablation rows of ``docs/training.md`` justify
-each piece of ``robust``.
+"""Training recipes, applied: the loss and the training source of each recipe of
+``jaxmag.recipes.RECIPES`` (the table, with what each recipe means), and the U-Net dropout a
+recipe sets.
 """
 from __future__ import annotations
-
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from jaxmag.learn.metrics import cross_entropy
+from jaxmag.recipes import RECIPES, Recipe
 
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    name: str
-    source: str  # "measures" (the measures file) or "movies" (MovieSource)
-    loss: str  # "ce" or "ce_dice"
-    augment: bool = False
-    fresh_noise: bool = False
-    calibrate: bool = False  # decision threshold chosen on the validation split (jaxmag.learn.calibration)
-    input_norm: str = "none"  # jaxmag.models.UNet's input_norm: "none" or "per_image"
-    dropout: float | None = None  # overrides [model] dropout; None keeps it
-
-
-RECIPES = {
-    r.name: r
-    for r in (
-        Recipe("paper", "measures", "ce"),
-        Recipe("robust", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
-        Recipe("robust_ce", "movies", "ce", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
-        Recipe("robust_noaug", "movies", "ce_dice", augment=False, fresh_noise=True, calibrate=True, input_norm="per_image", dropout=0.0),
-        Recipe("robust_fixed", "movies", "ce_dice", augment=True, fresh_noise=False, calibrate=True, input_norm="per_image", dropout=0.0),
-        Recipe("robust_argmax", "movies", "ce_dice", augment=True, fresh_noise=True, input_norm="per_image", dropout=0.0),
-        Recipe("robust_datanorm", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, dropout=0.0),
-        Recipe("robust_dropout", "movies", "ce_dice", augment=True, fresh_noise=True, calibrate=True, input_norm="per_image"),
-        Recipe("paper_dice", "measures", "ce_dice"),
-    )
-}
 LOSSES = ("ce", "ce_dice")
 
 
 def get_recipe(name: str) -> Recipe:
+    """The ``RECIPES`` entry ``name``, or ``ValueError`` naming the known ones."""
     if name not in RECIPES:
         raise ValueError(f"unknown training.recipe {name!r}: expected one of {', '.join(RECIPES)}")
     return RECIPES[name]
@@ -105,17 +49,19 @@ def loss_fn(name: str):
 
 
 def make_source(recipe: Recipe, config, *, data_path, measures_path, inputs, train_condition, **kw):
-    """The training source of ``recipe``: ``HDF5Source`` on the measures file, or ``MovieSource``
+    """The training source of ``recipe``: ``MeasuresSource`` on the measures file, or ``MovieSource``
     on the dataset (same split, normalisation from the clean training films)."""
-    from jaxmag.learn.data import HDF5Source, MovieSource
+    from jaxmag.assemble import measure_options
+    from jaxmag.learn.sources.measures import MeasuresSource
+    from jaxmag.learn.sources.movies import MovieSource
 
     t = config.training
     common = dict(train_condition=train_condition, batch_size=t.batch_size, split=t.split, seed=t.seed, **kw)
     if recipe.source == "measures":
-        return HDF5Source(measures_path, inputs, **common)
-    return MovieSource(data_path, inputs, config.measures, noise_seed=config.noise.seed,
-                       periodic=config.grid.boundary == "periodic", augment=recipe.augment,
-                       fresh_noise=recipe.fresh_noise, **common)
+        return MeasuresSource(measures_path, inputs, **common)
+    return MovieSource.from_dataset(data_path, inputs, measure_options(config.measures), noise_seed=config.noise.seed,
+                                    periodic=config.grid.boundary == "periodic", augment=recipe.augment,
+                                    fresh_noise=recipe.fresh_noise, **common)
 
 
 # -- the report: recipes side by side, the spread over training seeds ----------------------------

@@ -2,6 +2,10 @@
 
 Contract
 --------
+``read_movies(movie, component=None, ...) -> ({component: Movie}, description)`` reads a movie
+(``jaxmag.io.movie``): m_x and m_z of an OVF folder or jaxmag HDF5 file, else the one component
+it holds; values must be unit-vector components (``max_abs`` after ``rescale``).
+
 ``movie_facts(movies, cell_size_m=None, frame_interval_s=None, boundary=None) -> MovieFacts``
 reads what the movie itself says: its size and frame count, the cell size and frame times from
 OVF headers (or the flags, for TIFF/HDF5/npy, which store neither), and the film's boundary
@@ -16,6 +20,10 @@ and capped so four blobs fit the grid; a Heun step that divides the frame interv
 the ``dx**2`` stability scaling; the ``[model]`` and ``[training]`` of a budget
 (``jaxmag.learn.detect.BUDGETS``). ``jaxmag simulate`` and ``jaxmag train`` accept it unchanged.
 
+``movie_statistics(movies)`` and ``regime_warnings(movie_stats, film_stats)`` check afterwards
+that the movie lies within what its regime's (noisy) films produce: a statistic outside their
+range says the material, temperature, boundary or history of the movie differs from the regime.
+
 Errors (``ValueError`` subclasses, one line each, naming the fix): a movie too short for the
 measures (``MIN_FRAMES``), a TIFF/HDF5/npy movie without ``--frame-interval``, OVF frame times
 that are not evenly spaced, frames smaller than the U-Net's minimum side.
@@ -25,13 +33,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from jaxmag.config import Config, load_config
-from jaxmag.io.movie import Movie
+from jaxmag.io.movie import Movie, MovieError, movie_from_array, read_movie
 
+MAX_ABS = 1.5  # |values| (99.9th percentile) above this are not unit-vector components plus noise
 MIN_FRAMES = 8  # below this the temporal std and latent entropy of a pixel are mostly noise
 DEFAULT_CELL_SIZE = 4e-9  # m: the paper's cells
 PAPER_CELL = 4e-9
@@ -72,6 +81,40 @@ class MovieFacts:
             "origin": dict(self.origin),
             "boundary_evidence": self.boundary_evidence,
         }
+
+
+def read_movies(
+    movie: Any, *, component: str | None = None, dataset: str | None = None, rescale: str = "none",
+    max_abs: float = MAX_ABS,
+) -> tuple[dict[str, Movie], str]:
+    """``({component: Movie}, description)``: m_x and m_z of an OVF folder or jaxmag HDF5 file, else one component."""
+    if isinstance(movie, Movie):
+        return {movie.component: movie}, movie.source
+    if isinstance(movie, Mapping):
+        out = {c: m if isinstance(m, Movie) else movie_from_array(m, component=c, source=f"movie {c}",
+                                                                 rescale=rescale, max_abs=max_abs)
+               for c, m in movie.items()}
+        return out, ", ".join(m.source for m in out.values())
+    if not isinstance(movie, (str, Path)):
+        c = component or "z"
+        m = movie_from_array(movie, component=c, source="array", rescale=rescale, max_abs=max_abs)
+        return {c: m}, "array"
+    path = Path(movie)
+    if not path.exists():
+        raise FileNotFoundError(f"movie not found: {path}")
+    vector = path.is_dir() or (path.suffix.lower() in (".h5", ".hdf5", ".hdf") and dataset is None)
+    comps = (component,) if component else (("x", "z") if vector else ("z",))
+    out = {}
+    for c in comps:
+        try:
+            out[c] = read_movie(path, component=c, dataset=dataset, rescale=rescale, max_abs=max_abs)
+        except MovieError as exc:
+            if component is None and len(comps) > 1 and "component" in str(exc) and out:
+                continue  # the file holds fewer components: use those it has
+            raise
+    if len({m.source for m in out.values()}) < len(out):  # a scalar movie read once per component
+        out = {comps[-1]: out[comps[-1]]}
+    return out, str(path)
 
 
 def guess_boundary(movies: Mapping[str, Movie]) -> tuple[str, str]:
@@ -261,3 +304,34 @@ def regime_header(facts: MovieFacts, material: str | Path, movie_source: str) ->
         "# Edit and rerun: jaxmag detect MOVIE --out DIR --material THIS_FILE, or jaxmag simulate THIS_FILE --out d.h5",
     ]
     return "\n".join(lines) + "\n"
+
+
+# -- the movie against its regime's films ------------------------------------------------------
+
+def movie_statistics(movies: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Background std of m_z (median temporal std) and the range of the temporal mean of m_x (1st, 99th percentiles)."""
+    out = {}
+    if "z" in movies:
+        out["background std m_z"] = float(np.median(np.asarray(movies["z"]).std(axis=-3)))
+    if "x" in movies:
+        mean = np.asarray(movies["x"]).mean(axis=-3)
+        out["mean m_x p1"] = float(np.percentile(mean, 1))
+        out["mean m_x p99"] = float(np.percentile(mean, 99))
+    return out
+
+
+def regime_warnings(movie_stats: Mapping[str, float], film_stats: Sequence[Mapping[str, float]], margin: float = 0.1) -> list[str]:
+    """A warning per statistic of the movie outside ``[min, max]`` over the simulated films, widened by
+    ``margin`` of the span (and of the value)."""
+    warnings = []
+    for name, value in movie_stats.items():
+        vals = np.array([s[name] for s in film_stats])
+        lo, hi = vals.min(), vals.max()
+        pad = margin * max(hi - lo, abs(hi), abs(lo))
+        if not lo - pad <= value <= hi + pad:
+            warnings.append(
+                f"the movie's {name} = {value:.4g} lies outside what the simulated regime produced "
+                f"({lo:.4g} to {hi:.4g} over {len(vals)} noisy films): the regime (material, temperature, "
+                "boundary, noise) may not match the movie; check regime.toml"
+            )
+    return warnings

@@ -3,8 +3,8 @@
 * ``fig_examples.png`` — like the paper's Fig. 2: per (measure, component) of the clean-trained
   models, the input map, the prediction and the truth on one test image, clean and under one
   noise condition.
-* ``fig_dice_vs_noise.png`` — like its Fig. 3: test Dice against σ², one panel per
-  (component, noise type), clean-trained (dashed) and noise-matched (solid) models.
+* ``fig_dice_vs_noise.png`` — like its Fig. 3: test Dice against the noise level (σ²), one panel
+  per (component, noise kind of ``[noise]``), clean-trained (dashed) and noise-matched (solid) models.
 * ``report.md`` — embeds both, states every parameter (the resolved config), the results
   table, and checks the paper's qualitative findings (``shared/docs/study.md`` §4), each
   marked *reproduced* / *not reproduced* / *not tested* with the numbers behind it.
@@ -19,20 +19,23 @@ import numpy as np
 
 from jaxmag.channels import parse_channels
 from jaxmag.config import Config
-from jaxmag.learn.study import RESULT_FILE, lookup, mean_perimeter_ratio, noise_conditions
+from jaxmag.io.atomic import atomic_path, write_text
+from jaxmag.learn.noise_match import reference_kind
+from jaxmag.learn.study import RESULT_FILE, lookup, mean_perimeter_ratio
+from jaxmag.noise import noise_model
 
 MEASURE_LABEL = {"mean": "mean", "std": "std", "latent_entropy": "latent entropy"}
 
 
 def _load_unit(unit_dir: Path, measures_path: Path, condition: str, k: int | None):
     """(normalised inputs, labels, probabilities) of the first ``k`` test images (all if None)."""
-    from jaxmag.learn.data import HDF5Source
+    from jaxmag.learn.sources.measures import MeasuresSource
     from jaxmag.learn.evaluation import load_trained, predict_proba
 
     model, info = load_trained(unit_dir / "run")
     inputs = parse_channels(info["inputs"])
-    source = HDF5Source(measures_path, inputs, train_condition="clean", batch_size=1, indices=info["split"],
-                        norm_stats=info["norm_stats"], load_train=False)
+    source = MeasuresSource(measures_path, inputs, train_condition="clean", batch_size=1, indices=info["split"],
+                            norm_stats=info["norm_stats"], load_train=False)
     test = source.test_set(condition)
     x, y = (test.inputs, test.labels) if k is None else test.examples(k)
     return x, y, predict_proba(model, x)
@@ -48,11 +51,12 @@ def _single_clean_units(records: Sequence[dict]) -> list[tuple[str, str, str]]:
 
 
 def example_condition(config: Config, records: Sequence[dict]) -> str | None:
-    """The noisy condition shown in the examples figure: a middle Gaussian level if evaluated."""
+    """The noisy condition shown in the examples figure: a middle level of the reference kind
+    (``noise_match.reference_kind``, Gaussian) if evaluated, else of any evaluated kind."""
     evaluated = {r["eval_condition"] for r in records}
-    noisy = [c for c in noise_conditions(config) if c in evaluated]
-    gaussian = [c for c in noisy if c.startswith("gaussian")] or noisy
-    return gaussian[len(gaussian) // 2] if gaussian else None
+    noisy = [s for s in config.noise.specs() if s.name in evaluated]
+    shown = [s for s in noisy if s.kind == reference_kind()] or noisy
+    return shown[len(shown) // 2].name if shown else None
 
 
 def plot_examples(out_dir: Path, config: Config, records: Sequence[dict], measures_path: Path) -> Path | None:
@@ -84,10 +88,7 @@ def plot_examples(out_dir: Path, config: Config, records: Sequence[dict], measur
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    path = out_dir / "fig_examples.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, out_dir / "fig_examples.png")
 
 
 def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict]) -> Path | None:
@@ -100,7 +101,7 @@ def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict]) -
     if not noisy:
         return None
     comps = sorted({r["component"] for r in noisy})
-    kinds = [k for k in config.noise.types if any(r["noise_type"] == k for r in noisy)]
+    kinds = [k for k in config.noise.kinds if any(r["noise_type"] == k for r in noisy)]
     fig, axes = plt.subplots(len(comps), len(kinds), figsize=(4.2 * len(kinds), 3.0 * len(comps)), squeeze=False)
     colors = {}
     for i, comp in enumerate(comps):
@@ -119,20 +120,32 @@ def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict]) -
                         ax.axhline(base, color=color, lw=0.6, ls=":")
             ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
-            ax.set_xlabel("noise variance σ²")
+            model = noise_model(kind)
+            ax.set_xlabel(f"noise {model.level_name} {model.level_symbol}")
             ax.set_ylabel("test Dice")
             ax.set_title(f"m_{comp}, {kind} noise", fontsize=9)
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = out_dir / "fig_dice_vs_noise.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return _save_figure(fig, out_dir / "fig_dice_vs_noise.png")
+
+
+def _save_figure(fig, path: Path) -> Path:
+    """Save ``fig`` as PNG atomically (``jaxmag.io.atomic``) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")  # the temporary name has no .png suffix
+    finally:
+        plt.close(fig)
     return path
 
 
 # -- the paper's findings ----------------------------------------------------------------------
+# They are the paper's statements about its two kinds, Gaussian and speckle, so they name them;
+# rows of any other registered kind are not part of them.
 
 
 def _fmt(x: float | None) -> str:
@@ -318,8 +331,4 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
         smooth = smoothness_ratio(out_dir, rows, measures_path)
         parts += [f"| {name or config.training.recipe} | {f} | {s} | {n} |" for f, s, n in findings(config, rows, smooth)]
     parts += ["", "## Parameters (resolved config)", "", "```toml", config.to_toml().rstrip(), "```", ""]
-    path = out_dir / "report.md"
-    tmp = path.with_name("report.md.tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(path)
-    return path
+    return write_text(out_dir / "report.md", "\n".join(parts))

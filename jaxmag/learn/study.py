@@ -35,7 +35,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from jaxmag.config import Config, config_hash, parse_input_spec
-from jaxmag.io.atomic import atomic_write
+from jaxmag.io.atomic import write_text
+from jaxmag.io.measures_file import MeasuresFile
 from jaxmag.noise import parse_noise_spec
 
 RESULT_FILE = "result.json"
@@ -79,15 +80,13 @@ def without_conditions(config: Config) -> Config:
     """``config`` without what only chooses units (see ``training_hash``)."""
     from jaxmag.config import RunConfig, StudyConfig
 
-    return config.replace(noise=dataclasses.replace(config.noise, types=(), variances=()),
+    return config.replace(noise=dataclasses.replace(config.noise, levels=()),
                           study=StudyConfig(), run=RunConfig(), name="")
 
 
 def noise_conditions(config: Config) -> tuple[str, ...]:
-    """Condition names of every (type, variance) in ``[noise]``, types outermost."""
-    return tuple(
-        parse_noise_spec(f"{kind}:{variance!r}").name for kind in config.noise.types for variance in config.noise.variances
-    )
+    """Condition names of every (kind, level) in ``[noise]``, kinds outermost."""
+    return tuple(spec.name for spec in config.noise.specs())
 
 
 def plan_study(config: Config) -> list[Unit]:
@@ -115,14 +114,9 @@ def plan_run(config: Config) -> list[Unit]:
     return [Unit(spec, "clean", ("clean",) + noise_conditions(config)) for spec in config.run.models]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_write(path) as fh:  # jaxmag.io.atomic: fsync, rename, WriteError on a full disk
-        fh.write(text)
-
-
 def _condition_parts(name: str) -> tuple[str, float]:
     spec = parse_noise_spec(name)
-    return spec.kind, float(spec.variance)
+    return spec.kind, float(spec.level)
 
 
 def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_image: int) -> list[dict]:
@@ -158,8 +152,6 @@ def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_i
 def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *, progress: bool = True) -> list[dict]:
     """Train (or resume) and evaluate one unit; returns its records (from ``result.json`` when
     the unit was already finished with the same config)."""
-    import h5py
-
     from jaxmag.learn.evaluation import evaluate_run
     from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.loop import train_and_evaluate
@@ -177,11 +169,10 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
             have = {r["eval_condition"]: {**r, "config_hash": cfg_hash} for r in stored["records"]}
             new = dataclasses.replace(unit, eval_conditions=tuple(c for c in unit.eval_conditions if c not in have))
             evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in new.eval_conditions}
-            with h5py.File(measures_path, "r") as f:
-                _, ny, nx = f["labels"].shape
+            _, ny, nx = MeasuresFile(measures_path).shape
             have.update({r["eval_condition"]: r for r in unit_records(new, evals, cfg_hash, ny * nx)})
             records = [have[c] for c in unit.eval_conditions]
-            _atomic_write(result_file, json.dumps({**stored, "eval_conditions": list(unit.eval_conditions),
+            write_text(result_file, json.dumps({**stored, "eval_conditions": list(unit.eval_conditions),
                                                    "config_hash": cfg_hash, "records": records}, indent=1))
             return records
         raise ValueError(
@@ -202,26 +193,25 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     unit_config = config.replace(training=dataclasses.replace(t, recipe=recipe.name, seed=t.seed + unit.seed))
     train_and_evaluate(unit_config, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
     evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in unit.eval_conditions}
-    with h5py.File(measures_path, "r") as f:
-        _, ny, nx = f["labels"].shape
+    _, ny, nx = MeasuresFile(measures_path).shape
     records = unit_records(unit, evals, cfg_hash, ny * nx)
     payload = {
         "unit": unit.id, "inputs": unit.inputs, "train_condition": unit.train_condition,
         "eval_conditions": list(unit.eval_conditions), "config_hash": cfg_hash, "training_hash": model_hash,
         "seconds": time.perf_counter() - started, "records": records,
     }
-    _atomic_write(result_file, json.dumps(payload, indent=1))
+    write_text(result_file, json.dumps(payload, indent=1))
     return records
 
 
 def write_results(out_dir: Path, records: Sequence[dict]) -> None:
     """``results.json`` and ``results.csv`` (atomic rewrites)."""
-    _atomic_write(out_dir / "results.json", json.dumps(list(records), indent=1))
+    write_text(out_dir / "results.json", json.dumps(list(records), indent=1))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(records)
-    _atomic_write(out_dir / "results.csv", buf.getvalue())
+    write_text(out_dir / "results.csv", buf.getvalue())
 
 
 def check_shard(shard: tuple[int, int] | None) -> None:

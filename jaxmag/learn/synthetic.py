@@ -6,19 +6,21 @@ a measure map is ``background + contrast * mask + noise_std * N(0, 1)`` per chan
 - ``disc_labels(centres, radii, ny, nx)``: ``(B, K, 2)`` centres (row, col) and ``(B, K)`` radii
   in cells -> ``(B, ny, nx)`` int32 mask of the union of discs;
 - ``make_disc_batch_fn(...)``: a jittable ``make_batch(key) -> (inputs (B, ny, nx, C),
-  labels (B, ny, nx))`` for ``jaxmag.learn.data.OnlineSource``; ``disc_geometry(key, ...)`` gives
+  labels (B, ny, nx))`` for ``jaxmag.learn.sources.online.OnlineSource``; ``disc_geometry(key, ...)`` gives
   the discs that a key draws, so tests can check labels against them;
 - ``write_measures_file(path, ...)``: a small measures HDF5 file in the layout of
-  ``jaxmag measures`` (``/<condition>/<measure>/<component>``, ``/labels``).
+  ``jaxmag measures`` (``/<condition>/<measure>/<component>``, ``/labels``), written by
+  ``jaxmag.io.measures_file.write_maps`` (atomically).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxmag.io.measures_file import write_maps
 
 
 def disc_labels(centres: jax.Array, radii: jax.Array, ny: int, nx: int) -> jax.Array:
@@ -98,13 +100,12 @@ def write_measures_file(
     mask = (ids > 0).astype(np.float32)
     rng = np.random.default_rng(seed)
     base = rng.normal(0, 0.2, (num, ny, nx)).astype(np.float32)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("labels", data=ids)
-        for cond, extra in conditions.items():
-            for i, m in enumerate(measures):
-                for j, c in enumerate(components):
-                    offset, scale = 3.0 * i - 1.0 * j, 0.5 + i + j
-                    noise = rng.normal(0, extra, (num, ny, nx)) if extra > 0 else 0.0
-                    data = offset + scale * (base + contrast * mask + noise)
-                    f.create_dataset(f"{cond}/{m}/{c}", data=np.asarray(data, np.float32))
-    return Path(path)
+    maps: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for cond, extra in conditions.items():
+        for i, m in enumerate(measures):
+            for j, c in enumerate(components):
+                offset, scale = 3.0 * i - 1.0 * j, 0.5 + i + j
+                noise = rng.normal(0, extra, (num, ny, nx)) if extra > 0 else 0.0
+                data = offset + scale * (base + contrast * mask + noise)
+                maps.setdefault(cond, {}).setdefault(m, {})[c] = np.asarray(data, np.float32)
+    return write_maps(path, ids, maps)
