@@ -17,7 +17,7 @@ The sources, one module each:
   through ``jaxmag.io.measures_file.MeasuresFile``;
 - ``movies.MovieSource``: clean movies (arrays, or ``MovieSource.from_dataset`` on a ``jaxmag
   simulate`` dataset) made into every batch on the device: symmetry (``jaxmag.symmetry``), a
-  fresh noise draw (``jaxmag.noise_pool``), the measures, normalisation;
+  fresh noise draw (``jaxmag.noise.pool``), the measures, normalisation;
 - ``online.OnlineSource``: a jittable generator ``make_batch(key) -> (inputs, labels)`` run on the
   device at every step (the solver + noise + measures of ``jaxmag.learn.online``).
 

@@ -302,7 +302,7 @@ class MovieSource:
             raise ValueError(
                 f"the movies of {where} ({self.movie_bytes / 2**20:.0f} MiB for components {self.components}) "
                 f"do not fit the device budget of {budget / 2**20:.0f} MiB; stream them from the file "
-                "(MovieSource(stream=True), `training.movie_stream = true`) or train on fewer components"
+                "(MovieSource(..., stream=True) from Python) or train on fewer components"
             )
         self._movies = None if self.stream else jax.device_put(self._read_movies(np.arange(N)))
 
