@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmag import simulate as sim
-from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, loads_config
+from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, stored_config
 from jaxmag.io import dataset as ds
 from jaxmag.io import measures_file as mf
 from jaxmag.material import Material
@@ -211,9 +211,9 @@ def file_spec(config: Config, runs: range, t: np.ndarray | None = None) -> ds.Fi
 
 def _stored_data_hash(text: str) -> str:
     """``data_hash`` of a config text stored in a dataset, read with today's defaults."""
-    from jaxmag.config import loads_config
+    from jaxmag.config import stored_config
 
-    return data_hash(loads_config(text))
+    return data_hash(stored_config(text))
 
 
 def simulate(
@@ -258,7 +258,7 @@ def simulate(
 def dataset_config(dataset_path: str | Path) -> Config:
     """The config stored in a dataset file (its root attribute ``config``)."""
     text = ds.stored_config_text(dataset_path)
-    return loads_config(text, source=f"{dataset_path}:/config")
+    return stored_config(text, source=f"{dataset_path}:/config")
 
 
 def compute_measures_file(

@@ -315,17 +315,37 @@ def load_config(path: str | Path) -> Config:
 
 
 def loads_config(text: str, source: str = "<string>") -> Config:
-    """Parse a config that jaxmag stored in a file it wrote (a dataset's or a run folder's
-    ``config``; no ``base`` allowed). Keys of earlier versions (``_RETIRED_KEYS``) are read as
-    what replaced them, so data written by an earlier jaxmag stays readable; a user's config
-    file (``load_config``) gets the error naming the new form instead."""
+    """Parse a config from TOML text (no ``base`` allowed)."""
+    return config_from_dict(_toml_table(text, source), source=source)
+
+
+def stored_config(text: str, source: str = "<string>") -> Config:
+    """A config that jaxmag stored in a file it wrote (a dataset's or a run folder's ``config``).
+
+    Keys of earlier versions (``_RETIRED_KEYS``) are read as what replaced them, so data written
+    by an earlier jaxmag stays readable; a user's config (``load_config``, ``loads_config``) gets
+    the error naming the new form instead."""
+    return config_from_dict(_upgrade_stored(_toml_table(text, source)), source=source)
+
+
+def load_stored_config(path: str | Path) -> Config:
+    """``stored_config`` of a config file jaxmag wrote (a run folder's ``config.toml``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return stored_config(text, source=str(path))
+
+
+def _toml_table(text: str, source: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
     if "base" in data:
         raise ConfigError(f"{source}: 'base' is only allowed in config files")
-    return config_from_dict(_upgrade_stored(data), source=source)
+    return data
 
 
 def _upgrade_stored(data: dict[str, Any]) -> dict[str, Any]:

@@ -135,9 +135,11 @@ def test_configs_stored_by_an_earlier_version_still_load():
     """A dataset or run folder written by jaxmag 0.1 stores ``[simulation] demag`` and ``[noise]
     types`` x ``variances``: its stored config reads as today's form, while a user's config file
     with those keys gets the error naming the new form."""
-    from jaxmag.config import loads_config
+    from jaxmag.config import stored_config
 
-    stored = loads_config('[simulation]\ndemag = false\n[noise]\ntypes = ["speckle"]\nvariances = [1e-3]\nseed = 3\n')
+    stored = stored_config('[simulation]\ndemag = false\n[noise]\ntypes = ["speckle"]\nvariances = [1e-3]\nseed = 3\n')
     assert "demag" not in stored.simulation.terms and "exchange" in stored.simulation.terms
     assert [s.name for s in stored.noise.specs()] == ["speckle_1e-3"] and stored.noise.seed == 3
-    assert loads_config("[simulation]\ndemag = true\n").simulation.terms == loads_config("").simulation.terms
+    assert stored_config("[simulation]\ndemag = true\n").simulation.terms == stored_config("").simulation.terms
+    with pytest.raises(ConfigError, match="'simulation.demag' is gone"):
+        loads_config("[simulation]\ndemag = true\n")

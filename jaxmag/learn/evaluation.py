@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.channels import parse_channels
-from jaxmag.config import load_config
+from jaxmag.config import load_stored_config
 from jaxmag.learn import calibration, checkpoint, normalization, sharding
 from jaxmag.learn.loop import evaluate_params, make_model
 from jaxmag.learn.run_folder import read_run_info, save_eval_report
@@ -40,7 +40,7 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     """
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
-    config = load_config(run_dir / "config.toml")
+    config = load_stored_config(run_dir / "config.toml")
     in_channels = len(info["inputs"])
     input_norm = info["input_norm"]
     abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0), input_norm))

@@ -38,7 +38,7 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.channels import parse_channels
-from jaxmag.config import Config, load_config
+from jaxmag.config import Config, load_stored_config
 from jaxmag.learn import checkpoint, sharding
 from jaxmag.learn.evaluation import evaluate, load_trained
 from jaxmag.learn.loop import make_optimizer, train_and_evaluate
@@ -183,7 +183,7 @@ def _resumed_plan(out: Path, spec: NoiseSpec) -> FinetunePlan:
     record = read_run_info(out).get("finetune") or {}
     if record.get("noise") != spec.name:
         raise ValueError(f"cannot resume {out}: it fine-tunes on {record.get('noise')!r}, not {spec.name!r}")
-    return FinetunePlan(load_config(out / "config.toml"), record["steps_per_epoch"], record["pool_size"], record["seed"],
+    return FinetunePlan(load_stored_config(out / "config.toml"), record["steps_per_epoch"], record["pool_size"], record["seed"],
                         record["num_val_batches"], record["num_test_batches"], record)
 
 
@@ -191,7 +191,7 @@ def _new_plan(run_dir: Path, out: Path, info: dict, overrides: dict, steps_per_e
               seed: int | None, num_val_batches: int, num_test_batches: int) -> FinetunePlan:
     if (out / RUN_FILE).exists():
         raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    config = finetune_config(load_config(run_dir / "config.toml"), **overrides)
+    config = finetune_config(load_stored_config(run_dir / "config.toml"), **overrides)
     train_shape = info.get("source", {}).get("image_shape")
     grid_shape = [config.grid.ny, config.grid.nx]
     if train_shape is not None and list(train_shape) != grid_shape:

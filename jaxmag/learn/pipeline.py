@@ -30,9 +30,9 @@ Mode = Literal["run", "study"]
 def _check_out_dir(out_dir: Path, config: Config) -> None:
     stored = out_dir / "config.toml"
     if stored.is_file():
-        from jaxmag.config import loads_config
+        from jaxmag.config import stored_config
 
-        previous = loads_config(stored.read_text(), source=str(stored))
+        previous = stored_config(stored.read_text(), source=str(stored))
         # Other noise conditions (same noise seed) only add or drop measures-file groups and
         # study units, all keyed by condition: the folder's results stay valid, so it resumes.
         if training_hash(previous) != training_hash(config):
