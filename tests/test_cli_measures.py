@@ -206,7 +206,7 @@ def test_cli_measures_and_user_errors(dataset, full_output, tmp_path, capsys):
     out = tmp_path / "cli.h5"
     args = ["measures", str(path), "--out", str(out), "--noise", "gaussian:1e-2", "--chunk", "2", "--quiet"]
     assert main(args) == 0
-    assert "gaussian_1e-2" in capsys.readouterr().out
+    assert "gaussian:1e-2" in capsys.readouterr().out  # printed as KIND:LEVEL
     for cond in ("clean", "gaussian_1e-2"):
         a, b = read_maps(full_output, cond), read_maps(out, cond)
         for name in a:

@@ -96,7 +96,7 @@ def test_choices_follow_the_registries(monkeypatch):
     commands = dict(command_parsers(build_parser()))
     measure = commands["train"]._option_string_actions["--measure"]
     assert "toy_measure" in measure.choices
-    assert "toy_noise" in commands["train"]._option_string_actions["--train-noise"].help
+    assert "toy_noise" in commands["train"]._option_string_actions["--noise"].help
     assert "toy_noise" in commands["finetune"]._option_string_actions["--noise"].help
     assert "toy_measure" in commands["measures"]._option_string_actions["--measures"].default
 

@@ -29,7 +29,7 @@ def test_train_online_writes_a_run(tmp_path, capsys):
     assert info["train_condition"] == "gaussian_1e-2" and info["inputs"] == ["mean:x"]
     assert info["source"]["kind"] == "online"
     assert len(json.loads((out / "history.json").read_text())) == 1
-    assert "test Dice on generated gaussian_1e-2" in capsys.readouterr().out
+    assert "test Dice on generated gaussian:1e-2" in capsys.readouterr().out
     # both or neither data source is a clear error
     assert main(["train", str(cfg), "--online", "--measures", str(cfg), "--measure", "mean", "--component", "x",
                  "--out", str(tmp_path / "x")]) == 2

@@ -257,7 +257,7 @@ def test_cli_train_on_the_movies_with_a_movie_recipe(movies, tmp_path, capsys):
     assert info["source"]["kind"] == "movies" and info["train_condition"] == "gaussian_1e-2"
     assert info["input_norm"] == "per_image"  # the robust recipe's U-Net standardises each map
     assert info["model"]["dropout"] == 0.0     # and trains without dropout (the config says 0.1)
-    assert "test Dice on gaussian_1e-2" in capsys.readouterr().out
+    assert "test Dice on gaussian:1e-2" in capsys.readouterr().out  # printed as KIND:LEVEL
     # the robust recipe chose its decision threshold on the validation split and loads with it
     from jaxmag.learn.evaluation import load_trained
 

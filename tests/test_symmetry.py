@@ -66,32 +66,91 @@ def test_cyclic_shifts_invert_and_maps_follow_labels(movie):
 
 def test_film_symmetries_table_and_draws():
     sym = film_symmetries("xz", periodic=True)
-    assert sym.signs == (FLIP_SIGNS["x"], FLIP_SIGNS["z"]) == (1.0, -1.0)
-    flips, shifts = sym.draw(jax.random.key(0), jax.random.key(1), (NY, NX), (16,))
-    assert flips.shape == shifts.shape == (16, 2) and flips.dtype == jnp.bool_
+    # u along x: the row flip and the column flip, each with FLIP_SIGNS (the table of earlier versions)
+    assert [(g.rows, g.cols, g.signs, g.reverses_time) for g in sym.generators] == [
+        (True, False, (1.0, -1.0, -1.0), False), (False, True, (1.0, -1.0, -1.0), False)]
+    assert tuple(FLIP_SIGNS[c] for c in "xyz") == (1.0, -1.0, -1.0)
+    codes, shifts = sym.draw(jax.random.key(0), jax.random.key(1), (NY, NX), (16,))
+    assert codes.shape == shifts.shape == (16, 2) and codes.dtype == jnp.bool_
     assert int(shifts.min()) >= 0 and int(shifts.max()) < NY
-    factors = np.asarray(sym.component_factors(flips, jnp.float32))
-    odd = np.asarray(flips[:, 0] ^ flips[:, 1])
+    # bit-identical to the earlier draw (one Bernoulli bit per flip), and the codes are the flips
+    np.testing.assert_array_equal(codes, jax.random.bernoulli(jax.random.key(0), 0.5, (16, 2)))
+    np.testing.assert_array_equal(sym.flips(codes), codes)
+    factors = np.asarray(sym.component_factors(codes, jnp.float32))
+    odd = np.asarray(codes[:, 0] ^ codes[:, 1])
     np.testing.assert_array_equal(factors, np.where(odd[:, None], [1.0, -1.0], [1.0, 1.0]))
     assert film_symmetries("xz", periodic=False).draw(jax.random.key(0), jax.random.key(1), (NY, NX))[1] is None
     with pytest.raises(ValueError, match="component 'w'"):
         film_symmetries("xw", periodic=True)
+    with pytest.raises(ValueError, match="easy_axis"):
+        film_symmetries("xz", periodic=True, easy_axis=(0, 0, 0))
+
+
+TILTED = (float(np.sin(0.4)), 0.0, float(np.cos(0.4)))
+AXES = {"x": (1.0, 0.0, 0.0), "z": (0.0, 0.0, 1.0), "tilted": TILTED}
+
+
+@pytest.mark.parametrize("axis, size, moves", [
+    ("x", 4, {(False, False), (True, False), (False, True), (True, True)}),
+    ("z", 4, {(False, False), (True, True)}),          # no single flip: each reverses m_z
+    ("tilted", 2, {(False, False), (True, True)}),     # the inversion only
+])
+def test_group_keeps_the_magnetisation_along_the_easy_axis(axis, size, moves):
+    u = np.asarray(AXES[axis])
+    sym = film_symmetries("xyz", periodic=False, easy_axis=u)
+    elements = sym.elements()
+    assert len(elements) == size == len({e[:3] for e in elements})
+    assert {(r, c) for r, c, _, _ in elements} == moves
+    for _, _, signs, back in elements:
+        np.testing.assert_array_equal(np.asarray(signs) * u, u)  # m0 = +u stays +u: no film of the other domain
+        assert not back
+    if axis == "z":  # M_z: (-m_x, -m_y, m_z) with no pixel move; C2z: the same with both flips
+        assert (False, False, (-1.0, -1.0, 1.0), False) in elements
+        assert (True, True, (-1.0, -1.0, 1.0), False) in elements
+    # a field off the axis removes the elements that would change it
+    assert len(film_symmetries("xyz", False, u, applied_field=(0.0, 1e-3, 0.0)).elements()) < size or axis == "tilted"
+
+
+def test_augment_movies_of_a_perpendicular_film(movie):
+    mv, lab = movie
+    sym = film_symmetries("xz", periodic=False, easy_axis=AXES["z"])
+    codes = jnp.array([[True, False], [False, True], [True, True]])
+    out, out_lab = sym.augment_movies(mv, lab, codes, None)
+    flips = np.asarray(sym.flips(codes))
+    # the generators: the inversion (both flips, m unchanged) and C2z (both flips, -m_x, -m_y);
+    # their product is M_z (no pixel move, -m_x, -m_y)
+    np.testing.assert_array_equal(flips, [[True, True], [True, True], [False, False]])
+    np.testing.assert_array_equal(out[0], mv[0][..., ::-1, ::-1])
+    np.testing.assert_array_equal(out[1, :, 0], -mv[1, :, 0, ::-1, ::-1])
+    np.testing.assert_array_equal(out[1, :, 1], mv[1, :, 1, ::-1, ::-1])
+    np.testing.assert_array_equal(out[2, :, 0], -mv[2, :, 0])
+    np.testing.assert_array_equal(out[2, :, 1], mv[2, :, 1])
+    np.testing.assert_array_equal(out_lab[2], lab[2])
+    # with time reversal the single flips come back, with the frames reversed
+    tr = film_symmetries("xz", periodic=False, easy_axis=AXES["z"], time_reversal=True)
+    assert tr.reverses_time and len(tr.elements()) == 8
+    row = next(i for i, e in enumerate(tr.elements()) if e[:2] == (True, False) and e[2][0] < 0)
+    bits = jnp.array([[b == "1" for b in format(row, f"0{len(tr.generators)}b")]])
+    back, _ = tr.augment_movies(mv[:1], lab[:1], bits, None)
+    np.testing.assert_array_equal(back[0, :, 0], -mv[0, ::-1, 0, ::-1, :])  # (-m_x, m_y, m_z), rows, time reversed
+    np.testing.assert_array_equal(back[0, :, 1], mv[0, ::-1, 1, ::-1, :])
 
 
 # -- physics: an exact symmetry of the energy and of the dynamics -----------------------------
 
 
-def _film(grid, seed):
-    """A random state and random material maps (easy axis near x, field along x): (m, material)."""
+def _film(grid, seed, u, field=True):
+    """A random state near +u and random material maps (easy axes near u, field along u): (m, material)."""
     rng = np.random.default_rng(seed)
-    shape = grid.shape
-    m = normalize(jnp.asarray(rng.normal(size=grid.vector_shape) + [1.5, 0, 0], jnp.float32))
-    axis = normalize(jnp.asarray(rng.normal(scale=0.3, size=grid.vector_shape) + [1, 0, 0], jnp.float32))
+    shape, u = grid.shape, np.asarray(u)
+    m = normalize(jnp.asarray(rng.normal(size=grid.vector_shape) + 1.5 * u, jnp.float32))
+    axis = normalize(jnp.asarray(rng.normal(scale=0.3, size=grid.vector_shape) + u, jnp.float32))
+    B = rng.uniform(0, 0.02, shape)[..., None] * u if field else np.zeros(grid.vector_shape)
     material = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=5e3, alpha=0.1, dtype=jnp.float32).replace(
         A_ex=jnp.asarray(rng.uniform(0.5e-11, 2e-11, shape), jnp.float32),
         K_u=jnp.asarray(rng.uniform(0, 1e4, shape), jnp.float32),
         easy_axis=axis,
-        B_ext=jnp.asarray(np.stack([rng.uniform(0, 0.02, shape), np.zeros(shape), np.zeros(shape)], -1), jnp.float32))
+        B_ext=jnp.asarray(B, jnp.float32))
     return m, material
 
 
@@ -105,29 +164,58 @@ def _transform(m, material, flips, shift, vector_signs):
     return move(m) * signs, moved
 
 
-@pytest.mark.parametrize("boundary", ["open", "periodic"])
-def test_sign_rule_is_a_symmetry_of_energy_and_llg(boundary):
-    grid = Grid(NX, NY, 1, 4e-9, 4e-9, 4e-9, boundary=boundary, pbc_images=1)
+def _physics(grid):
     names = ("exchange", "anisotropy", "zeeman", "demag")
     energy = jax.jit(total_energy(grid, names))
     field = effective_field([TERMS[n].factory(grid) for n in names])
     torque = jax.jit(lambda m, mat: llg_torque(m, field(m, mat), mat.alpha))
-    m, material = _film(grid, 1)
+    return energy, torque
+
+
+@pytest.mark.parametrize("boundary", ["open", "periodic"])
+@pytest.mark.parametrize("axis", ["x", "z", "tilted"])
+def test_every_element_is_a_symmetry_of_energy_and_llg(boundary, axis):
+    grid = Grid(NX, NY, 1, 4e-9, 4e-9, 4e-9, boundary=boundary, pbc_images=1)
+    energy, torque = _physics(grid)
+    m, material = _film(grid, 1, AXES[axis])
     e0, t0 = float(energy(m, material)), torque(m, material)
-    sym = film_symmetries("xyz", grid.periodic)
+    sym = film_symmetries("xyz", grid.periodic, AXES[axis])
     shift = jnp.array([3, 5]) if grid.periodic else None
-    for flips in ([True, False], [False, True], [True, True]):
-        flips = jnp.array(flips)
-        signs = sym.component_factors(flips, jnp.float32)
+    for rows, cols, signs, _ in sym.elements()[1:]:
+        flips = jnp.array([rows, cols])
         gm, gmat = _transform(m, material, flips, shift, signs)
         assert float(energy(gm, gmat)) == pytest.approx(e0, rel=2e-5)
         # the dynamics commute with it: the torque of the moved film is the moved torque
-        want = mirror_and_shift(t0, flips, shift, axes=(1, 2)) * signs
+        want = mirror_and_shift(t0, flips, shift, axes=(1, 2)) * jnp.asarray(signs)
         np.testing.assert_allclose(torque(gm, gmat), want, atol=2e-5 * float(jnp.abs(t0).max()))
-    # the other candidate for a row flip, the mirror with m -> -m ((m_x, -m_y, +m_z)), keeps the
-    # energy but reverses the precession: not a symmetry of the forward dynamics
+    # a wrong sign rule is caught: the mirror y -> -y taken as (m_x, -m_y, +m_z) keeps the
+    # energy without a field but reverses the precession
     flips, polar = jnp.array([True, False]), jnp.array([1.0, -1.0, 1.0])
+    m, material = _film(grid, 2, AXES[axis], field=False)
+    e0, t0 = float(energy(m, material)), torque(m, material)
     gm, gmat = _transform(m, material, flips, shift, polar)
     assert float(energy(gm, gmat)) == pytest.approx(e0, rel=2e-5)
     want = mirror_and_shift(t0, flips, shift, axes=(1, 2)) * polar
     assert float(jnp.abs(torque(gm, gmat) - want).max()) > 0.1 * float(jnp.abs(t0).max())
+
+
+def test_time_reversing_elements_keep_the_energy_and_reverse_the_precession():
+    """With m -> -m the elements of ``time_reversal=True`` keep the energy (no field) and map the
+    undamped torque to minus the moved torque: the dynamics run backwards, as time reversal asks."""
+    grid = Grid(NX, NY, 1, 4e-9, 4e-9, 4e-9, boundary="open")
+    energy, torque = _physics(grid)
+    m, material = _film(grid, 3, AXES["z"], field=False)
+    material = material.replace(alpha=jnp.zeros_like(material.alpha))
+    e0, t0 = float(energy(m, material)), torque(m, material)
+    sym = film_symmetries("xyz", False, AXES["z"], time_reversal=True)
+    reversing = [e for e in sym.elements() if e[3]]
+    assert len(reversing) == 4 and {(r, c) for r, c, _, _ in reversing} == {
+        (True, False), (False, True)}
+    for rows, cols, signs, _ in reversing:
+        flips = jnp.array([rows, cols])
+        gm, gmat = _transform(m, material, flips, None, signs)
+        assert float(energy(gm, gmat)) == pytest.approx(e0, rel=2e-5)
+        want = -mirror_and_shift(t0, flips, None, axes=(1, 2)) * jnp.asarray(signs)
+        np.testing.assert_allclose(torque(gm, gmat), want, atol=2e-5 * float(jnp.abs(t0).max()))
+    # a field along the axis rules time reversal out
+    assert not film_symmetries("xyz", False, AXES["z"], applied_field=(0, 0, 0.1), time_reversal=True).reverses_time

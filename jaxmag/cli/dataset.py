@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from jaxmag.cli._options import add_force
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("dataset", help="merge shard files or summarise a dataset file")
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("shards", nargs="+", help="shard files written by `jaxmag simulate --num-shards`")
     m.add_argument("--out", required=True, help="merged file")
     m.add_argument("--copy", action="store_true", help="copy the data instead of virtual datasets")
-    m.add_argument("--force", action="store_true", help="overwrite OUT")
+    add_force(m, "an existing OUT")
     m.set_defaults(func=_merge)
     i = sub.add_parser("info", help="summary: runs done, shape, size, config hash")
     i.add_argument("file")

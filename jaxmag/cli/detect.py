@@ -3,6 +3,7 @@
     jaxmag detect run.out/ --out det/                                   # OVF folder: all from headers
     jaxmag detect movie.tif --component z --frame-interval 1e-11 --cell-size 4e-9 --out det/
     jaxmag detect movie.tif --frame-interval 1e-11 --boundary open --budget standard --out det/
+    jaxmag detect movie.tif --regime det/regime.toml --out det2/        # an earlier regime, edited, as written
 
 Writes ``regime.toml`` (the regime as a jaxmag config), ``probability``, ``mask`` and
 ``baseline_mask`` (``.npy``/``.tif``), ``overlay.png``, ``report.md`` and ``detect.json``
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from jaxmag.cli._choices import component_names, noise_forms
+from jaxmag.cli._options import add_force, add_movie_options, add_noise
 from jaxmag.grid import Boundary
 
 
@@ -29,30 +30,32 @@ def register(subparsers) -> None:
     )
     p.add_argument("movie", type=Path, help="OVF folder, .tif/.tiff stack, .h5 (with --dataset) or .npy (T, ny, nx)")
     p.add_argument("--out", type=Path, required=True, help="output folder (files jaxmag did not write there are kept: see --force)")
-    p.add_argument("--component", choices=component_names(),
-                   help="component of a single-component movie (default z); OVF/HDF5 vector movies use x and z")
-    p.add_argument("--dataset", metavar="PATH", help="dataset path inside an HDF5 movie")
-    p.add_argument("--rescale", default="none", metavar="MODE",
-                   help="none | minmax | maxabs | ms:<Ms in A/m>: map the data to unit-vector components (default none)")
-    p.add_argument("--material", default="permalloy",
-                   help="permalloy (configs/paper.toml) or a config .toml whose [material] and [defects] are used")
-    p.add_argument("--boundary", choices=("auto", *get_args(Boundary)), default="auto",
-                   help="film edges (default auto: open edges show in the movie)")
-    p.add_argument("--cell-size", type=float, metavar="M", help="cell size in m (OVF: from the headers; else default 4e-9)")
+    add_movie_options(p, "component of a single-component movie (default z); OVF/HDF5 vector movies use x and z")
+    # Regime flags default to None ("not given"): a --regime file's value stands unless the flag is given.
+    p.add_argument("--regime", type=Path, metavar="FILE",
+                   help="a regime config used as written, e.g. the regime.toml of an earlier detect, edited; "
+                   "its grid and frame count must match the movie's; a flag given here overrides it")
+    p.add_argument("--material",
+                   help="permalloy (configs/paper.toml) or a config .toml whose [material] and [defects] are used "
+                   "(default: --regime's, else permalloy)")
+    p.add_argument("--boundary", choices=("auto", *get_args(Boundary)),
+                   help="film edges (default: --regime's, else auto: open edges show in the movie)")
+    p.add_argument("--cell-size", type=float, metavar="M",
+                   help="cell size in m (OVF: from the headers; else --regime's, else 4e-9)")
     p.add_argument("--frame-interval", type=float, metavar="S",
-                   help="seconds between frames (OVF: from the headers; required for TIFF/HDF5/npy)")
-    p.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+                   help="seconds between frames, 0.01 ps - 10 ns (OVF: from the headers; else --regime's; "
+                   "required for TIFF/HDF5/npy otherwise)")
+    p.add_argument("--temperature", type=float, help="K (default: --regime's, else the material's: 300 for permalloy)")
     p.add_argument("--inputs", default="auto",
                    help="auto (scored by the baseline on the regime) or one model's channels, e.g. std:z or mean:x,std:z")
-    p.add_argument("--noise", default="auto", help=f"auto (estimated from the movie) or {noise_forms()}")
-    p.add_argument("--budget", choices=("quick", "standard", "full"), default="quick",
-                   help="simulated films, epochs and model size (docs/detect.md lists wall times; default quick)")
+    add_noise(p, "the movie's noise", default="auto", extra="auto (estimated from the movie) or ")
+    p.add_argument("--budget", choices=("quick", "standard", "full"),
+                   help="simulated films, epochs and model size (docs/detect.md lists wall times; default: "
+                   "--regime's, else quick)")
     p.add_argument("--cache", type=Path, help="folder of simulated films and models to reuse (default OUT/cache)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the mask (default 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated films and of training (default 0)")
-    p.add_argument("--max-abs", type=float, default=1.5,
-                   help="reject movies whose 99.9th percentile |value| exceeds this after --rescale (default 1.5)")
-    p.add_argument("--force", action="store_true", help="replace files in --out that jaxmag did not write")
+    p.add_argument("--seed", type=int, help="seed of the simulated films (default: --regime's, else 0)")
+    add_force(p, "files in --out that jaxmag did not write")
     p.set_defaults(func=run)
 
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = detect(
         args.movie, args.out, component=args.component, dataset=args.dataset, rescale=args.rescale,
-        max_abs=args.max_abs, material=args.material, boundary=args.boundary, cell_size=args.cell_size,
+        max_abs=args.max_abs, regime=args.regime, material=args.material, boundary=args.boundary, cell_size=args.cell_size,
         frame_interval=args.frame_interval, temperature=args.temperature, inputs=args.inputs, noise=args.noise,
         budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, force=args.force,
         progress=not args.no_progress,
@@ -70,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"regime: {f.ny} x {f.nx}, {f.num_frames} frames of {f.frame_interval_s:g} s, cells {f.cell_size_m:g} m, "
           f"{f.boundary} -> {args.out / 'regime.toml'}")
     from jaxmag.learn.noise_match import reference_kind
-    from jaxmag.noise import noise_model
+    from jaxmag.noise import condition_label, noise_model
 
     ref = reference_kind()
     est = ", ".join(f"m_{c} {p[ref]:.3g}" for c, p in n["per_component"].items())
-    print(f"noise: {n['kind']}; calibrated {ref} {noise_model(ref).level_name} {est}; trained at {n['trained']}")
+    print(f"noise: {n['kind']}; calibrated {ref} {noise_model(ref).level_name} {est}; trained at {condition_label(n['trained'])}")
     print(f"model {', '.join(res.input_names)}{' (cached)' if res.cached else ''}: test Dice {v['model']['test_dice']:.3f} "
           f"on simulated films (baseline {v['baseline']['test_dice']:.3f})")
     print(f"defect fraction {res.mask.mean():.4f} (baseline {res.baseline_mask.mean():.4f}) -> {args.out / 'report.md'}")

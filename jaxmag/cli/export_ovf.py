@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jaxmag.compare import AXES, dataset_frames, read_dataset_run
 from jaxmag.io.mumax3 import frame_files, write_table
+from jaxmag.cli._options import add_force
 from jaxmag.io.outdir import claim, prepare
 from jaxmag.io.ovf import write_ovf
 from jaxmag.progress import iterate
@@ -31,12 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write components the dataset does not store as 0 (otherwise that is an error)",
     )
     parser.add_argument("--format", choices=("binary4", "binary8", "text"), default="binary4", help="OVF data format (default binary4)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace m*.ovf files already in --out, and a table.txt that jaxmag did not write")
+    add_force(parser, "m*.ovf files already in --out, and a table.txt that jaxmag did not write")
     parser.set_defaults(func=run)
 
 
-def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False, fmt: str = "binary4", overwrite: bool = False, progress: bool = True) -> list[Path]:
+def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False, fmt: str = "binary4", force: bool = False, progress: bool = True) -> list[Path]:
     """Write run ``run`` of ``dataset`` to ``out`` (see the module docstring); returns the files."""
     data = read_dataset_run(dataset, run)
     missing = "".join(c for c in AXES if c not in data.components)
@@ -47,12 +47,11 @@ def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False
         )
     prepare(out)
     existing = frame_files(out)
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds {len(existing)} m*.ovf files; pass --overwrite to replace them")
+    if existing and not force:
+        raise FileExistsError(f"{out} already holds {len(existing)} m*.ovf files; pass --force to replace them")
     frames = dataset_frames(data, fill_missing=True)
     # table.txt (or a frame name) that jaxmag did not write is never replaced silently
-    claim(out, ["table.txt"] + [f"m{k:06d}.ovf" for k in range(len(frames))], "export-ovf", force=overwrite,
-          fix="move it away, choose another --out or pass --overwrite")
+    claim(out, ["table.txt"] + [f"m{k:06d}.ovf" for k in range(len(frames))], "export-ovf", force=force)
     desc = (f"jaxmag components: {data.components}", f"jaxmag source: {dataset.name} run {run}")
     written = []
     for k in iterate(range(len(frames)), desc=f"export run {run}", unit="frame", enabled=progress):
@@ -67,7 +66,7 @@ def export_run(dataset: Path, run: int, out: Path, *, fill_missing: bool = False
 
 
 def run(args: argparse.Namespace) -> int:
-    files = export_run(args.dataset, args.run, args.out, fill_missing=args.fill_missing, fmt=args.format, overwrite=args.overwrite,
+    files = export_run(args.dataset, args.run, args.out, fill_missing=args.fill_missing, fmt=args.format, force=args.force,
                        progress=not args.no_progress)
     print(f"wrote {len(files)} OVF frames and table.txt to {args.out}")
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxmag.cli._choices import noise_forms
+from jaxmag.cli._options import add_noise
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
         "the given measurement noise added before the measures; writes a new run folder.",
     )
     p.add_argument("run", type=Path, help="run folder to start from")
-    p.add_argument("--noise", required=True, metavar="KIND:LEVEL", help=f"the new training noise: {noise_forms()}")
+    add_noise(p, "the new training noise", required=True)
     p.add_argument("--out", type=Path, required=True, help="new run folder")
     p.add_argument("--epochs", type=int, help="epochs (default: the run's training.epochs)")
     p.add_argument("--steps-per-epoch", type=int, help="generated batches per epoch (default: as in the parent's split)")
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     from jaxmag.learn.finetune import finetune
+    from jaxmag.noise import condition_label
 
     result = finetune(
         args.run, args.noise, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     if jax.process_index() == 0:
         start, test = result["start_test"], result["test"]
         before = "-" if start is None else f"{start['dice']:.4f}"
-        print(f"{args.out}: test Dice at {test['condition']}: {before} (start) -> {test['dice']:.4f} "
+        print(f"{args.out}: test Dice at {condition_label(test['condition'])}: {before} (start) -> {test['dice']:.4f} "
               f"(best epoch {result['best_epoch']}, {result['seconds']:.0f} s)")
     return 0

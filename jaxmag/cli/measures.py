@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from jaxmag.cli._choices import measure_names, noise_forms
+from jaxmag.cli._choices import measure_names
+from jaxmag.cli._options import add_force, add_noise
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help="HDF5 dataset (/m, /labels, /done)")
     p.add_argument("--out", required=True, help="output HDF5 file")
-    p.add_argument("--noise", action="append", default=[], metavar="SPEC",
-                   help=f"noise condition: {noise_forms()} (repeatable)")
+    add_noise(p, "a noise condition to add", default=[], repeatable=True)
     p.add_argument("--noise-from-config", action="store_true",
                    help="also add every condition of the config's [noise] section (its levels per kind)")
     p.add_argument("--config", help="TOML config for the [measures] options and the [noise] seed "
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk", type=int, default=16, help="runs per chunk (default 16)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted output file")
-    group.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    add_force(group, "an existing output file (the new one is written beside it and moved over it when complete)")
     p.add_argument("--allow-partial", action="store_true", help="skip runs the dataset has not finished")
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=run)
@@ -48,6 +48,6 @@ def run(args: argparse.Namespace) -> int:
     out = compute_measures_file(args.dataset, args.out, specs, config=config, measures=measures,
                                 noise_seed=args.noise_seed, chunk=args.chunk, resume=args.resume,
                                 force=args.force, allow_partial=args.allow_partial, progress=not args.no_progress)
-    names = ["clean"] + [s.name for s in specs if s.name != "clean"]
+    names = ["clean"] + [s.label for s in specs if s.label != "clean"]
     print(f"wrote {out}: conditions {', '.join(dict.fromkeys(names))}; measures {', '.join(measures)}")
     return 0

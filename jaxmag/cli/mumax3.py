@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jaxmag.cli._options import add_force
 from jaxmag.compare import Tolerances, as_dict, compare, load_source
 from jaxmag.compare_thermal import ThermalOptions
 
@@ -41,13 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=None, help="dataset seed (default: the config's dataset.seed)")
     p.add_argument("--quantize-angle-deg", type=float, default=None, help="round easy axes to this angular step, to fit MuMax3's 256 regions")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing script")
+    add_force(p, "an existing script")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("sp4", help="write the standard problem 4 script")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--frames", action="store_true", help="also autosave m every table interval")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing script")
+    add_force(p, "an existing script")
     p.set_defaults(func=_sp4)
 
     p = sub.add_parser("run", help="run mumax3 on the .mx3 scripts of a folder")
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run", type=int, default=0, help="which run of the config gives the film (default 0)")
     p.add_argument("--quantize-angle-deg", type=float, default=None, help="round easy axes to this angular step, to fit MuMax3's 256 regions")
     p.add_argument("--alpha", type=float, default=thermal.alpha, help=f"overall false-alarm rate of the verdict (default {thermal.alpha})")
-    p.add_argument("--overwrite", action="store_true", help="replace scripts written earlier in --out")
+    add_force(p, "scripts written earlier in --out")
     p.set_defaults(func=_validate)
 
 
@@ -102,7 +103,7 @@ def _export(args: argparse.Namespace) -> int:
     assembly = assemble(config)
     path = write_mx3_run(
         args.out, assembly.grid, material, spec.m0, assembly.movie,
-        thermal_seed=spec.thermal_seed, title=f"jaxmag {config.name}: run {args.run} of {args.config.name}", overwrite=args.overwrite,
+        thermal_seed=spec.thermal_seed, title=f"jaxmag {config.name}: run {args.run} of {args.config.name}", overwrite=args.force,
     )
     print(f"wrote {path}; run it with: jaxmag mumax3 run {args.out}")
     return 0
@@ -113,8 +114,8 @@ def _sp4(args: argparse.Namespace) -> int:
     from jaxmag.io.atomic import write_text
 
     path = args.out / "sp4.mx3"
-    if path.exists() and not args.overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
+    if path.exists() and not args.force:
+        raise FileExistsError(f"{path} already exists; pass --force to replace it")
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(path, sp4_script(save_frames=args.frames))
     print(f"wrote {path}")
@@ -170,7 +171,7 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         report = validate(
             args.config, runs=args.runs, out=args.out, engine=args.engine, engine_output=args.engine_output, run_index=args.run,
-            quantize_angle_deg=args.quantize_angle_deg, alpha=args.alpha, overwrite=args.overwrite,
+            quantize_angle_deg=args.quantize_angle_deg, alpha=args.alpha, overwrite=args.force,
         )
     except EngineError as exc:
         tail = getattr(exc, "tail", [])

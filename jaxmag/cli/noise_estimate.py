@@ -7,42 +7,48 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxmag.cli._options import add_movie_options
 
-def load_movie(path: str | Path, run: int | None = None, component: str | None = None
+
+def load_movie(path: str | Path, run: int | None = None, component: str | None = None, *,
+               dataset: str | None = None, rescale: str = "none", max_abs: float | None = None
                ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Read one movie (T, ny, nx) float32 and, when the file has labels, its background mask.
 
-    ``.npy``: an array (T, ny, nx). HDF5 dataset (``/m`` (N, T, C, ny, nx)): run ``run`` (default 0),
-    component ``component`` (default the first stored); background = ``/labels[run] == 0``.
-    TIFF stacks and folders of OVF frames (e.g. MuMax3 output) go through
-    ``jaxmag.io.movie.read_movie`` (component default z; no labels, so no mask).
+    Every format ``jaxmag detect`` reads, through the same reader (``jaxmag.io.movie.read_movie``:
+    an OVF folder, a TIFF stack, an HDF5 array at ``dataset``, a ``.npy`` (T, ny, nx); component
+    default z; no labels, so no mask), checked and rescaled as ``detect`` does, so the level
+    printed is the one ``detect`` and ``predict`` see. A jaxmag simulation file (``/m``
+    (N, T, C, ny, nx), no ``dataset``) gives run ``run`` (default 0) and ``component`` (default the
+    first stored), with background = ``/labels[run] == 0``.
     Returns (movie, background mask (ny, nx) bool or None, a one-line description).
     """
-    path = Path(path)
-    if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
-        from jaxmag.io.movie import read_movie
+    from jaxmag.io.movie import MAX_ABS, movie_from_array, read_movie
 
-        if run is not None:
-            raise ValueError("--run applies to HDF5 datasets only")
-        movie = read_movie(path, component=component or "z")
-        return movie.data, None, movie.source
-    if not path.is_file():
-        raise FileNotFoundError(f"movie not found: {path}")
-    if path.suffix == ".npy":
-        if run is not None or component is not None:
-            raise ValueError("--run and --component apply to HDF5 datasets only")
-        movie = _load_npy(path, "movie (T, ny, nx)")
-        if movie.ndim != 3:
-            raise ValueError(f"{path}: expected an array (T, ny, nx), got shape {movie.shape}")
-        return movie.astype(np.float32, copy=False), None, f"{path}"
+    path = Path(path)
+    max_abs = MAX_ABS if max_abs is None else max_abs
+    if dataset is None and path.is_file() and path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        simulated = _simulation_run(path, run, component)
+        if simulated is not None:
+            raw, mask, what, comp = simulated
+            movie = movie_from_array(raw, component=comp, source=what, rescale=rescale, max_abs=max_abs)
+            return movie.data, mask, what
+    if run is not None:
+        raise ValueError("--run applies to jaxmag simulation files (HDF5 with /m) only")
+    movie = read_movie(path, component=component or "z", dataset=dataset, rescale=rescale, max_abs=max_abs)
+    return movie.data, None, movie.source
+
+
+def _simulation_run(path: Path, run: int | None, component: str | None):
+    """``(movie, background mask or None, description, component)`` of a jaxmag simulation file,
+    or None when ``path`` is another HDF5 file (read as a user's movie)."""
     from jaxmag.io.dataset import open_dataset, read_labels, read_movies
     from jaxmag.io.errors import InputError
 
     try:
         info = open_dataset(path)
-    except InputError as exc:
-        raise InputError(f"{exc} (noise-estimate reads a .npy movie (T, ny, nx), a TIFF stack, a folder of "
-                         "OVF frames or a jaxmag dataset)") from None
+    except InputError:
+        return None
     run = 0 if run is None else run
     if not 0 <= run < info.num_rows:
         raise ValueError(f"{path}: --run must be in [0, {info.num_rows}), got {run}")
@@ -51,7 +57,7 @@ def load_movie(path: str | Path, run: int | None = None, component: str | None =
         raise ValueError(f"{path}: --component must be one of {', '.join(info.components)}, got {component!r}")
     movie = read_movies(path, [run], component)[0, :, 0].astype(np.float32)
     mask = (read_labels(path, [run])[0] == 0) if info.has_labels else None
-    return movie, mask, f"{path} run {run} component {component}"
+    return movie, mask, f"{path} run {run} component {component}", component
 
 
 def _load_npy(path: str | Path, what: str) -> np.ndarray:
@@ -74,9 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(Gaussian x + n and speckle x + x n: sigma^2), from space-time differences over background pixels "
         "(docs/measures.md).",
     )
-    p.add_argument("movie", help=".npy movie (T, ny, nx) or an HDF5 dataset")
-    p.add_argument("--run", type=int, help="run index in an HDF5 dataset (default 0)")
-    p.add_argument("--component", help="component in an HDF5 dataset (default the first stored)")
+    p.add_argument("movie", help="every movie detect reads: OVF folder, .tif/.tiff stack, .h5 (with --dataset, or a "
+                   "jaxmag simulation file) or .npy (T, ny, nx)")
+    add_movie_options(p, "component of a vector movie (OVF folder, jaxmag simulation file; default z, or a simulation "
+                      "file's first stored); a single-component movie is taken as it is")
+    p.add_argument("--run", type=int, help="run index in a jaxmag simulation file (default 0)")
     p.add_argument("--mask", help=".npy (ny, nx): nonzero marks defects, excluded (default: the dataset's "
                    "labels, or the whole frame)")
     p.add_argument("--no-mask", action="store_true", help="use the whole frame even when labels exist")
@@ -87,7 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from jaxmag.noise import NOISE_MODELS, estimate_noise_variances
 
-    movie, mask, what = load_movie(args.movie, args.run, args.component)
+    movie, mask, what = load_movie(args.movie, args.run, args.component, dataset=args.dataset, rescale=args.rescale,
+                                   max_abs=args.max_abs)
     if args.mask:
         mask = _load_npy(args.mask, "mask (ny, nx)") == 0
     if args.no_mask:

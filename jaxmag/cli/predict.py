@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jaxmag.cli._choices import component_names
+from jaxmag.cli._options import add_force, add_movie_options
 
 
 def register(subparsers) -> None:
@@ -28,14 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("run", type=Path, help="run folder (from `jaxmag train` or `jaxmag finetune`)")
     p.add_argument("movie", type=Path, help="movie: .tif/.tiff stack, .h5 (with --dataset), .npy (T, ny, nx) or OVF folder")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--component", choices=component_names(),
-                   help="magnetisation component of the movie (picked from OVF/HDF5 vector data; "
-                   "default: the run's input component)")
-    p.add_argument("--dataset", metavar="PATH", help="dataset path inside an HDF5 movie")
-    p.add_argument("--rescale", default="none", metavar="MODE",
-                   help="none | minmax | maxabs | ms:<Ms in A/m>: map the data to unit-vector components (default none)")
-    p.add_argument("--max-abs", type=float, default=10.0,
-                   help="reject movies whose 99.9th percentile |value| exceeds this after rescaling (default 10)")
+    add_movie_options(p, "magnetisation component of the movie (picked from OVF/HDF5 vector data; "
+                      "default: the run's input component)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold of the mask (default 0.5)")
     p.add_argument("--tile", type=int, help="tile size in pixels (default: the training image size; 0: no tiling)")
     p.add_argument("--overlap", type=int, help="tile overlap in pixels (default: a quarter of the tile)")
@@ -45,7 +39,7 @@ def register(subparsers) -> None:
                    help="--auto-noise warns beyond this ratio of variances (default 10)")
     p.add_argument("--noise-floor", type=float, default=1e-4,
                    help="variance that stands for 'clean' in --auto-noise (default 1e-4; thermal m_z can read ~1e-3)")
-    p.add_argument("--force", action="store_true", help="replace files in --out that jaxmag did not write")
+    add_force(p, "files in --out that jaxmag did not write")
     p.set_defaults(func=run)
 
 
@@ -87,10 +81,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"defect fraction {pred.mask.mean():.4f} at threshold {pred.threshold:g} -> {paths['json'].parent}")
     if pred.noise is not None:
         n = pred.noise
-        from jaxmag.noise import NOISE_MODELS
+        from jaxmag.noise import NOISE_MODELS, condition_label
 
         est = ", ".join(f"{k} {m.level_name} = {n[k]:.3g}" for k, m in NOISE_MODELS.items() if k in n)
-        print(f"noise estimate: {est}; training condition {n['train_condition']}")
+        print(f"noise estimate: {est}; training condition {condition_label(n['train_condition'])}")
         if n["mismatch"]:
             print(f"jaxmag: warning: {n['message']}", file=sys.stderr)
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from jaxmag.cli._options import add_force
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="runs per batch, over all local devices (overrides dataset.batch_size)")
     p.add_argument("--seed", type=int, help="dataset seed (overrides dataset.seed)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted file (config must match)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    add_force(p, "an existing output file (the new one is written beside it and moved over it when complete)")
     p.add_argument("--shard-index", type=int, help="this job's shard when several simulate disjoint slices of the runs")
     p.add_argument("--num-shards", type=int, help="number of shards; each writes OUT.shardIII-of-NNN.h5")
     # the old names read like jax.distributed's process id/count, which they are not

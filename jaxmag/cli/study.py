@@ -9,12 +9,13 @@ def _study(args: argparse.Namespace) -> int:
     from jaxmag.config import load_config
     from jaxmag.learn.pipeline import run_pipeline
     from jaxmag.learn.study import plan_study
+    from jaxmag.noise import condition_label
 
     config = load_config(args.config)
     out = args.out or Path("runs") / args.config.stem
     if args.plan:
         for unit in plan_study(config):
-            print(f"{unit.id}: evaluated on {', '.join(unit.eval_conditions)}")
+            print(f"{unit.id}: evaluated on {', '.join(map(condition_label, unit.eval_conditions))}")
         return 0
     shard = None
     if args.num_shards is not None or args.shard_index is not None:

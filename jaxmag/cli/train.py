@@ -1,11 +1,11 @@
 """``jaxmag train``: train a U-Net on a measures file (see ``docs/training.md``).
 
     jaxmag train CONFIG --measures measures.h5 --measure std --component z \
-        [--train-noise gaussian:1e-2] --out runs/NAME [--resume]
+        [--noise gaussian:1e-2] --out runs/NAME [--resume]
     jaxmag train CONFIG --measures measures.h5 --inputs mean:x,std:z --out runs/multi
-    jaxmag train CONFIG --data data.h5 --measure std --component z --train-noise gaussian:1e-2 \
+    jaxmag train CONFIG --data data.h5 --measure std --component z --noise gaussian:1e-2 \
         --out runs/robust          # training.recipe = "robust": the movies, fresh noise per step
-    jaxmag train CONFIG --online --measure std --component z [--train-noise gaussian:1e-2] \
+    jaxmag train CONFIG --online --measure std --component z [--noise gaussian:1e-2] \
         --steps-per-epoch 16 --out runs/online
 
 ``--online`` generates every training batch on the accelerator from the config's physics
@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxmag.cli._choices import component_names, measure_names, noise_forms
+from jaxmag.cli._choices import component_names, measure_names
+from jaxmag.cli._options import add_noise
 from jaxmag.config import load_config, parse_input_spec
 
 
@@ -63,8 +64,8 @@ def register(subparsers) -> None:
     p.add_argument("--measure", choices=measure_names(), help="input measure")
     p.add_argument("--component", choices=component_names(), help="input magnetisation component")
     p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
-    p.add_argument("--train-noise", default="clean", metavar="KIND:LEVEL",
-                   help=f"train (and validate) on a noise condition of the file: {noise_forms()} (default: clean)")
+    add_noise(p, "train (and validate) on this noise condition (of the measures file, or drawn fresh)",
+              default="clean", old_name="--train-noise")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add_distributed_arguments(p)
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxmag.learn.loop import train_and_evaluate
     from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.run_folder import read_run_info
+    from jaxmag.noise import condition_label
 
     config = load_config(args.config)
     inputs = input_channels(args)
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
     mesh = sharding.data_mesh()
     source = make_source(recipe, config, data_path=data, measures_path=args.measures, inputs=inputs,
-                         train_condition=args.train_noise,
+                         train_condition=args.noise,
                          indices=None if stored is None else stored["split"],
                          norm_stats=None if stored is None else stored["norm_stats"], mesh=mesh)
     result = train_and_evaluate(config, source, args.out, resume=args.resume, mesh=mesh, progress=not args.no_progress)
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         test = result["test"]
         print(
             f"{args.out}: best validation Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}); "
-            f"test Dice on {test['condition']} {test['dice']:.4f} (per image {test['dice_per_image']:.4f}, "
+            f"test Dice on {condition_label(test['condition'])} {test['dice']:.4f} (per image {test['dice_per_image']:.4f}, "
             f"{test['num_images']} images)"
         )
     return 0
@@ -126,10 +128,10 @@ def _movie_dataset(args: argparse.Namespace, recipe) -> Path:
 def _run_online(args: argparse.Namespace, config, inputs) -> int:
     import jax
 
-    from jaxmag.noise import parse_noise_spec
+    from jaxmag.noise import condition_label, parse_noise_spec
     from jaxmag.learn.online import make_online_generator
 
-    spec = parse_noise_spec(args.train_noise)
+    spec = parse_noise_spec(args.noise)
     t = config.training
     steps = args.steps_per_epoch or max(1, int(config.dataset.num_runs * t.split[0]) // t.batch_size)
     if steps < 1:
@@ -142,7 +144,7 @@ def _run_online(args: argparse.Namespace, config, inputs) -> int:
     if jax.process_index() == 0:
         test = result["test"]
         print(f"{args.out}: best validation Dice {result['best_val_dice']:.4f} (epoch {result['best_epoch']}); "
-              f"test Dice on generated {test['condition']} data {test['dice']:.4f}")
+              f"test Dice on generated {condition_label(test['condition'])} data {test['dice']:.4f}")
     return 0
 
 

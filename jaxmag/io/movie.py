@@ -24,8 +24,8 @@ Checks (``MovieError``, a ``ValueError``, with a message saying what to do):
 * the value range. The models are trained on unit-vector components (dimensionless, in
   [-1, 1] up to the measurement noise); users' data seldom are: MuMax3 ``m_full`` is in A/m,
   Kerr or XMCD frames are camera counts. After rescaling, the movie must satisfy
-  ``q99.9(|x|) <= max_abs`` (default 10: noise with variance 1 stays well below) or reading fails
-  and names the rescale options; ``q99(|x|) > 1.5`` only warns (strong noise or wrong units).
+  ``q99.9(|x|) <= max_abs`` (default ``MAX_ABS``) or reading fails and names the rescale options;
+  ``q99(|x|) > 1.5`` only warns (strong noise or wrong units).
 
 Rescale options (``--rescale``), applied to the whole movie (one affine map, so the relative
 contrast between pixels and frames is kept):
@@ -55,6 +55,13 @@ _OVF_SUFFIXES = (".ovf", ".omf")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _RESCALE_HELP = "--rescale none | minmax | maxabs | ms:<Ms in A/m> (e.g. ms:8e5)"
+
+# The one bound on a movie's values, for every reader (detect, predict, noise-estimate): a
+# unit-vector component (|m_i| <= 1) plus noise of variance up to 1, the strongest level of the
+# paper's sweep (jaxmag.noise.conditions.PAPER_LEVELS), has 99.9 % of |values| below
+# 1 + 3.3 sigma = 4.3 (3.3: the two-sided 99.9 % point of a normal law). Data in A/m (1e5 to 1e6)
+# or camera counts (hundreds and up) lie far above; noise no model is trained for lies above too.
+MAX_ABS = 5.0
 
 
 class MovieError(ValueError):
@@ -173,7 +180,7 @@ def rescale_movie(arr: np.ndarray, rescale: str = "none") -> tuple[np.ndarray, f
     return (arr - offset) / scale, scale, offset
 
 
-def check_range(arr: np.ndarray, what: str, rescale: str, max_abs: float = 10.0) -> None:
+def check_range(arr: np.ndarray, what: str, rescale: str, max_abs: float = MAX_ABS) -> None:
     """Fail (``MovieError``) if the values are clearly not unit-vector components; warn if doubtful."""
     a = np.abs(arr).ravel()
     q999 = float(np.quantile(a, 0.999))
@@ -203,7 +210,7 @@ def movie_from_array(
     component: str = "z",
     source: str = "array",
     rescale: str = "none",
-    max_abs: float = 10.0,
+    max_abs: float = MAX_ABS,
     times_s: np.ndarray | None = None,
     cell_size_m: tuple[float, float, float] | None = None,
 ) -> Movie:
@@ -238,7 +245,7 @@ def read_movie(
     component: str = "z",
     dataset: str | None = None,
     rescale: str = "none",
-    max_abs: float = 10.0,
+    max_abs: float = MAX_ABS,
 ) -> Movie:
     """Read, check and rescale a movie (see the module docstring for formats, checks and options)."""
     path = Path(path)

@@ -337,7 +337,7 @@ def write_mx3_run(
     out_dir = Path(out_dir)
     script_path = out_dir / f"{name}.mx3"
     if script_path.exists() and not overwrite:
-        raise FileExistsError(f"{script_path} already exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{script_path} already exists; pass overwrite=True (--force at the command line) to replace it")
     text = mx3_script(grid, material, m0, sim_config, thermal_seed=thermal_seed, title=title)
     regions = assign_regions(material, terms=_timing(sim_config).terms)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -223,6 +223,8 @@ def report_section(model_records: Sequence[dict], base_records: Sequence[dict], 
     of its input and evaluation condition by more than ``margin`` Dice."""
     if not base_records:
         return []
+    from jaxmag.noise import condition_label  # conditions are printed as KIND:LEVEL
+
     base = {(b["inputs"], b["eval_condition"]): b for b in base_records}
     lines = ["## Non-learned baseline", "",
              "Smoothed robust-z thresholding (`jaxmag.learn.baseline`): Gaussian smoothing σ px (periodic), "
@@ -231,14 +233,15 @@ def report_section(model_records: Sequence[dict], base_records: Sequence[dict], 
              "| inputs | evaluated on | σ (px) | threshold | validation Dice | test Dice | predicted / true defect fraction |",
              "|---|---|---|---|---|---|---|"]
     for b in base_records:
-        lines.append(f"| {b['inputs']} | {b['eval_condition']} | {b['sigma']:g} | {b['threshold']:.2f} | "
+        lines.append(f"| {b['inputs']} | {condition_label(b['eval_condition'])} | {b['sigma']:g} | {b['threshold']:.2f} | "
                      f"{b['val_dice']:.3f} | {b['dice']:.3f} | {b['pred_fraction']:.3f} / {b['true_fraction']:.3f} |")
     losers = []
     for r in model_records:
         b = base.get((r["inputs"], r["eval_condition"]))
         if b is not None and not r["dice"] > b["dice"] + margin:
             tag = f" [{r['recipe']}]" if r.get("recipe") else ""
-            losers.append(f"- {r['inputs']} trained on {r['train_condition']}{tag}, evaluated on {r['eval_condition']}: "
+            losers.append(f"- {r['inputs']} trained on {condition_label(r['train_condition'])}{tag}, evaluated on "
+                          f"{condition_label(r['eval_condition'])}: "
                           f"model {r['dice']:.3f} ≤ baseline {b['dice']:.3f}")
     lines += ["", f"Models that do **not** beat the baseline ({len(losers)} of {len(model_records)} rows):", ""]
     lines += losers or ["- none"]

@@ -4,16 +4,20 @@
 
 1. ``read_request``: read and check the movie (``jaxmag.io.movie``: OVF folder, TIFF, HDF5, npy; an
    OVF folder or jaxmag HDF5 file gives m_x and m_z, a single-component file the one it holds;
-   values must be unit-vector components, ``max_abs`` 1.5 after ``rescale``), build its regime
+   values must be unit-vector components, ``max_abs`` after ``rescale``), build its regime
    (``jaxmag.learn.regime``: grid, cell size, frame interval and count, boundary, temperature,
-   material, defect sizes, and the budget's model and training) and write it as ``regime.toml``,
-   a normal jaxmag config. Every bad input is refused here, before anything is simulated.
+   material, defect sizes, and the budget's model and training; or a ``regime`` file, such as a
+   ``regime.toml`` written before, used as written, with the arguments given overriding it) and
+   write it as ``regime.toml``, a normal jaxmag config headed by where each value came from.
+   Every bad input is refused here, before anything is simulated.
 2. ``regime_films``: ``budget.films`` clean films of the regime, simulated once (``jaxmag.simulate``)
-   and split into training, validation and test films.
+   and split into training, validation and test films; ``calibrate_bins``: the latent-entropy
+   ranges of a material other than permalloy, from its clean training films.
 3. noise (``estimate_noise``): the movie's noise, calibrated on clean films of the regime.
-4. ``choose_inputs`` (``"auto"``): the candidates the movie's components allow (``mean:x``; ``std:z``,
-   ``latent_entropy:z``) are scored by the non-learned baseline on noisy validation films of the
-   regime; the best is trained. The paper's guidance (mean m_x where in-plane contrast is strong,
+4. ``choose_inputs`` (``"auto"``): the candidates the movie's components allow for the film's
+   orientation (``candidate_inputs``: in-plane ``mean:x``, ``std:z``, ``latent_entropy:z``; a
+   perpendicular film adds ``mean:z`` and the fluctuations of m_x) are scored by the non-learned
+   baseline on noisy validation films of the regime; the best is trained. The paper's guidance (mean m_x where in-plane contrast is strong,
    m_z measures otherwise) becomes a measurement on the user's own regime.
 5. ``train_model``: a U-Net on the regime's films with matched noise (``regime_source``: fresh noise,
    exact symmetries and shifts per batch, on the device); validation and test on other films with
@@ -25,7 +29,8 @@
    ``baseline_mask.{npy,tif}``, ``overlay.png``, ``report.md`` and ``detect.json``.
 
 Caches (``cache``, default ``out/cache``): the regime is one config, hashed once
-(``jaxmag.config.config_hash``): ``films-<hash>.npz`` holds its films; ``inputs-<hash>-...json``
+(``jaxmag.config.config_hash``): ``films-<hash>.npz`` holds its films (hashed without ``[measures]``,
+``films_key``); ``inputs-<hash>-...json``
 the baseline's scores of the candidate inputs; ``model-<hash>-<budget>-<inputs>-<noise>/`` the
 trained run, reused when the same regime, budget, inputs and noise come again.
 """
@@ -45,58 +50,21 @@ import numpy as np
 
 from jaxmag.assemble import measure_options, simulate
 from jaxmag.channels import Channel
-from jaxmag.config import Config, config_hash, parse_input_spec
+from jaxmag.config import Config, config_hash, load_config, parse_input_spec
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie
 from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
-from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, write_detection
+from jaxmag.learn.budgets import Budget, budget_by_name, budget_of
+from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.learn.metrics import dice
 from jaxmag.learn.noise_match import estimate_noise, strongest
+from jaxmag.learn.orientation import calibrated_measures, candidate_inputs
 from jaxmag.learn.sources.movies import MovieSource
 from jaxmag.noise import NoiseSpec, apply_noise, parse_noise_spec
 
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """How much simulation and training a ``detect`` run spends (``BUDGETS``)."""
-
-    films: int  # clean films simulated: training + validation + test
-    val_films: int
-    test_films: int
-    epochs: int
-    steps_per_epoch: int
-    batch_size: int
-    base_features: int
-    depth: int
-    learning_rate: float = 2e-3
-    eval_draws: int = 4  # fixed noise draws of each validation and test film
-
-    def model(self) -> dict:
-        return {"base_features": self.base_features, "depth": self.depth, "dropout": 0.1}
-
-    def training(self) -> dict:
-        # cross-entropy + soft Dice: plain cross-entropy under-segments to "no defect" here
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "schedule": "cosine", "eval_every": 1, "recipe": "robust"}
-
-    def key(self) -> str:
-        """What the regime config does not hold of the budget (its split and step counts), for cache names."""
-        return f"v{self.val_films}t{self.test_films}s{self.steps_per_epoch}d{self.eval_draws}"
-
-
-BUDGETS = {
-    "quick": Budget(films=24, val_films=4, test_films=4, epochs=20, steps_per_epoch=16, batch_size=8,
-                    base_features=8, depth=2, learning_rate=3e-3),
-    "standard": Budget(films=64, val_films=8, test_films=8, epochs=40, steps_per_epoch=32, batch_size=8,
-                       base_features=16, depth=3, learning_rate=2e-3),
-    "full": Budget(films=256, val_films=32, test_films=32, epochs=80, steps_per_epoch=64, batch_size=16,
-                   base_features=32, depth=3, learning_rate=1e-3),
-}
-CANDIDATES = {"x": ("mean:x",), "z": ("std:z", "latent_entropy:z")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +78,8 @@ class DetectionResult:
     test films; warnings: movie statistics outside the simulated regime; run_dir: the model's
     run folder; cached: the model was reused; files: written paths; seconds: per stage; movie:
     where the movie came from; budget: its name; threshold: of the mask; statistics: the movie's
-    and the noisy test films' (``regime.movie_statistics``).
+    and the noisy test films' (``regime.movie_statistics``); origin: where each value of the
+    regime came from (``regime.Regime.origin``).
     """
 
     probability: np.ndarray
@@ -131,6 +100,7 @@ class DetectionResult:
     budget: str = ""
     threshold: float = 0.5
     statistics: dict = dataclasses.field(default_factory=dict)
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +118,7 @@ class Request:
     threshold: float
     seed: int
     cache: Path
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)  # regime.Regime.origin
 
     @property
     def key(self) -> str:
@@ -184,32 +155,36 @@ class TrainedModel:
 # --------------------------------------------------------------------------------------------
 # the stages
 # --------------------------------------------------------------------------------------------
-def _budget(budget: str | Budget) -> tuple[str, Budget]:
-    if isinstance(budget, str):
-        if budget not in BUDGETS:
-            raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}, got {budget!r}")
-        name, budget = budget, BUDGETS[budget]
-    else:
-        name = "custom"
-    if budget.films < budget.val_films + budget.test_films + 2:
-        raise ValueError("the budget needs at least 2 training films besides the validation and test films")
-    return name, budget
+def _request_budget(budget: str | Budget | None, regime: Config | None, regime_name: str) -> tuple[str, Budget, dict, str]:
+    """``(name, budget, its config keywords for build_regime, origin label)``: the budget given, else
+    the file's (``budget_of``: the file's sections stay as written), else quick."""
+    if budget is None and regime is not None:
+        name, b = budget_of(regime)
+        return name, b, {}, f"file {regime_name}"
+    name, b = budget_by_name("quick" if budget is None else budget)
+    label = f"default (the {name} budget)" if budget is None else f"flag --budget {name}"
+    return name, b, {"model": b.model(), "training": b.training(), "num_runs": b.films}, label
 
 
 def read_request(movie: Any, out: Path, *, component: str | None, dataset: str | None, rescale: str,
-                 max_abs: float, material: str | Path, boundary: str | None, cell_size: float | None,
-                 frame_interval: float | None, temperature: float, inputs: str, noise: str, budget: str | Budget,
-                 cache: str | Path | None, threshold: float, seed: int, force: bool) -> Request:
+                 max_abs: float, material: str | Path | None, boundary: str | None, cell_size: float | None,
+                 frame_interval: float | None, temperature: float | None, inputs: str, noise: str,
+                 budget: str | Budget | None, cache: str | Path | None, threshold: float, seed: int | None,
+                 force: bool, regime: str | Path | None = None) -> Request:
     """Stage 1: read the movie, build its regime, check every choice, claim ``out`` and write ``regime.toml``.
 
-    All bad input is refused here, before anything is simulated (``detect`` documents the arguments)."""
+    All bad input is refused here, before anything is simulated (``detect`` documents the arguments).
+    None means "not given": the ``regime`` file's value, else the default."""
     if not 0 < threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
-    budget_name, budget = _budget(budget)
+    file_config, file_name = (None, "") if regime is None else (load_config(regime), str(regime))
+    budget_name, budget, budget_keys, budget_label = _request_budget(budget, file_config, file_name)
     movies, description = rg.read_movies(movie, component=component, dataset=dataset, rescale=rescale, max_abs=max_abs)
-    facts = rg.movie_facts(movies, cell_size_m=cell_size, frame_interval_s=frame_interval, boundary=boundary)
-    config = rg.regime_config(facts, material=material, temperature=temperature, model=budget.model(),
-                              training=budget.training(), num_runs=budget.films, seed=seed)
+    facts = rg.movie_facts(movies, cell_size_m=cell_size, frame_interval_s=frame_interval, boundary=boundary,
+                           regime=file_config, regime_name=file_name,
+                           easy_axis=rg.regime_easy_axis(material, file_config))
+    built = rg.build_regime(facts, regime=file_config, regime_name=file_name, material=material, temperature=temperature,
+                            seed=seed, budget_label=budget_label, **budget_keys)
     requested = None if inputs == "auto" else parse_input_spec(inputs)
     if requested is not None:
         missing = sorted({c for _, c in requested} - set(movies))
@@ -218,18 +193,26 @@ def read_request(movie: Any, out: Path, *, component: str | None, dataset: str |
     if noise != "auto":
         parse_noise_spec(noise)
     outdir.claim(out, OUTPUTS, "detect", force=force)  # files of the user's, or of another command, are refused
-    write_text(out / REGIME_FILE, rg.regime_header(facts, material, description) + config.to_toml())
-    return Request(movies, description, facts, config, budget_name, budget, requested, noise, float(threshold),
-                   int(seed), out / "cache" if cache is None else Path(cache))
+    write_text(out / REGIME_FILE, regime_file_text(built, facts, description))
+    return Request(movies, description, facts, built.config, budget_name, budget, requested, noise, float(threshold),
+                   int(built.config.dataset.seed), out / "cache" if cache is None else Path(cache), built.origin)
 
 
 # --------------------------------------------------------------------------------------------
 # films of the regime
 # --------------------------------------------------------------------------------------------
+def films_key(config: Config) -> str:
+    """The hash of what the films depend on: the regime's config without ``[measures]`` (the
+    latent-entropy bins, which ``calibrate_bins`` may fill from the films themselves)."""
+    from jaxmag.config import MeasuresConfig
+
+    return config_hash(config.replace(measures=MeasuresConfig()))
+
+
 def simulate_films(config: Config, cache: Path | None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32, the stored layout (C = ``simulation.components``),
-    labels ``(N, ny, nx)`` uint8. Cached in ``cache/films-<config_hash(config)>.npz``."""
-    path = None if cache is None else cache / f"films-{config_hash(config)}.npz"
+    labels ``(N, ny, nx)`` uint8. Cached in ``cache/films-<films_key(config)>.npz``."""
+    path = None if cache is None else cache / f"films-{films_key(config)}.npz"
     if path is not None and path.is_file():
         with np.load(path) as f:
             return f["m"], f["labels"]
@@ -253,6 +236,27 @@ def regime_films(request: Request, progress: bool = True) -> Films:
     return Films(m, labels, request.config.simulation.components, parts, request.config.grid.boundary == "periodic")
 
 
+def calibrate_bins(request: Request, films: Films, out: Path | None = None) -> Request:
+    """The latent-entropy ranges the regime leaves empty (``orientation.uncalibrated_bins``: a material
+    other than permalloy), from the regime's clean training films (``orientation.calibrated_measures``).
+
+    The request's config, and so its hash (the key of the inputs and model caches), then holds
+    them, and ``out/regime.toml`` is rewritten with them: ``--regime regime.toml`` reads them as
+    written and builds the same config. The films do not depend on them (``films_key``)."""
+    m, _ = films.part("train")
+    measures, filled = calibrated_measures(request.config.measures, m, films.components,
+                                           request.config.material.easy_axis)
+    if not filled:
+        return request
+    config = request.config.replace(measures=measures)
+    ranges = ", ".join(f"m_{c} [{lo:g}, {hi:g}]" for c, (lo, hi) in filled.items())
+    origin = {**request.origin,
+              "measures": f"default (latent-entropy ranges {ranges}: 0.1-99.9 % of the regime's clean training films)"}
+    if out is not None:
+        write_text(out / REGIME_FILE, regime_file_text(rg.Regime(config, origin), request.facts, request.description))
+    return dataclasses.replace(request, config=config, origin=origin)
+
+
 def regime_source(request: Request, films: Films, channels, spec: NoiseSpec, norm_stats: dict | None = None) -> MovieSource:
     """The data of a model of ``channels`` at ``spec``: a ``MovieSource`` on the regime's films.
 
@@ -269,7 +273,8 @@ def regime_source(request: Request, films: Films, channels, spec: NoiseSpec, nor
                "test": np.arange(n_train + n_val, rows.size)}
     return MovieSource(films.m[rows], films.labels[rows], films.components, tuple(channels),
                        measure_options(request.config.measures), train_condition=spec.name, batch_size=b.batch_size,
-                       indices=indices, noise_seed=request.config.noise.seed, periodic=films.periodic, augment=True,
+                       indices=indices, noise_seed=request.config.noise.seed, periodic=films.periodic,
+                       easy_axis=request.config.material.easy_axis, augment=True,
                        fresh_noise=True, norm_stats=norm_stats, steps_per_epoch=b.steps_per_epoch)
 
 
@@ -289,11 +294,11 @@ def choose_inputs(request: Request, films: Films, estimate: Mapping) -> tuple[tu
     """Stage 4: the model's channels and the baseline's validation Dice of each candidate.
 
     ``--inputs`` is taken as given; with ``"auto"`` the candidates of the movie's components
-    (``CANDIDATES``) are scored by the baseline fitted on noisy validation films of the regime
+    (``candidate_inputs``) are scored by the baseline fitted on noisy validation films of the regime
     (cached in ``cache/inputs-<regime hash>-<budget>-<conditions>.json``) and the best wins."""
     if request.inputs is not None:
         return request.inputs, {}
-    names = [n for c in request.movies for n in CANDIDATES.get(c, ())]
+    names = candidate_inputs("".join(request.movies), request.config.material.easy_axis)
     if not names:
         raise ValueError(f"no input measure for component(s) {', '.join(request.movies)}: give x or z (or --inputs)")
     if len(names) == 1:
@@ -398,17 +403,18 @@ def detect(
     dataset: str | None = None,
     rescale: str = "none",
     max_abs: float = rg.MAX_ABS,
-    material: str | Path = "permalloy",
-    boundary: str | None = "auto",
+    regime: str | Path | None = None,
+    material: str | Path | None = None,
+    boundary: str | None = None,
     cell_size: float | None = None,
     frame_interval: float | None = None,
-    temperature: float = 300.0,
+    temperature: float | None = None,
     inputs: str = "auto",
     noise: str = "auto",
-    budget: str | Budget = "quick",
+    budget: str | Budget | None = None,
     cache: str | Path | None = None,
     threshold: float = 0.5,
-    seed: int = 0,
+    seed: int | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> DetectionResult:
@@ -419,15 +425,18 @@ def detect(
             or an array ``(T, ny, nx)`` (of ``component``, default z).
         out: output folder; files in it that another command or the user wrote are refused.
         component, dataset, rescale, max_abs: how to read the movie (``jaxmag.io.movie``).
+        regime: a config file (e.g. an edited ``regime.toml`` of ``detect``) used as written; the
+            arguments below that are not None override it, the others default to it.
         material: ``"permalloy"`` or a config file whose ``[material]`` and ``[defects]`` are used.
-        boundary: ``"open"``, ``"periodic"`` or ``"auto"`` (``regime.guess_boundary``).
-        cell_size, frame_interval: m and s; needed where the format does not store them.
-        temperature: K.
+        boundary: ``"open"``, ``"periodic"`` or ``"auto"`` (``regime.guess_boundary``, the default).
+        cell_size, frame_interval: m and s; needed where neither the format nor a regime file stores them.
+        temperature: K (default: the material's, 300 K for permalloy).
         inputs: ``"auto"`` or one model's channels, e.g. ``"std:z"`` or ``"mean:x,std:z"``.
         noise: ``"auto"`` (estimated) or a condition (``"clean"``, ``"gaussian:3e-3"``, ``"speckle:1e-2"``).
-        budget: ``"quick"``, ``"standard"``, ``"full"`` or a ``Budget``.
+        budget: ``"quick"`` (default), ``"standard"``, ``"full"`` or a ``Budget`` (a file's: ``budget_of``).
         cache: folder of simulated films and trained models (default ``out/cache``).
         threshold: probability of the mask.
+        seed: of the simulated films (default 0).
         force: replace files in ``out`` that jaxmag did not write (``jaxmag.io.outdir``).
     """
     seconds: dict[str, float] = {}
@@ -435,14 +444,15 @@ def detect(
     with _stage(seconds, "read"):
         request = read_request(
             movie, Path(out), component=component, dataset=dataset, rescale=rescale, max_abs=max_abs,
-            material=material, boundary=boundary, cell_size=cell_size, frame_interval=frame_interval,
+            regime=regime, material=material, boundary=boundary, cell_size=cell_size, frame_interval=frame_interval,
             temperature=temperature, inputs=inputs, noise=noise, budget=budget, cache=cache, threshold=threshold,
             seed=seed, force=force)
     with _stage(seconds, "simulate"):
         films = regime_films(request, progress)
+        request = calibrate_bins(request, films, Path(out))
     with _stage(seconds, "noise"):
         held_out = measure_from_stored(films.m[films.parts["val"].start:])  # calibrated on films the model never trains on
-        estimate = estimate_noise(request.movies, held_out, films.components, seed)
+        estimate = estimate_noise(request.movies, held_out, films.components, request.seed)
     with _stage(seconds, "inputs"):
         channels, scores = choose_inputs(request, films, estimate)
         spec = training_condition(request, estimate, channels)
@@ -459,5 +469,6 @@ def detect(
         validation={"inputs_scored_by_baseline": scores, **model.record, "val_films": b.val_films, "test_films": b.test_films},
         warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=request.description, budget=request.budget_name, threshold=request.threshold, statistics=statistics,
+        origin=request.origin,
     )
     return dataclasses.replace(result, files=write_detection(result, Path(out)))

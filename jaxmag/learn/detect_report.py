@@ -11,19 +11,23 @@ and writes into ``out`` (claimed by ``detect`` before anything was simulated, ``
   estimate, the model against the baseline on the regime's films, the movie, the warnings;
 * ``detect.json``: the same record, machine-readable.
 
-``regime.toml`` is written by ``detect`` itself as soon as the regime is known. Every file goes
-through ``jaxmag.io.atomic``.
+``regime.toml`` (``regime_file_text``) is written by ``detect`` itself as soon as the regime is
+known: the config, headed by comments that say where each value came from and how to rerun it.
+``regime_rows`` is that table, shared by the header, ``report.md`` and ``detect.json``: each
+value is read from the movie, the ``--regime`` file, a flag or a default (``regime.origin_kind``).
+Every file goes through ``jaxmag.io.atomic``.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.learn.predict import write_maps
+from jaxmag.learn.regime import ORIGIN_ROWS, origin_kind
 
 DETECT_FILE = "detect.json"
 REGIME_FILE = "regime.toml"
@@ -53,10 +57,12 @@ def write_detection(result: Any, out: str | Path) -> dict[str, Path]:
 
 
 def detection_record(result: Any) -> dict:
-    """The JSON-able record of ``detect.json``."""
+    """The JSON-able record of ``detect.json``; ``regime``: each value with where it came from."""
     return {
         "movie": result.movie,
         "facts": result.facts.to_dict(),
+        "regime": [{"value": name, "is": value, "from": origin, "kind": origin_kind(origin)}
+                   for name, value, origin in regime_rows(result.config, result.facts, result.origin)],
         "budget": result.budget,
         "inputs": list(result.input_names),
         "noise": result.noise,
@@ -73,33 +79,32 @@ def detection_record(result: Any) -> dict:
 
 
 def plot_overlay(path, result: Any) -> None:
-    """Three panels at ~8 screen pixels per cell: the input map with the U-Net's mask outlined, the
-    probability, the input map with the baseline's mask outlined; colour bars on each."""
+    """Three maps, each with a colour bar naming its quantity and unit and a nanometre scale bar
+    (``jaxmag.figures``): the input map with the U-Net's mask outlined, the probability, the input
+    map with the baseline's mask outlined."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import jaxmag.figures as figures
+
     img = result.inputs[..., 0]
     ny, nx = img.shape
-    size = max(3.5, min(7.0, nx / 12))
-    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 1.5, size * ny / nx + 0.6), constrained_layout=True)
     lo, hi = np.percentile(img, [1, 99])
     name = result.input_names[0]
-    panels = (
-        (img, "gray", (lo, hi), result.mask, "tab:red", f"{name} + U-Net mask ({result.mask.mean():.1%})"),
-        (result.probability, "magma", (0.0, 1.0), None, None, "defect probability"),
-        (img, "gray", (lo, hi), result.baseline_mask, "tab:cyan", f"{name} + baseline mask ({result.baseline_mask.mean():.1%})"),
-    )
-    for ax, (data, cmap, (vmin, vmax), mask, colour, title) in zip(axes, panels):
-        im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        if mask is not None and mask.any() and not mask.all():
-            ax.contour(mask.astype(float), levels=[0.5], colors=colour, linewidths=1.8)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.85)
-    fig.savefig(path, dpi=110, format="png")
+    quantity = figures.channel_label(name, normalized_entropy=result.config.measures.normalize)
+    cell = result.facts.cell_size_m
+    with matplotlib.rc_context(figures.style()):
+        fig, axes = figures.map_figure(3, ny, nx)
+        grey = dict(cmap="gray", vmin=lo, vmax=hi, label=quantity, pixel_size_m=cell)
+        figures.map_panel(fig, axes[0], img, **grey, outline=result.mask, outline_colour="#D55E00",
+                          title=f"{name} + U-Net mask\n({result.mask.mean():.1%} of the film)")
+        figures.map_panel(fig, axes[1], result.probability, cmap="magma", vmin=0.0, vmax=1.0,
+                          label=figures.PROBABILITY_LABEL, pixel_size_m=cell, title="U-Net defect probability")
+        figures.map_panel(fig, axes[2], img, **grey, outline=result.baseline_mask, outline_colour="#56B4E9",
+                          title=f"{name} + baseline mask\n({result.baseline_mask.mean():.1%} of the film)")
+        fig.savefig(path, dpi=figures.DPI, format="png")
     plt.close(fig)
 
 
@@ -119,25 +124,61 @@ def report_markdown(result: Any) -> str:
     return "\n".join(lines)
 
 
+def regime_rows(config: Any, facts: Any, origin: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """``(value, what it is, where it came from)`` for each row of the regime (``regime.ORIGIN_ROWS``)."""
+    c, f = config, facts
+    m, d, s, g = c.material, c.defects, c.simulation, c.grid
+    easy = ", ".join(f"{a:g}" for a in m.easy_axis)
+    values = {
+        "grid": f"{g.ny} x {g.nx} cells, {g.nz} layer{'s' if g.nz > 1 else ''}",
+        "num_frames": f"{s.num_frames} frames",
+        "cell_size_m": f"{g.cell_size_m[0] * 1e9:.4g} nm",
+        "frame_interval_s": f"{s.frame_interval_s * 1e12:.4g} ps",
+        "boundary": g.boundary,
+        "temperature": f"{m.temperature:g} K",
+        "material": f"Ms {m.Ms:g} A/m, A_ex {m.A_ex:g} J/m, K_u {m.K_u:g} J/m³ along ({easy}), alpha {m.alpha:g}",
+        "defects": f"{d.num_a} x {d.factor_a:g} and {d.num_b} x {d.factor_b:g} (A_ex, K_u)",
+        "defect_sizes": f"{d.size_min}-{d.size_max} cells each",
+        "dt": f"{s.dt * 1e15:.4g} fs",
+        "burn_in_s": f"{s.burn_in_s * 1e12:.4g} ps",
+        "measures": f"latent entropy: {c.measures.num_states} states, {c.measures.binning} bins",
+        "films": f"{c.dataset.num_runs} films",
+        "seed": f"{c.dataset.seed}",
+        "model": f"U-Net, {c.model.base_features} base features, depth {c.model.depth}",
+        "training": f"{c.training.epochs} epochs, batch {c.training.batch_size}, learning rate {c.training.learning_rate:g}",
+    }
+    said = dict(origin)
+    if origin_kind(origin.get("boundary", "")) == "movie" and f.boundary_evidence:
+        said["boundary"] += f": {f.boundary_evidence}"  # the auto guess shows its evidence
+    return [(ROW_NAMES[row], values[row], said[row]) for row in ORIGIN_ROWS if row in origin]
+
+
+ROW_NAMES = {
+    "grid": "grid", "num_frames": "frame count", "cell_size_m": "cell size", "frame_interval_s": "frame interval",
+    "boundary": "boundary", "temperature": "temperature", "material": "material", "defects": "defect factors",
+    "defect_sizes": "defect areas", "dt": "time step", "burn_in_s": "burn-in", "measures": "[measures]",
+    "films": "films ([dataset] num_runs)", "seed": "seed", "model": "[model]", "training": "[training]",
+}
+RERUN = ("`jaxmag detect MOVIE --regime DIR/regime.toml --out DIR` (or another `--out` with `--cache DIR/cache`): "
+         "unedited, the same regime reuses the cached films and model")
+
+
+def regime_file_text(regime: Any, facts: Any, movie_source: str) -> str:
+    """``regime.toml``: comments (the movie, each value and its origin, how to rerun) and the config."""
+    lines = ["# Simulation regime of a movie, written by `jaxmag detect` (docs/detect.md).", f"# movie: {movie_source}"]
+    lines += [f"# {name}: {value}, from {origin}" for name, value, origin in regime_rows(regime.config, facts, regime.origin)]
+    lines += ["# Edit and rerun: jaxmag detect MOVIE --regime THIS_FILE --out DIR (the file is used as written;",
+              "# a flag you give overrides it). Simulate it: jaxmag simulate THIS_FILE --out d.h5"]
+    return "\n".join(lines) + "\n" + regime.config.to_toml()
+
+
 def _regime_section(result: Any) -> list[str]:
-    f, c = result.facts, result.config
-    o = f.origin
-    return [
-        "## Regime (`regime.toml`)",
-        "",
-        "| | value | from |",
-        "|---|---|---|",
-        f"| grid | {f.ny} x {f.nx} cells, one layer | {o['grid']} |",
-        f"| cell size | {f.cell_size_m * 1e9:.3g} nm | {o['cell_size_m']} |",
-        f"| frame interval | {f.frame_interval_s * 1e12:.4g} ps, {f.num_frames} frames | {o['frame_interval_s']} |",
-        f"| boundary | {f.boundary} | {o['boundary']}{': ' + f.boundary_evidence if f.boundary_evidence else ''} |",
-        f"| temperature | {c.material.temperature:g} K | --temperature |",
-        f"| material | Ms {c.material.Ms:g} A/m, A_ex {c.material.A_ex:g} J/m, K_u {c.material.K_u:g} J/m³, alpha {c.material.alpha:g} | --material |",
-        f"| defects | {c.defects.num_a} x {c.defects.factor_a:g} and {c.defects.num_b} x {c.defects.factor_b:g} (A_ex, K_u), "
-        f"{c.defects.size_min}-{c.defects.size_max} cells each | the paper's areas at this cell size |",
-        f"| time step | {c.simulation.dt * 1e15:.4g} fs, burn-in {c.simulation.burn_in_s * 1e12:.4g} ps | stability at this cell size |",
-        "",
-    ]
+    lines = ["## Regime (`regime.toml`)", "",
+             "Each value is read from the movie, the `--regime` file, a flag or a default. To rerun with this "
+             f"regime as written (after editing it, say): {RERUN}.", "",
+             "| | value | from |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {origin} |" for name, value, origin in regime_rows(result.config, result.facts, result.origin)]
+    return lines + [""]
 
 
 def _noise_section(result: Any) -> list[str]:

@@ -4,7 +4,8 @@
 kind with an estimator (``jaxmag.noise.NOISE_MODELS``) reads the movie, then the level that gives
 that reading on the clean films plus noise (``calibrated_level``: the estimator's floor, signal
 that is rough in space and time, is not simply added to the noise); the kind is told from how
-the noise reads on m_x and m_z (``_choose_kind``); each component gets a ``KIND:LEVEL``
+the noise reads on m_x and m_z (``_choose_kind``: on the component along the film's magnetisation
+and the one across it, whichever the film's orientation); each component gets a ``KIND:LEVEL``
 condition to train with, ``"clean"`` when the level is negligible.
 
 Kinds are iterated, never named: the *reference* kind is the first registered one whose noise
@@ -25,7 +26,7 @@ from jaxmag.noise import (NOISE_MODELS, NoiseSpec, apply_noise, estimate_noise_v
                           noise_model)
 
 CALIBRATION_FILMS = 4  # clean films of the regime the noise estimate is calibrated on
-WEAKER_ON_Z = 0.3  # signal-dependent noise: m_z (~0 in-plane films) reads below this share of m_x
+WEAKER_ON_Z = 0.3  # signal-dependent noise: the weak component (m_z in-plane, m_x perpendicular) reads below this share
 
 
 def reference_kind() -> str:
@@ -101,20 +102,29 @@ def _component_record(movie: np.ndarray, clean: np.ndarray | None, key: jax.Arra
     return rec
 
 
-def _choose_kind(per: Mapping[str, dict]) -> tuple[str, str]:
+def strong_and_weak(power: Mapping[str, float]) -> tuple[str, str]:
+    """``(strong, weak)`` of m_x and m_z: the component with the larger mean square ``power`` (along the
+    film's magnetisation: m_x in-plane, m_z perpendicular) and the other; m_x first on a tie."""
+    return ("x", "z") if power.get("x", 1.0) >= power.get("z", 0.0) else ("z", "x")
+
+
+def _choose_kind(per: Mapping[str, dict], power: Mapping[str, float] | None = None) -> tuple[str, str]:
     """``(kind, why)``: noise that reads alike on m_x and m_z does not follow the signal; noise that
-    reads much weaker on m_z (where m_z ~ 0) does. One component cannot tell them apart."""
+    reads much weaker on the weak component (``strong_and_weak`` of the mean squares ``power``: m_z
+    of an in-plane film, m_x of a perpendicular one, where the component is ~0) does. One component
+    cannot tell them apart."""
     ref, dependent = reference_kind(), signal_dependent_kind()
     name, model = ref.capitalize(), noise_model(ref)
     if "x" not in per or "z" not in per:
         other = f"{dependent} from {name} noise" if dependent else "the noise kinds apart"
         return ref, f"{name} assumed: one component (m_{next(iter(per))}) cannot tell {other}"
-    gx, gz = per["x"][ref], per["z"][ref]
-    negligible = model.require_estimator().is_negligible(gx)
-    if dependent is not None and not negligible and gz < WEAKER_ON_Z * gx:
-        return dependent, (f"m_z reads {gz / gx:.2f} of m_x's {name} {model.level_name}: {dependent} "
-                           f"({NOISE_MODELS[dependent].formula} is weak where m_z ~ 0)")
-    return ref, f"{name}: the noise reads alike on m_x and m_z" + ("" if negligible else f" (ratio z/x {gz / gx:.2f})")
+    s, w = strong_and_weak(power or {})
+    gs, gw = per[s][ref], per[w][ref]
+    negligible = model.require_estimator().is_negligible(gs)
+    if dependent is not None and not negligible and gw < WEAKER_ON_Z * gs:
+        return dependent, (f"m_{w} reads {gw / gs:.2f} of m_{s}'s {name} {model.level_name}: {dependent} "
+                           f"({NOISE_MODELS[dependent].formula} is weak where m_{w} ~ 0)")
+    return ref, f"{name}: the noise reads alike on m_x and m_z" + ("" if negligible else f" (ratio {w}/{s} {gw / gs:.2f})")
 
 
 def estimate_noise(movies: Mapping[str, Movie], films: np.ndarray, components: str, seed: int = 0) -> dict:
@@ -123,14 +133,18 @@ def estimate_noise(movies: Mapping[str, Movie], films: np.ndarray, components: s
     ``movies``: component letter -> ``Movie``; ``films (N, C, T, ny, nx)``: clean films whose
     components are ``components``. Returns ``per_component`` (``raw`` and ``floor`` readings and
     the calibrated level, per kind with an estimator), ``kind``, ``why`` and, per component, the
-    ``conditions`` to train with. A signal-dependent kind takes m_x's level for every component
-    (m_x, ~1 in-plane, carries it)."""
+    ``conditions`` to train with. A signal-dependent kind takes the strong component's level for
+    every component (``strong_and_weak``: m_x in-plane, m_z perpendicular, ~1, carries it)."""
     key = jax.random.key(seed + 5)
     per = {c: _component_record(mv.data, films[:, components.index(c)] if c in components else None, key)
            for c, mv in movies.items()}
-    kind, why = _choose_kind(per)
+    # the mean square of each component: of the clean films where simulated, else of the movie
+    power = {c: float(np.mean(np.square(films[:, components.index(c)] if c in components else mv.data)))
+             for c, mv in movies.items()}
+    kind, why = _choose_kind(per, power)
     if NOISE_MODELS[kind].signal_dependent:
-        conditions = {c: condition(kind, per["x"][kind]) for c in per}
+        strong = strong_and_weak(power)[0] if {"x", "z"} <= set(per) else "x"
+        conditions = {c: condition(kind, per[strong][kind]) for c in per}
     else:
         conditions = {c: condition(kind, per[c][kind]) for c in per}
     return {"per_component": per, "kind": kind, "why": why, "conditions": conditions}

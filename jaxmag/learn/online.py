@@ -18,14 +18,15 @@ never repeats the defects of the simulated dataset with that seed, and its test 
 unseen), stored on the device, and sampled there. Each batch entry then draws, on device:
 
 * a pool entry (uniformly);
-* a random exact symmetry of the film (``jaxmag.symmetry``, the one sign rule of every data
-  source): a flip of the rows and/or columns (probability 1/2 each), the easy axis, an axial
-  vector like m, mapped to (u_x, -u_y, -u_z) by an odd number of flips, and with periodic
-  boundaries a random cyclic shift in x and y. The films that come out are ones the defect
-  generator could have drawn, since its positions are uniform and its angle distribution
-  symmetric;
+* a random exact symmetry of the film (``jaxmag.symmetry``, the group of its easy axis, as in
+  every data source): for a film along x a flip of the rows and/or columns (probability 1/2
+  each), the easy axis, an axial vector like m, mapped to (u_x, -u_y, -u_z) by an odd number of
+  flips; for a perpendicular film both flips or none, with or without (u_x, -u_y) -> (-u_x,
+  -u_y); with periodic boundaries a random cyclic shift in x and y. The films that come out are
+  ones the defect generator could have drawn, since its positions are uniform and its angle
+  distribution symmetric;
 
-That gives ``pool_size * 4 * ny * nx`` distinct films on a periodic grid, and a fresh thermal
+That gives up to ``pool_size * 4 * ny * nx`` distinct films on a periodic grid (for a film along x), and a fresh thermal
 history and noise draw every time. It is not the generator's full distribution: a model can
 still fit the pool's blob shapes, so keep ``pool_size`` well above the number of training images
 you would otherwise use.
@@ -104,16 +105,19 @@ def _film_sampler(assembly: Assembly, pool: DefectPool, augment: bool) -> Callab
     dtype, grid, background = assembly.dtype, assembly.grid, assembly.background
     pool_A, pool_K, pool_u = (jnp.asarray(a, dtype) for a in (pool.A_ex, pool.K_u, pool.easy_axis))
     pool_labels = jnp.asarray(pool.labels > 0, jnp.int32)
-    symmetries = film_symmetries("xyz", grid.periodic)
+    # the group of the film's easy axis, keeping every component of the applied field it has
+    field = np.abs(np.asarray(background.B_ext)).reshape(-1, 3).max(axis=0)
+    symmetries = film_symmetries("xyz", grid.periodic, assembly.simulation.easy_axis, applied_field=field)
 
     def one_film(key):
         k_pick, k_flip, k_shift = jax.random.split(key, 3)
         i = jax.random.randint(k_pick, (), 0, pool_A.shape[0])
         A, K, axis, lab = pool_A[i], pool_K[i], pool_u[i], pool_labels[i]
         if augment:
-            flips, shift = symmetries.draw(k_flip, k_shift, (grid.ny, grid.nx))
+            codes, shift = symmetries.draw(k_flip, k_shift, (grid.ny, grid.nx))
+            flips = symmetries.flips(codes)
             A, K, axis, lab = (mirror_and_shift(a, flips, shift, axes=(0, 1)) for a in (A, K, axis, lab))
-            axis = axis * symmetries.component_factors(flips, dtype)
+            axis = axis * symmetries.component_factors(codes, dtype)
         return background.replace(A_ex=A[None], K_u=K[None], easy_axis=axis[None]), lab
 
     return one_film

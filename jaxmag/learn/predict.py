@@ -35,6 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+import jaxmag.figures as figures
 from jaxmag.channels import Channel, movie_maps, needed, parse_channels, stack_channels
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
@@ -42,7 +43,7 @@ from jaxmag.io.movie import Movie, movie_from_array
 from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
 from jaxmag.measures import check_movie, working_float
 from jaxmag.learn.noise_match import reference_kind
-from jaxmag.noise import NOISE_MODELS, estimate_noise_variances, noise_model, parse_noise_spec
+from jaxmag.noise import NOISE_MODELS, condition_label, estimate_noise_variances, noise_model, parse_noise_spec
 
 NOISE_FLOOR = 1e-4  # variance a clean-trained model is compared with (the weakest condition of the paper's sweep)
 _WINDOW_FLOOR = 1e-3
@@ -55,7 +56,9 @@ class Prediction:
     probability: (ny, nx) float32 in [0, 1]; mask: (ny, nx) bool (``probability >= threshold``);
     inputs: (ny, nx, C) float32 raw measure maps (before normalisation); input_names: the run's
     channels; tiles: number of U-Net tiles evaluated; padded_shape: the size after padding;
-    noise: the ``noise_check`` record or None; info: JSON-able description.
+    noise: the ``noise_check`` record or None; info: JSON-able description (with ``pixel_size_m``,
+    the scale bar's pixel, and where it came from); input_label: the first input's quantity and
+    unit, for the overlay's colour bar.
     """
 
     probability: np.ndarray
@@ -67,6 +70,7 @@ class Prediction:
     padded_shape: tuple[int, int]
     noise: dict | None
     info: dict
+    input_label: str = ""
 
 
 def load_run(run_dir: str | Path):
@@ -275,15 +279,16 @@ def noise_check(
     suggested = max(value, floor) if grows else value
     command = f"jaxmag finetune {run} --noise {use}:{suggested:.2g} --out {run.rstrip('/')}-{use}-{suggested:.0e}"
     condition = str(info.get("train_condition", "clean"))
+    shown = condition_label(condition)  # messages print KIND:LEVEL; the record keeps the run's name
     level = f"{use} noise {model.level_name}"
     if mismatch:
         message = (
             f"the movie's estimated {level} {value:.3g} differs from the model's training noise "
-            f"({condition}, compared with {reference:.3g}) by more than {factor:g}x; the paper finds "
+            f"({shown}, compared with {reference:.3g}) by more than {factor:g}x; the paper finds "
             f"noise-mismatched models fail. Fine-tune on matching noise: {command}"
         )
     else:
-        message = f"estimated {level} {value:.3g} is within {factor:g}x of the training noise ({condition})"
+        message = f"estimated {level} {value:.3g} is within {factor:g}x of the training noise ({shown})"
     return {
         **{k: float(v) for k, v in est.items()},
         "kind": use,
@@ -344,7 +349,29 @@ def predict_movie(
     }
     if isinstance(movies, Movie):
         description["movie"] = movies.metadata()
-    return Prediction(proba, mask, raw, tuple(info["inputs"]), float(threshold), n_tiles, padded, noise, description)
+    description["pixel_size_m"], description["pixel_size_from"] = pixel_size(movies, info)
+    label = figures.channel_label(info["inputs"][0], normalized_entropy=info["config"].measures.normalize,
+                                  rescaled=_rescaled(movies))
+    return Prediction(proba, mask, raw, tuple(info["inputs"]), float(threshold), n_tiles, padded, noise, description, label)
+
+
+def _first_movie(movies: Any) -> Any:
+    return next(iter(movies.values())) if isinstance(movies, Mapping) else movies
+
+
+def pixel_size(movies: Any, info: Mapping) -> tuple[float, str]:
+    """``(pixel size in m, where it came from)`` for the scale bar: the movie's cell size when its
+    format stores one (OVF), else the run's training cells, the sampling the model assumes."""
+    first = _first_movie(movies)
+    if isinstance(first, Movie) and first.cell_size_m is not None:
+        return float(first.cell_size_m[0]), "the movie"
+    return float(info["config"].grid.cell_size_m[0]), "the run's training cells"
+
+
+def _rescaled(movies: Any) -> bool:
+    """Whether the movie was mapped onto [-1, 1] (``--rescale minmax|maxabs``) rather than read in units of Ms."""
+    first = _first_movie(movies)
+    return isinstance(first, Movie) and first.rescale in ("minmax", "maxabs")
 
 
 PREDICTION_FILES = {
@@ -369,8 +396,8 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
     """Write the probability map, mask and an overlay into ``out_dir``; returns ``{name: path}``.
 
     ``probability.tif``/``.npy`` float32, ``mask.tif``/``.npy`` uint8 (1 = defect),
-    ``probability.png`` (magma, 0..1), ``mask.png``, ``overlay.png`` (first input map in grey,
-    defects tinted red, outlined) and ``prediction.json``. Each file is written crash-safely
+    ``probability.png`` (magma, 0..1) and ``mask.png`` (one pixel per cell, for other tools),
+    ``overlay.png`` (``plot_overlay``: a figure to read) and ``prediction.json``. Each file is written crash-safely
     (``jaxmag.io.atomic``); files in ``out_dir`` that jaxmag did not write are refused unless
     ``force`` (``jaxmag.io.outdir``).
     """
@@ -387,7 +414,7 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
     writers = {
         "probability_png": lambda f: plt.imsave(f, pred.probability, cmap="magma", vmin=0.0, vmax=1.0, format="png"),
         "mask_png": lambda f: plt.imsave(f, mask8, cmap="gray", vmin=0, vmax=1, format="png"),
-        "overlay_png": lambda f: plt.imsave(f, overlay_rgb(pred.inputs[..., 0], pred.mask), format="png"),
+        "overlay_png": lambda f: plot_overlay(f, pred),
     }
     for name, write in writers.items():
         with atomic_write(paths[name], "wb") as f:  # a full disk raises WriteError; no 0-byte file is left
@@ -411,15 +438,27 @@ def write_maps(out_dir: str | Path, maps: Mapping[str, np.ndarray]) -> dict[str,
     return paths
 
 
-def overlay_rgb(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """RGB ``(ny, nx, 3)`` float in [0, 1]: ``image`` min-max scaled to grey, ``mask`` tinted red with an outline."""
-    img = np.asarray(image, np.float64)
+def plot_overlay(path, pred: Prediction) -> None:
+    """``overlay.png``: the first input map in grey with the mask outlined, and the probability;
+    each with a colour bar naming its quantity and unit and a nanometre scale bar (``jaxmag.figures``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img = pred.inputs[..., 0]
+    ny, nx = img.shape
     lo, hi = np.percentile(img, [1, 99])
-    grey = np.clip((img - lo) / (hi - lo), 0, 1) if hi > lo else np.full(img.shape, 0.5)
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
-    m = np.asarray(mask, bool)
-    tint = np.array([1.0, 0.1, 0.1])
-    rgb[m] = 0.55 * rgb[m] + 0.45 * tint
-    edge = m & ~(np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1))
-    rgb[edge] = tint
-    return rgb
+    cell = pred.info["pixel_size_m"]
+    label = pred.input_label or figures.channel_label(pred.input_names[0])
+    with matplotlib.rc_context(figures.style()):
+        fig, axes = figures.map_figure(2, ny, nx)
+        figures.map_panel(fig, axes[0], img, cmap="gray", vmin=lo, vmax=hi, label=label, pixel_size_m=cell,
+                          outline=pred.mask, title=f"{pred.input_names[0]} + mask ({pred.mask.mean():.1%} of the image)")
+        figures.map_panel(fig, axes[1], pred.probability, cmap="magma", vmin=0.0, vmax=1.0,
+                          label=figures.PROBABILITY_LABEL, pixel_size_m=cell, title="U-Net defect probability")
+        if pred.info.get("pixel_size_from") != "the movie":  # a TIFF or array states no pixel size
+            fig.supxlabel(f"scale bar: pixels taken as {pred.info.get('pixel_size_from')} ({cell * 1e9:g} nm); "
+                          "the movie states no pixel size", fontsize=figures.SMALL_PT)
+        fig.savefig(path, dpi=figures.DPI, format="png")
+    plt.close(fig)

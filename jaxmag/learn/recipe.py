@@ -60,7 +60,8 @@ def make_source(recipe: Recipe, config, *, data_path, measures_path, inputs, tra
     if recipe.source == "measures":
         return MeasuresSource(measures_path, inputs, **common)
     return MovieSource.from_dataset(data_path, inputs, measure_options(config.measures), noise_seed=config.noise.seed,
-                                    periodic=config.grid.boundary == "periodic", augment=recipe.augment,
+                                    periodic=config.grid.boundary == "periodic", easy_axis=config.material.easy_axis,
+                                    augment=recipe.augment,
                                     fresh_noise=recipe.fresh_noise, **common)
 
 
@@ -78,6 +79,8 @@ def seed_section(records, base_records=()) -> list[str]:
     models at σ² ≤ 1e-2 whose predicted defect fraction is below a third of the true one."""
     import numpy as np
 
+    from jaxmag.noise import condition_label  # conditions are printed as KIND:LEVEL
+
     base = {(b["inputs"], b["eval_condition"]): b["dice"] for b in base_records}
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -92,12 +95,12 @@ def seed_section(records, base_records=()) -> list[str]:
         for (rec, inputs, train, ev), rows in multi.items():
             d = np.array([r["dice"] for r in rows])
             b = base.get((inputs, ev))
-            lines.append(f"| {rec or 'config'} | {inputs} | {ev} | {len(d)} | {d.mean():.3f} ± {d.std(ddof=1):.3f} | "
+            lines.append(f"| {rec or 'config'} | {inputs} | {condition_label(ev)} | {len(d)} | {d.mean():.3f} ± {d.std(ddof=1):.3f} | "
                          f"{d.min():.3f} – {d.max():.3f} | {'n/a' if b is None else f'{b:.3f}'} |")
         lines.append("")
     collapsed = [r for r in records if r["train_condition"] == r["eval_condition"] != "clean"
                  and r["noise_variance"] <= 1e-2 and r["pred_fraction"] < r["true_fraction"] / 3]
     lines += ["Noise-matched models at σ² ≤ 1e-2 that collapse (predicted defect fraction below a third of the true one): "
-              + (", ".join(f"{r['inputs']} {r['eval_condition']} [{r.get('recipe') or 'config'}] {r['pred_fraction']:.3f}/{r['true_fraction']:.3f}"
+              + (", ".join(f"{r['inputs']} {condition_label(r['eval_condition'])} [{r.get('recipe') or 'config'}] {r['pred_fraction']:.3f}/{r['true_fraction']:.3f}"
                            for r in collapsed) or "none"), ""]
     return lines

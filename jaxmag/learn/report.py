@@ -1,10 +1,13 @@
 """Figures and the markdown report of a run or study.
 
 * ``fig_examples.png`` — like the paper's Fig. 2: per (measure, component) of the clean-trained
-  models, the input map, the prediction and the truth on one test image, clean and under one
-  noise condition.
+  models, on one test image, clean and under one noise condition: the input map in the measure's
+  units (colour bar) and the prediction against the truth (hits, misses, false alarms), with a
+  nanometre scale bar (``jaxmag.figures``).
 * ``fig_dice_vs_noise.png`` — like its Fig. 3: test Dice against the noise level (σ²), one panel
-  per (component, noise kind of ``[noise]``), clean-trained (dashed) and noise-matched (solid) models.
+  per (component, noise kind of ``[noise]``): clean-trained (dashed) and noise-matched (solid)
+  models, the non-learned baseline of ``baseline.json`` (dash-dot) and the clean-trained model on
+  clean data (dotted), each kind of line in the legend.
 * ``report.md`` — embeds both, states every parameter (the resolved config), the results
   table, and checks the paper's qualitative findings (``shared/docs/study.md`` §4), each
   marked *reproduced* / *not reproduced* / *not tested* with the numbers behind it.
@@ -17,18 +20,20 @@ from typing import Sequence
 
 import numpy as np
 
+import jaxmag.figures as figures
 from jaxmag.channels import parse_channels
 from jaxmag.config import Config
 from jaxmag.io.atomic import atomic_path, write_text
 from jaxmag.learn.noise_match import reference_kind
 from jaxmag.learn.study import RESULT_FILE, lookup, mean_perimeter_ratio
-from jaxmag.noise import noise_model
+from jaxmag.noise import condition_label, noise_model
 
 MEASURE_LABEL = {"mean": "mean", "std": "std", "latent_entropy": "latent entropy"}
 
 
 def _load_unit(unit_dir: Path, measures_path: Path, condition: str, k: int | None):
-    """(normalised inputs, labels, probabilities) of the first ``k`` test images (all if None)."""
+    """(raw inputs as measured, labels, probabilities) of the first ``k`` test images (all if None):
+    the model sees them normalised, a reader wants the measure's own units."""
     from jaxmag.learn.sources.measures import MeasuresSource
     from jaxmag.learn.evaluation import load_trained, predict_proba
 
@@ -38,7 +43,9 @@ def _load_unit(unit_dir: Path, measures_path: Path, condition: str, k: int | Non
                             norm_stats=info["norm_stats"], load_train=False)
     test = source.test_set(condition)
     x, y = (test.inputs, test.labels) if k is None else test.examples(k)
-    return x, y, predict_proba(model, x)
+    stats = info["norm_stats"]
+    raw = x * np.asarray(stats["std"], np.float32) + np.asarray(stats["mean"], np.float32)
+    return raw, y, predict_proba(model, x)
 
 
 def _single_clean_units(records: Sequence[dict]) -> list[tuple[str, str, str]]:
@@ -60,6 +67,9 @@ def example_condition(config: Config, records: Sequence[dict]) -> str | None:
 
 
 def plot_examples(out_dir: Path, config: Config, records: Sequence[dict], measures_path: Path) -> Path | None:
+    """``fig_examples.png``: per clean-trained single-input model (rows), on one test image, clean
+    and under ``example_condition`` (column pairs): the input map in its units, and the prediction
+    against the truth (hits, misses, false alarms); colour bars, a key and a nanometre scale bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,28 +80,58 @@ def plot_examples(out_dir: Path, config: Config, records: Sequence[dict], measur
         return None
     noisy = example_condition(config, records)
     conditions = ["clean"] + ([noisy] if noisy else [])
-    cols = 2 * len(conditions) + 1
-    fig, axes = plt.subplots(len(units), cols, figsize=(1.8 * cols, 1.9 * len(units)), squeeze=False)
-    for row, (measure, comp, unit_id) in enumerate(units):
-        col = 0
-        for cond in conditions:
-            x, y, p = _load_unit(out_dir / "units" / unit_id, measures_path, cond, 1)
-            dice = lookup(records, unit=unit_id, eval_condition=cond)
-            axes[row, col].imshow(x[0, ..., 0], cmap="viridis")
-            axes[row, col].set_title(f"{MEASURE_LABEL.get(measure, measure)} m_{comp}\n{cond}", fontsize=7)
-            axes[row, col + 1].imshow(p[0] > 0.5, cmap="gray", vmin=0, vmax=1)
-            axes[row, col + 1].set_title(f"prediction\n(test-set Dice {dice:.2f})" if dice is not None else "prediction", fontsize=7)
-            col += 2
-        axes[row, col].imshow(y[0] > 0, cmap="gray", vmin=0, vmax=1)
-        axes[row, col].set_title("truth", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    return _save_figure(fig, out_dir / "fig_examples.png")
+    ny, nx = config.grid.ny, config.grid.nx
+    cols, height = 2 * len(conditions), 0.85 * figures.MAP_INCHES * ny / nx + 0.75  # maps narrower than their column
+    with matplotlib.rc_context(figures.style()):
+        fig, axes = plt.subplots(len(units), cols, figsize=(figures.MAP_INCHES * cols, height * len(units) + 0.4),
+                                 squeeze=False, layout="constrained")
+        fig.get_layout_engine().set(w_pad=0.1)
+        for row, (measure, comp, unit_id) in enumerate(units):
+            for k, cond in enumerate(conditions):
+                raw, y, p = _load_unit(out_dir / "units" / unit_id, measures_path, cond, 1)
+                _example_pair(fig, axes[row, 2 * k:2 * k + 2], config, f"{measure}:{comp}", cond, raw[0, ..., 0],
+                              p[0] > 0.5, y[0] > 0, lookup(records, unit=unit_id, eval_condition=cond))
+        figures.add_comparison_key(fig, loc="outside lower center", ncol=4)
+        return _save_figure(fig, out_dir / "fig_examples.png")
 
 
-def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict]) -> Path | None:
+def _example_pair(fig, axes, config: Config, channel: str, condition: str, image, prediction, truth,
+                  dice: float | None) -> None:
+    """One input map (colour bar in its units) and its prediction against the truth, both with a scale bar."""
+    ax_in, ax_cmp = axes
+    ny, nx = image.shape
+    shown = ax_in.imshow(image, cmap="viridis", interpolation="nearest")
+    figures.add_colour_bar(fig, shown, ax_in, figures.channel_label(channel, normalized_entropy=config.measures.normalize))
+    ax_in.set_title(f"input {channel}, {condition_label(condition)}")
+    ax_cmp.imshow(figures.comparison_rgb(prediction, truth), interpolation="nearest")
+    trained = f"U-Net trained on clean data; test-set Dice {dice:.2f}" if dice is not None else "U-Net trained on clean data"
+    ax_cmp.set_title(f"prediction vs truth, {condition_label(condition)}\n{trained}")
+    for ax in axes:
+        figures.strip_ticks(ax)
+        figures.add_scale_bar(ax, config.grid.cell_size_m[0], nx, ny)
+
+
+# line style of each kind of curve in fig_dice_vs_noise, with its legend text
+CURVES = {
+    "clean": dict(ls="--", marker="o", text="U-Net trained on clean data"),
+    "matched": dict(ls="-", marker="o", text="U-Net trained with the evaluated noise"),
+    "baseline": dict(ls="-.", marker="s", text="non-learned baseline (robust z),\nfitted on each condition"),
+    "reference": dict(ls=":", marker="", text="U-Net trained on clean data,\nevaluated on clean data"),
+}
+
+
+def _measure_and_component(inputs: str) -> tuple[str, str]:
+    """``"mean:x"`` -> ``("mean", "x")``; ``"mean:x,std:z"`` -> ``("mean+std", "x+z")``, as
+    ``jaxmag.learn.study`` names a multi-channel unit."""
+    channels = parse_channels(inputs)
+    return "+".join(c[0] for c in channels), "+".join(c[1] for c in channels)
+
+
+def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict],
+                       base_records: Sequence[dict] = ()) -> Path | None:
+    """``fig_dice_vs_noise.png``: test Dice against the noise level, one panel per (component, noise
+    kind), one colour per measure; every kind of line (``CURVES``) has its legend entry. The
+    non-learned baseline (``baseline.json``) is drawn wherever its inputs are."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,33 +142,60 @@ def plot_dice_vs_noise(out_dir: Path, config: Config, records: Sequence[dict]) -
         return None
     comps = sorted({r["component"] for r in noisy})
     kinds = [k for k in config.noise.kinds if any(r["noise_type"] == k for r in noisy)]
-    fig, axes = plt.subplots(len(comps), len(kinds), figsize=(4.2 * len(kinds), 3.0 * len(comps)), squeeze=False)
-    colors = {}
-    for i, comp in enumerate(comps):
-        for j, kind in enumerate(kinds):
-            ax = axes[i, j]
-            for training, style in (("clean", "--"), ("matched", "-")):
-                rows = [r for r in noisy if r["component"] == comp and r["noise_type"] == kind
-                        and (r["train_condition"] == "clean") == (training == "clean")]
-                for measure in sorted({r["measure"] for r in rows}):
-                    pts = sorted((r["noise_variance"], r["dice"]) for r in rows if r["measure"] == measure)
-                    color = colors.setdefault(measure, f"C{len(colors)}")
-                    ax.plot(*zip(*pts), style, marker="o", ms=3, color=color,
-                            label=f"{MEASURE_LABEL.get(measure, measure)} ({training}-trained)")
-                    base = lookup(records, measure=measure, component=comp, train_condition="clean", eval_condition="clean")
-                    if base is not None and training == "clean":
-                        ax.axhline(base, color=color, lw=0.6, ls=":")
-            ax.set_xscale("log")
-            ax.set_ylim(-0.02, 1.02)
-            model = noise_model(kind)
-            ax.set_xlabel(f"noise {model.level_name} {model.level_symbol}")
-            ax.set_ylabel("test Dice")
-            ax.set_title(f"m_{comp}, {kind} noise", fontsize=9)
-            ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    return _save_figure(fig, out_dir / "fig_dice_vs_noise.png")
+    colours: dict[str, str] = {}
+    drawn: set[str] = set()
+    with matplotlib.rc_context(figures.style()):
+        fig, axes = plt.subplots(len(comps), len(kinds), figsize=(5.5 * len(kinds) + 3.8, 4.0 * len(comps) + 0.3),
+                                 squeeze=False, layout="constrained")
+        for i, comp in enumerate(comps):
+            for j, kind in enumerate(kinds):
+                rows = [r for r in noisy if r["component"] == comp and r["noise_type"] == kind]
+                base = [b for b in base_records if b["noise_type"] == kind and _measure_and_component(b["inputs"])[1] == comp]
+                drawn |= _dice_panel(axes[i, j], records, rows, base, comp, colours)
+                model = noise_model(kind)
+                unit = f" ({model.level_unit})" if model.level_unit else ""
+                axes[i, j].set_xlabel(f"{kind} noise {model.level_name} {model.level_symbol}{unit}")
+                axes[i, j].set_title(f"{figures.component_symbol(comp)}, {kind} noise")
+        fig.legend(handles=_dice_legend(colours, drawn), loc="outside right upper", frameon=False,
+                   title="colour: input measure\nline: model", alignment="left")
+        return _save_figure(fig, out_dir / "fig_dice_vs_noise.png")
+
+
+def _dice_panel(ax, records, rows, base, comp: str, colours: dict[str, str]) -> set[str]:
+    """Draw one panel's curves; returns the kinds of curve drawn (keys of ``CURVES``)."""
+    drawn = set()
+    measures = sorted({r["measure"] for r in rows})
+    for measure in measures:
+        colour = colours.setdefault(measure, f"C{len(colours)}")
+        for training in ("clean", "matched"):
+            pts = sorted((r["noise_variance"], r["dice"]) for r in rows if r["measure"] == measure
+                         and (r["train_condition"] == "clean") == (training == "clean"))
+            if pts:
+                ax.plot(*zip(*pts), ls=CURVES[training]["ls"], marker="o", ms=4, color=colour)
+                drawn.add(training)
+        pts = sorted((b["noise_variance"], b["dice"]) for b in base if _measure_and_component(b["inputs"])[0] == measure)
+        if pts:
+            ax.plot(*zip(*pts), ls=CURVES["baseline"]["ls"], marker="s", ms=4, color=colour, alpha=0.85)
+            drawn.add("baseline")
+        clean = lookup(records, measure=measure, component=comp, train_condition="clean", eval_condition="clean")
+        if clean is not None:
+            ax.axhline(clean, color=colour, lw=1.0, ls=CURVES["reference"]["ls"])
+            drawn.add("reference")
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("test Dice")
+    ax.grid(alpha=0.3)
+    return drawn
+
+
+def _dice_legend(colours: dict[str, str], drawn: set[str]) -> list:
+    """Legend handles: one colour per measure, then one grey line per kind of curve drawn."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=3, label=MEASURE_LABEL.get(m, m)) for m, c in colours.items()]
+    handles += [Line2D([], [], color="0.3", ls=v["ls"], marker=v["marker"] or None, ms=4, label=v["text"])
+                for key, v in CURVES.items() if key in drawn]
+    return handles
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -137,7 +204,7 @@ def _save_figure(fig, path: Path) -> Path:
 
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=80, format="png")  # the temporary name has no .png suffix
+            fig.savefig(tmp, dpi=figures.DPI, format="png")  # the temporary name has no .png suffix
     finally:
         plt.close(fig)
     return path
@@ -205,7 +272,7 @@ def _weak_noise(records, gauss) -> tuple[str, str, str]:
     gains = [n - c for _, _, _, c, n in rows if c is not None and n is not None]
     # Both halves must be measured: a run without noise-matched models cannot test the second.
     ok = (max(drops) < 0.1 and max(gains) < 0.1) if drops and gains else None
-    return (f"2. Weak Gaussian noise ({cond}): Dice stays near the clean baseline; matched training adds little", _status(ok),
+    return (f"2. Weak Gaussian noise ({condition_label(cond)}): Dice stays near the clean baseline; matched training adds little", _status(ok),
             f"largest drop from clean baseline {_fmt(max(drops) if drops else None)}, largest matched-training gain {_fmt(max(gains) if gains else None)}")
 
 
@@ -219,7 +286,7 @@ def _moderate_noise(records, gauss) -> tuple[str, str, str]:
     ok = None
     if z_nt and any(nt is not None for *_, nt in rows):
         ok = len(failed) >= 2 and len(kept) >= 2 and max(z_nt, key=z_nt.get) == "std"
-    return (f"3. Moderate noise ({cond}): clean-trained models fail for several measures, matched keep high Dice; for m_z std is the most robust with matched training",
+    return (f"3. Moderate noise ({condition_label(cond)}): clean-trained models fail for several measures, matched keep high Dice; for m_z std is the most robust with matched training",
             _status(ok), f"clean-trained Dice < 0.3: {failed or 'none'}; matched Dice > 0.5: {kept or 'none'}; m_z matched: "
             + ", ".join(f"{k} {_fmt(v)}" for k, v in z_nt.items()))
 
@@ -235,7 +302,7 @@ def _strong_noise(records, gauss) -> tuple[str, str, str]:
     if ct and nt:
         true_frac = np.mean([r["true_fraction"] for r in ct])
         ok = np.mean(ct_all) > 2 * true_frac and np.mean(nt_none) < 0.5 * true_frac
-    return (f"4. Strong noise ({cond}): clean-trained collapse to 'everything is defect', matched to 'nothing is defect'", _status(ok),
+    return (f"4. Strong noise ({condition_label(cond)}): clean-trained collapse to 'everything is defect', matched to 'nothing is defect'", _status(ok),
             f"predicted defect fraction: clean-trained {_fmt(float(np.mean(ct_all)) if ct_all else None)}, matched {_fmt(float(np.mean(nt_none)) if nt_none else None)}, "
             f"true {_fmt(float(np.mean([r['true_fraction'] for r in ct])) if ct else None)}; Dice clean-trained "
             + ", ".join(f"{r['inputs']} {_fmt(r['dice'])}" for r in ct if ',' not in r['inputs']))
@@ -271,7 +338,7 @@ def _multichannel(records) -> tuple[str, str, str]:
                       and x["train_condition"] == r["train_condition"]]
             if single:
                 wins.append(r["dice"] > max(single))
-                lines.append(f"{cond} ({r['train_condition']}-trained): multi {_fmt(r['dice'])} vs best single {_fmt(max(single))}")
+                lines.append(f"{condition_label(cond)} ({condition_label(r['train_condition'])}-trained): multi {_fmt(r['dice'])} vs best single {_fmt(max(single))}")
     return ("7. Multi-channel input (the paper's suggested next step) beats the best single channel", _status(all(wins) if wins else None),
             "; ".join(lines) or "no comparable rows")
 
@@ -291,7 +358,8 @@ def results_table(records: Sequence[dict]) -> str:
     lines = ["| recipe | seed | inputs | trained on | evaluated on | Dice | per-image Dice | predicted / true defect fraction |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        lines.append(f"| {r.get('recipe') or '-'} | {r.get('seed', 0)} | {r['inputs']} | {r['train_condition']} | {r['eval_condition']} | {r['dice']:.3f} | "
+        lines.append(f"| {r.get('recipe') or '-'} | {r.get('seed', 0)} | {r['inputs']} | {condition_label(r['train_condition'])} | "
+                     f"{condition_label(r['eval_condition'])} | {r['dice']:.3f} | "
                      f"{r['dice_per_image']:.3f} | {r['pred_fraction']:.3f} / {r['true_fraction']:.3f} |")
     return "\n".join(lines)
 
@@ -308,7 +376,8 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
     by_recipe = {name: [r for r in records if r.get("recipe", "") == name and not r.get("seed", 0)] for name in recipes}
     shown = by_recipe[recipes[-1]] if recipes else []  # the figures show the last recipe (the study's own)
     examples = plot_examples(out_dir, config, shown, measures_path)
-    curves = plot_dice_vs_noise(out_dir, config, shown)
+    shown_inputs = {r["inputs"] for r in shown}
+    curves = plot_dice_vs_noise(out_dir, config, shown, [b for b in base_records if b["inputs"] in shown_inputs])
     parts = [f"# {title}", "",
              "Generated by jaxmag. Physics, defects and training follow `configs/` (all values below); "
              "every number here was measured in this run. The paper (Knapman et al. 2026) published no "
@@ -320,10 +389,15 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
     parts += ["## Results", "", results_table(records), ""]
     if examples:
         parts += ["## Example predictions", "", f"![examples]({examples.name})", "",
-                  "Per row: the input map and the thresholded prediction on one test image, clean and noisy, and the truth.", ""]
+                  "Per row, one U-Net trained on clean data and one test image, clean and noisy: the input map in "
+                  "the measure's units, and the thresholded prediction against the truth (hits, missed defects, false "
+                  "alarms). The bar marks length in the film's plane; the Dice in the titles is over the whole test set.", ""]
     if curves:
         parts += ["## Dice versus noise", "", f"![dice vs noise]({curves.name})", "",
-                  f"Recipe {recipes[-1] or config.training.recipe}. Dashed: trained on clean data; solid: trained with matching noise; dotted: clean baseline.", ""]
+                  f"Recipe {recipes[-1] or config.training.recipe}. Colour: the input measure. Dashed: the U-Net trained "
+                  "on clean data; solid: trained with the noise it is evaluated on; dash-dot: the non-learned baseline "
+                  "(robust z, fitted on each condition's validation split); dotted: the clean-trained U-Net on clean data. "
+                  "In the noise formulas x is the component of m = M/M_s.", ""]
     parts += baseline.report_section(records, base_records)
     parts += recipe.seed_section(records, base_records)
     parts += ["## The paper's findings", "", "| recipe | finding | status | numbers |", "|---|---|---|---|"]

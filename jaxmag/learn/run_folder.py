@@ -3,8 +3,10 @@
 A run folder holds ``config.toml`` (the resolved config), ``run.json`` (inputs, train
 condition, split, normalisation, config hash, source; ``RUN_FILE``), ``history.json``,
 ``checkpoints/{best,latest}`` and ``eval_<condition>.{json,png}``; see ``docs/training.md``.
-This module owns the JSON files and the evaluation report; the training loop, evaluation,
-fine-tuning and studies all go through it, so none of them imports another for file helpers.
+This module owns the JSON files and the evaluation report (``plot_eval_examples``: the input in its
+units, the probability, prediction against truth, with ``jaxmag.figures``' colour bars and scale
+bars); the training loop, evaluation, fine-tuning and studies all go through it, so none of them
+imports another for file helpers.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmag.config import Config, config_hash, first_difference
+from jaxmag.config import Config, config_hash, first_difference, stored_config
 from jaxmag.io.atomic import atomic_write
 from jaxmag.learn.recipe import model_dropout
 
@@ -113,29 +115,96 @@ def save_eval_report(run_dir: str | Path, eval_set, metrics: dict, model, extra:
         _write_json(run_dir / f"eval_{eval_set.condition}.json", record)
         # a handful of example images: one eager forward pass, dropout off
         proba = np.asarray(jax.nn.softmax(model(np.asarray(x, np.float32), train=False), axis=-1)[..., 1])
-        _plot_examples(run_dir / f"eval_{eval_set.condition}.png", x, y, proba, info["inputs"], eval_set.condition,
-                       metrics["dice"])
+        config = _run_config(run_dir)
+        plot_eval_examples(run_dir / f"eval_{eval_set.condition}.png", _raw_inputs(x, info), y, proba,
+                           _input_label(info, config), None if config is None else float(config.grid.cell_size_m[0]),
+                           condition=eval_set.condition, train_condition=info["train_condition"],
+                           dice=metrics["dice"])
     return record
 
 
-def _plot_examples(path: Path, x, y, proba, names, condition: str, dice: float) -> None:
+def _raw_inputs(x, info: dict) -> np.ndarray:
+    """The first input channel in the measure's own units: the model sees it normalised with the
+    run's clean statistics (``jaxmag.learn.normalization``), a reader wants what was measured."""
+    first = np.asarray(x, np.float32)[..., 0]
+    stats = info.get("norm_stats")
+    if not stats:
+        return first
+    return first * np.float32(stats["std"][0]) + np.float32(stats["mean"][0])
+
+
+def _run_config(run_dir: Path) -> Config | None:
+    """The run folder's ``config.toml`` (the resolved config it was trained with; its grid gives the
+    cell size, the pixel of the maps), or None if unreadable: the figure then goes without scale bar."""
+    path = run_dir / "config.toml"
+    try:
+        return stored_config(path.read_text(), source=str(path))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _input_label(info: dict, config: Config | None) -> str:
+    """The colour-bar label of the first input (``jaxmag.figures.channel_label``): quantity and unit."""
+    from jaxmag import figures
+
+    label = figures.channel_label(info["inputs"][0],
+                                  normalized_entropy=bool(config is not None and config.measures.normalize))
+    return label if info.get("norm_stats") else f"{label}, normalised"
+
+
+def plot_eval_examples(path: Path, raw, truth, proba, input_label: str, cell_size_m: float | None, *,
+                       condition: str, train_condition: str, dice: float) -> Path:
+    """``eval_<condition>.png``: per test image (rows), the first input map in its units, the
+    defect probability with the true defects outlined, and the prediction (probability > 0.5)
+    against the truth; colour bars with quantity and unit, a nanometre scale bar on every map
+    (none when ``cell_size_m`` is unknown), fonts of at least 9 pt (``jaxmag.figures``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(x)
-    fig, axes = plt.subplots(n, 4, figsize=(8, 2.1 * n + 0.4), squeeze=False)
-    for i in range(n):
-        panels = [(x[i, ..., 0], f"input {names[0]} (norm.)", "viridis"), (y[i], "truth", "gray"),
-                  (proba[i], "P(defect)", "magma"), (proba[i] > 0.5, "prediction", "gray")]
-        for ax, (img, title, cmap) in zip(axes[i], panels):
-            ax.imshow(img, cmap=cmap, interpolation="nearest", **({"vmin": 0, "vmax": 1} if cmap != "viridis" else {}))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle(f"{condition}: test Dice {dice:.3f}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    from jaxmag import figures
+    from jaxmag.noise import condition_label
+
+    n, ny, nx = np.shape(raw)
+    width = figures.map_inches(nx)
+    # maps are narrower than their column (colour bar); a wide film's row still fits its colour-bar label
+    row_inches = max(0.8 * width * ny / nx, 2.8) + 0.15
+    with matplotlib.rc_context(figures.style()):
+        fig, axes = plt.subplots(n, 3, figsize=(width * 3, row_inches * n + 1.2), squeeze=False,
+                                 layout="constrained")
+        fig.get_layout_engine().set(w_pad=0.1)
+        for i in range(n):
+            _eval_row(fig, axes[i], raw[i], np.asarray(truth[i]) > 0, proba[i], input_label, cell_size_m,
+                      titles=i == 0)
+        fig.suptitle(f"test images at {condition_label(condition)}: Dice {dice:.3f} over the test set "
+                     f"(U-Net trained on {condition_label(train_condition)})")
+        figures.add_comparison_key(axes[-1, 2])  # under the last comparison map
+        if cell_size_m is None:
+            fig.supxlabel("no scale bar: the run folder has no readable config.toml (cell size unknown)")
+        fig.savefig(path, dpi=figures.DPI)
+        plt.close(fig)
+    return path
+
+
+def _eval_row(fig, axes, image, truth, proba, input_label: str, cell_size_m: float | None, *, titles: bool) -> None:
+    """One test image: input map, probability (truth outlined), prediction against truth."""
+    from jaxmag import figures
+
+    ax_in, ax_p, ax_cmp = axes
+    ny, nx = image.shape
+    shown = ax_in.imshow(image, cmap="viridis", interpolation="nearest")
+    figures.add_colour_bar(fig, shown, ax_in, input_label)
+    shown = ax_p.imshow(proba, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
+    if truth.any() and not truth.all():
+        ax_p.contour(truth.astype(float), levels=[0.5], colors="#56B4E9", linewidths=1.5)
+    figures.add_colour_bar(fig, shown, ax_p, figures.PROBABILITY_LABEL)
+    ax_cmp.imshow(figures.comparison_rgb(proba > 0.5, truth), interpolation="nearest")
+    if titles:
+        ax_in.set_title("input map")
+        ax_p.set_title("U-Net probability\n(true defects outlined)")
+        ax_cmp.set_title("prediction (> 0.5) vs truth")
+    for ax in axes:
+        figures.strip_ticks(ax)
+        if cell_size_m is not None:
+            figures.add_scale_bar(ax, cell_size_m, nx, ny)

@@ -10,8 +10,9 @@ key: same key, same noise, whatever the batch or device.
 * ``models``: one ``NoiseModel`` record per kind in ``NOISE_MODELS`` (its formula in
   standard-normal draws, the name and range of its parameter, its estimator); adding a kind is
   one record there, and every path below picks it up.
-* ``conditions``: ``NoiseSpec(kind, level)``, its ``name`` (``"clean"``, ``"gaussian_1e-2"``,
-  ``"speckle_2.5e-1"``, naming HDF5 groups), ``parse_noise_spec("KIND:LEVEL")`` and the
+* ``conditions``: ``NoiseSpec(kind, level)``, its ``label`` (``"gaussian:1e-2"``, what is printed
+  and typed) and ``name`` (``"gaussian_1e-2"``, naming HDF5 groups and files), ``parse_noise_spec``
+  (either spelling), ``condition_label`` and the
   ``[noise]`` section's ``NoiseSweep`` (levels per kind, seed).
 * ``draw``: the one keying rule, ``fold_in(fold_in(fold_in(key(seed), hash(condition name)), r),
   ord(c))`` for run r and component c (``add_measurement_noise``), used by the measures file,
@@ -28,6 +29,7 @@ from jaxmag.noise.conditions import (
     NoiseSpec,
     NoiseSweep,
     accepted_forms,
+    condition_label,
     condition_name,
     format_level,
     parse_noise_spec,
@@ -57,7 +59,7 @@ from jaxmag.noise.models import (
 __all__ = [
     "CLEAN", "NOISE_MODELS", "NoiseEstimateUndefined", "NoiseEstimator", "NoiseModel", "NoiseSpec", "NoiseSweep",
     "accepted_forms", "add_gaussian", "add_measurement_noise", "add_speckle", "apply_noise", "apply_noise_draws",
-    "component_keys", "condition_hash", "condition_keys", "condition_name", "estimate_noise_variance",
+    "component_keys", "condition_hash", "condition_keys", "condition_label", "condition_name", "estimate_noise_variance",
     "estimate_noise_variances", "format_level", "gaussian_from_draws", "noise_key", "noise_model",
     "parse_noise_spec", "speckle_from_draws",
 ]

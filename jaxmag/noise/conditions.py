@@ -1,8 +1,10 @@
 """Noise conditions: ``NoiseSpec`` (one kind at one level), their names, and a job's sweep.
 
-A condition's ``name`` (``"clean"``, ``"gaussian_1e-2"``, ``"speckle_2.5e-1"``) names HDF5
-groups and keys its noise (``jaxmag.noise.draw.condition_hash``), so it never changes for a
-given kind and level. ``parse_noise_spec`` reads the CLI form ``KIND:LEVEL`` (and the names);
+A condition has two spellings. Its ``label`` (``"clean"``, ``"gaussian:1e-2"``) is what people
+read and type: every flag, message and report prints it. Its ``name`` (``"gaussian_1e-2"``) is a
+file-system name: it names HDF5 groups, folders and ``eval_<name>.json``, and keys the noise
+(``jaxmag.noise.draw.condition_hash``), so it never changes for a given kind and level.
+``parse_noise_spec`` reads either spelling; ``condition_label`` turns either into the label.
 ``NoiseSweep`` is the ``[noise]`` section: levels per kind, and the noise seed.
 """
 from __future__ import annotations
@@ -45,8 +47,13 @@ class NoiseSpec:
 
     @property
     def name(self) -> str:
-        """Condition name used for HDF5 groups, e.g. ``"gaussian_1e-2"``; ``"clean"`` without noise."""
+        """File-system name (HDF5 groups, folders, file names), e.g. ``"gaussian_1e-2"``; ``"clean"`` without noise."""
         return "clean" if self.kind == "clean" else condition_name(self.kind, self.level)
+
+    @property
+    def label(self) -> str:
+        """The printed form, e.g. ``"gaussian:1e-2"`` (what ``--noise`` takes); ``"clean"`` without noise."""
+        return "clean" if self.kind == "clean" else f"{self.kind}:{format_level(self.level)}"
 
 
 CLEAN = NoiseSpec("clean")
@@ -83,6 +90,16 @@ def parse_noise_spec(text: str) -> NoiseSpec:
         raise ValueError(f"invalid noise spec {text!r}: the {model.level_name} must be {model.range_text()} "
                          f"and finite; accepted forms are {accepted_forms()}")
     return NoiseSpec(model.name, level)
+
+
+def condition_label(text: str) -> str:
+    """Either spelling of a condition as it is printed: ``"gaussian_1e-2"`` and ``"gaussian:0.01"``
+    give ``"gaussian:1e-2"``. Text that is no condition (``"auto"``, a typo) comes back unchanged,
+    so the command that uses it can name it in its error."""
+    try:
+        return parse_noise_spec(str(text)).label
+    except ValueError:
+        return str(text)
 
 
 PAPER_LEVELS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # several decades, weak to very strong (study.md §2)

@@ -165,6 +165,8 @@ class MovieSource:
             ``{"train", "val", "test"}`` index arrays instead (a stored or the caller's own).
         noise_seed: seed of the fixed draws (the measures file's, ``[noise] seed``).
         periodic: whether the film is periodic (cyclic shifts allowed).
+        easy_axis: the film's easy axis (its magnetisation's direction), which picks the film's
+            symmetries (``jaxmag.symmetry.film_symmetries``); default +x, the paper's film.
         augment, fresh_noise: random symmetries; a fresh noise draw every step.
         steps_per_epoch: batches per epoch (default: as many as the training films fill once).
         norm_stats: stored statistics; computed from the clean training maps if ``None``.
@@ -185,6 +187,7 @@ class MovieSource:
         seed: int = 0,
         noise_seed: int = 0,
         periodic: bool = True,
+        easy_axis: tuple[float, float, float] = (1.0, 0.0, 0.0),
         augment: bool = True,
         fresh_noise: bool = True,
         indices: dict | None = None,
@@ -209,7 +212,7 @@ class MovieSource:
         self._labels, self.run_index = self._check_labels(labels, run_index)
         self.labels_sha256 = labels_digest(self._labels)
         self.components = self._needed_components(store.components)
-        self.symmetries: FilmSymmetries = film_symmetries(self.components, self.periodic)
+        self.symmetries: FilmSymmetries = film_symmetries(self.components, self.periodic, easy_axis)
         self._measures, self._options = self._measure_plan(measure_options)
         self._set_split(split, indices, steps_per_epoch)
         self._place_movies(store, device_budget_bytes)
@@ -370,12 +373,12 @@ class MovieSource:
             # fresh draws need only the noise's distribution: the exact, cheaper sampled maps
             x = self._kernel(movies, self.spec, seed, run_index, sampled=self.fresh_noise)
         if symmetry is not None:
-            x, labels = move_channel_pixels(x, labels, *symmetry)
+            x, labels = move_channel_pixels(x, labels, self.symmetries.flips(symmetry[0]), symmetry[1])
         return normalization.normalize(x, self.norm_stats), labels
 
     def _batch_draws(self, idx, key_bits):
         """What every training batch draws, whichever way its maps are made: the labels and run
-        indices of ``idx``, the symmetry ``(flips, shifts)`` (``None`` without ``augment``) and
+        indices of ``idx``, the symmetry ``(codes, shifts)`` (``None`` without ``augment``) and
         the noise key, all from ``key_bits``."""
         labels = jnp.take(jnp.asarray(self._labels), idx, axis=0)
         run_index = jnp.take(jnp.asarray(self.run_index, jnp.uint32), idx)
@@ -402,7 +405,7 @@ class MovieSource:
                                     self._options)
         x = stack_channels(maps, tuple(Channel(m, c) for m, c in self.inputs), self.components)
         if symmetry is not None:
-            x, labels = move_channel_pixels(x, labels, *symmetry)
+            x, labels = move_channel_pixels(x, labels, self.symmetries.flips(symmetry[0]), symmetry[1])
         return normalization.normalize(x, self.norm_stats), labels
 
     def epoch_order(self, key: jax.Array) -> np.ndarray:
