@@ -2,7 +2,7 @@
 
 A config file has one table per section (``[grid]``, ``[material]``, ``[defects]``,
 ``[simulation]``, ``[dataset]``, ``[measures]``, ``[noise]``, ``[model]``, ``[training]``,
-``[run]``, ``[study]``); every key has a default, so a file states only what it changes.
+``[run]``, ``[study]``, ``[instrument]``); every key has a default, so a file states only what it changes.
 A variant names a base file with a top-level ``base = "paper.toml"`` (relative to itself) and
 overrides some keys of it.
 
@@ -13,7 +13,8 @@ and ``config_hash`` identifies it (used to refuse resuming with a different conf
 This module only composes: the sections that are parameters of a library concept are that
 concept's own record (``[defects]`` is ``jaxmag.defects.DefectParams``, ``[noise]`` is
 ``jaxmag.noise.NoiseSweep``, whose keys are the noise kinds with their levels, e.g.
-``gaussian = [1e-4, 1e-2]``, and ``seed``; ``[measures]`` yields ``jaxmag.measures.MeasureOptions`` per
+``gaussian = [1e-4, 1e-2]``, and ``seed``; ``[instrument]`` is ``jaxmag.instrument.Instrument``,
+on when the section is present; ``[measures]`` yields ``jaxmag.measures.MeasureOptions`` per
 component), and every section checks its values in its own ``__post_init__`` (raising
 ``jaxmag.params.ParamError``, which is reported here with the file and the section). Turning a
 ``Config`` into the library's plain objects is ``jaxmag.assemble``'s job; nothing in the
@@ -36,6 +37,7 @@ from jaxmag.channels import Channel, parse_channels
 from jaxmag.defects import DefectParams
 from jaxmag.fields.terms import STANDARD_TERMS, TERMS
 from jaxmag.grid import Grid
+from jaxmag.instrument import Instrument
 from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions
 from jaxmag.noise import NOISE_MODELS, NoiseSweep
 from jaxmag.params import ParamError, require
@@ -271,11 +273,16 @@ class Config:
     training: TrainingConfig = TrainingConfig()
     run: RunConfig = RunConfig()
     study: StudyConfig = StudyConfig()
+    # [instrument] (jaxmag.instrument.Instrument): absent, the movies are the magnetisation itself;
+    # present, what the microscope records (enabled unless the section says enabled = false)
+    instrument: Instrument = Instrument(enabled=False)
     name: str = "jaxmag"
 
     def to_dict(self) -> dict[str, Any]:
         data = _to_plain(dataclasses.asdict(self))
         data["noise"] = _noise_table(self.noise)
+        if self.instrument == Instrument(enabled=False):
+            del data["instrument"]  # no instrument: the TOML and the hash of the configs written before it
         return data
 
     def to_toml(self) -> str:

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.params import require
+from jaxmag.params import ParamError, require
 
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM = 2.3548 sigma for a Gaussian
 _PSF_TRUNCATE = 6.0  # sigmas: the Gaussian beyond is below 1.6e-8 of its peak
@@ -69,43 +69,80 @@ def probe_direction(spec: str | Sequence[float]) -> tuple[float, float, float]:
 
 @dataclasses.dataclass(frozen=True)
 class Instrument:
-    """What the microscope does to the film's movie. Lengths in m, intensities in photons or
-    detector units (ADU).
+    """What the microscope does to the film's movie: the ``[instrument]`` section of a config.
 
-    ``photons_per_pixel = None`` stops after the optics: the recorded signal is then the blurred,
-    pixel-averaged projection s in units of Ms (the existing Gaussian and speckle noise models
-    apply to it). Otherwise frames are detector counts.
+    Lengths in m, times in s, intensities in photons or detector units (ADU). Every stage is
+    optional: ``psf_fwhm_m = 0`` no blur, ``pixel_size_m = 0`` one pixel per cell,
+    ``photons_per_pixel = 0`` no detector (the recorded signal is then the blurred,
+    pixel-averaged projection s in units of Ms, to which the Gaussian and speckle noise models
+    apply), ``exposure_s = 0`` instantaneous frames. ``probe`` is ``x``, ``y``, ``z``,
+    ``grazing:DEGREES`` or ``"kx,ky,kz"`` (``probe_direction``; a 3-sequence is accepted and
+    written as ``"kx,ky,kz"``); ``direction`` is its unit vector.
+
+    Exposure (applied by the solver, ``jaxmag.exposure``): a frame is the time average of m over
+    its last ``exposure_s``; an exposure longer than ``camera_window_s`` is a camera-rate frame
+    (ms-s), the thermal average over a simulated window of ``camera_window_s``, every frame the
+    same film plus fresh detector noise. ``enabled``: a config's ``[instrument]`` section is on
+    when present (false: the movies are the magnetisation itself, the default without the section).
     """
 
-    probe: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    enabled: bool = True
+    probe: str = "z"
     psf_fwhm_m: float = 0.0  # 0: no blur
-    pixel_size_m: float | None = None  # None: one pixel per cell
-    photons_per_pixel: float | None = None  # I0: photons per pixel and frame at s = 0
+    pixel_size_m: float = 0.0  # 0: one pixel per cell
+    photons_per_pixel: float = 0.0  # I0: photons per pixel and frame at s = 0; 0: no detector
     contrast: float = 0.1  # c in I = I0 (1 + c s); XMCD asymmetries are a few % to ~20 %
     gain: float = 1.0  # detector units per photon
     offset: float = 0.0  # detector units added to every pixel (dark level)
     read_noise: float = 0.0  # detector units, rms of the Gaussian read noise
     full_scale: float = 65535.0  # detector units: the saturation level (uint16 cameras)
+    exposure_s: float = 0.0  # 0: instantaneous frames
+    camera_window_s: float = 1e-9  # the longest window simulated per frame (camera-rate limit)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "probe", probe_direction(self.probe))
-        require(math.isfinite(self.psf_fwhm_m) and self.psf_fwhm_m >= 0, "psf_fwhm_m", "must be >= 0 (m)")
-        require(self.pixel_size_m is None or (math.isfinite(self.pixel_size_m) and self.pixel_size_m > 0),
-                "pixel_size_m", "must be a positive length in m")
-        if self.photons_per_pixel is not None:
-            require(math.isfinite(self.photons_per_pixel) and self.photons_per_pixel > 0,
-                    "photons_per_pixel", "must be a positive photon count")
-            require(math.isfinite(self.contrast) and 0 < abs(self.contrast) < 1, "contrast",
+        spec = self.probe
+        if not isinstance(spec, str):
+            spec = ",".join(f"{v:.12g}" for v in probe_direction(spec))
+        try:
+            probe_direction(spec)
+        except ValueError as exc:
+            raise ParamError("probe", str(exc).replace(f"probe {spec!r} ", "")) from None
+        object.__setattr__(self, "probe", spec.strip().lower())
+        finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)
+        require(finite(self.psf_fwhm_m) and self.psf_fwhm_m >= 0, "psf_fwhm_m", "must be >= 0 (m; 0: no blur)")
+        require(finite(self.pixel_size_m) and self.pixel_size_m >= 0, "pixel_size_m",
+                "must be >= 0 (m; 0: one pixel per cell)")
+        require(finite(self.photons_per_pixel) and self.photons_per_pixel >= 0, "photons_per_pixel",
+                "must be >= 0 (photons per pixel and frame; 0: no detector)")
+        require(finite(self.exposure_s) and self.exposure_s >= 0, "exposure_s", "must be >= 0 (s; 0: instantaneous frames)")
+        require(finite(self.camera_window_s) and self.camera_window_s > 0, "camera_window_s", "must be positive (s)")
+        if self.records_counts:
+            require(finite(self.contrast) and 0 < abs(self.contrast) < 1, "contrast",
                     "must lie in (-1, 1) without 0: I0 (1 + c s) must stay positive for |s| <= 1")
-            require(math.isfinite(self.gain) and self.gain > 0, "gain", "must be positive (detector units per photon)")
-            require(math.isfinite(self.offset) and self.offset >= 0, "offset", "must be >= 0 (detector units)")
-            require(math.isfinite(self.read_noise) and self.read_noise >= 0, "read_noise", "must be >= 0 (detector units)")
-            require(math.isfinite(self.full_scale) and self.full_scale > self.offset, "full_scale",
+            require(finite(self.gain) and self.gain > 0, "gain", "must be positive (detector units per photon)")
+            require(finite(self.offset) and self.offset >= 0, "offset", "must be >= 0 (detector units)")
+            require(finite(self.read_noise) and self.read_noise >= 0, "read_noise", "must be >= 0 (detector units)")
+            require(finite(self.full_scale) and self.full_scale > self.offset, "full_scale",
                     "must exceed the offset (detector units)")
 
     @property
+    def direction(self) -> tuple[float, float, float]:
+        """The probe's unit vector k̂."""
+        return probe_direction(self.probe)
+
+    @property
     def records_counts(self) -> bool:
-        return self.photons_per_pixel is not None
+        return self.photons_per_pixel > 0
+
+    @property
+    def pixel(self) -> float | None:
+        """The detector pixel in m, or None for one pixel per cell."""
+        return self.pixel_size_m or None
+
+    @property
+    def camera_rate(self) -> bool:
+        """Frames exposed longer than the simulated window: the camera-rate limit (class docstring)."""
+        return self.exposure_s > self.camera_window_s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +226,7 @@ def optics_operators(shape: tuple[int, int], cell_m: tuple[float, float], instru
     """
     out = []
     for n, d in zip(shape, cell_m):
-        out.append(pixel_matrix(n, d, instrument.pixel_size_m) @ psf_matrix(n, d, instrument.psf_fwhm_m, periodic))
+        out.append(pixel_matrix(n, d, instrument.pixel) @ psf_matrix(n, d, instrument.psf_fwhm_m, periodic))
     return out[0], out[1]
 
 
@@ -232,7 +269,7 @@ def record(key: jax.Array, movies: Any, components: str, instrument: Instrument,
     ``operators`` comes from ``optics_operators`` (built once per grid and instrument, outside
     ``jit``). Without ``photons_per_pixel`` the result is the optical signal in units of Ms.
     """
-    signal = apply_optics(project(movies, components, instrument.probe), operators)
+    signal = apply_optics(project(movies, components, instrument.direction), operators)
     if not instrument.records_counts:
         return signal
     return detector_counts(key, signal, instrument)

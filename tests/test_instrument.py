@@ -35,7 +35,7 @@ def test_point_source_gives_the_psf_fwhm(fwhm_nm, periodic):
 def test_pixel_average_conserves_the_mean(n, cell, pixel):
     rng = np.random.default_rng(1)
     s = rng.normal(size=(3, n, n)).astype(np.float32)
-    inst = ins.Instrument(pixel_size_m=pixel)
+    inst = ins.Instrument(pixel_size_m=pixel or 0.0)
     ops = ins.optics_operators((n, n), (cell, cell), inst, periodic=True)
     out = np.asarray(ins.apply_optics(s, ops))
     n_pix = n if pixel is None else int(n * cell / pixel + 1e-9)
@@ -53,7 +53,7 @@ def test_optics_match_a_scipy_reference():
     inst = ins.Instrument(probe="grazing:16", psf_fwhm_m=10e-9, pixel_size_m=4e-9)
     ops = ins.optics_operators((24, 24), (2e-9, 2e-9), inst, periodic=True)
     got = np.asarray(ins.record(jax.random.key(0), movies, "xyz", inst, ops))
-    k = inst.probe
+    k = inst.direction
     s = k[0] * movies[:, :, 0] + k[1] * movies[:, :, 1] + k[2] * movies[:, :, 2]
     sigma = 10e-9 / ins.FWHM_PER_SIGMA / 2e-9
     blurred = ndimage.gaussian_filter(s.astype(np.float64), sigma=(0, 0, sigma, sigma), mode="wrap", truncate=6.0)
