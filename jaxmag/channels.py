@@ -30,11 +30,14 @@ from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions, measure_maps, wor
 from jaxmag.noise import (NoiseSpec, add_measurement_noise, apply_noise_draws, component_keys, condition_hash,
                           condition_keys)
 
-COMPONENTS = ("x", "y", "z")
+PROBE_COMPONENT = "p"
+"""The recorded signal along an instrument's probe, calibrated to units of Ms (``jaxmag.recording``)."""
+COMPONENTS = ("x", "y", "z", PROBE_COMPONENT)
 
 
 class Channel(NamedTuple):
-    """One input channel: ``measure`` in ``MEASURES``, ``component`` in x, y, z."""
+    """One input channel: ``measure`` in ``MEASURES``, ``component`` in x, y, z or p (the recorded
+    probe signal of ``jaxmag.recording``)."""
 
     measure: str
     component: str
@@ -57,7 +60,7 @@ def parse_channels(text: str | Sequence[str]) -> tuple[Channel, ...]:
         if measure not in MEASURE_FUNCTIONS or comp not in COMPONENTS:
             raise ValueError(
                 f"invalid input spec {text!r}: expected comma-separated 'measure:component' with measure in "
-                f"{tuple(MEASURE_FUNCTIONS)} and component in x, y, z"
+                f"{tuple(MEASURE_FUNCTIONS)} and component in x, y, z (or p, the recorded probe signal)"
             )
         out.append(Channel(measure, comp))
     if not out:
@@ -77,7 +80,7 @@ def needed(channels: Sequence[Channel]) -> tuple[tuple[str, ...], str]:
         if m not in MEASURE_FUNCTIONS:
             raise ValueError(f"unknown measure {m!r} in inputs: expected one of {', '.join(MEASURE_FUNCTIONS)}")
         if c not in COMPONENTS:
-            raise ValueError(f"input components must be x, y or z, got {c!r}")
+            raise ValueError(f"input components must be x, y, z or p (the recorded probe signal), got {c!r}")
     return tuple(dict.fromkeys(m for m, _ in channels)), "".join(dict.fromkeys(c for _, c in channels))
 
 

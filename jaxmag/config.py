@@ -157,12 +157,13 @@ class MeasuresConfig:
     fixed_range_x: tuple[float, ...] = ()
     fixed_range_y: tuple[float, ...] = ()
     fixed_range_z: tuple[float, ...] = ()
+    fixed_range_p: tuple[float, ...] = ()  # the recorded probe signal (jaxmag.recording), units of Ms
     weighting: Literal["frequency", "uniform"] = "frequency"
     normalize: bool = False
     ddof: int = 0
 
     def __post_init__(self) -> None:
-        for comp in "xyz":
+        for comp in "xyzp":
             r = getattr(self, f"fixed_range_{comp}")
             require(len(r) in (0, 2) and (not r or r[0] < r[1]), f"fixed_range_{comp}",
                     "must be empty or two increasing numbers")
@@ -283,6 +284,9 @@ class Config:
         data["noise"] = _noise_table(self.noise)
         if self.instrument == Instrument(enabled=False):
             del data["instrument"]  # no instrument: the TOML and the hash of the configs written before it
+        for section, key, default in _LATER_KEYS:
+            if data[section].get(key) == default:
+                del data[section][key]
         return data
 
     def to_toml(self) -> str:
@@ -290,6 +294,11 @@ class Config:
 
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
+
+
+# Keys added after configs were first stored (datasets, run folders, study units compare their
+# hashes): written only when they differ from their default, so older configs keep their hash.
+_LATER_KEYS = (("measures", "fixed_range_p", []),)
 
 
 def config_hash(config: Config, *sections: str) -> str:

@@ -1,0 +1,188 @@
+"""``RecordedSource``: films recorded by an instrument, made into every training batch on the device.
+
+Per training batch, in one jitted function: gather the batch's clean films (cells, the stored
+layout), apply a random exact symmetry of the film (``jaxmag.symmetry``: component signs and
+pixel moves on the *cells*, before the instrument, since blurring and binning commute with
+neither shifts nor flips of a non-integer pixel grid), record them (``jaxmag.recording``: probe
+projection, PSF, detector pixels, fresh shot and read noise, calibration to units of Ms), add an
+optional measurement noise to the record, compute the measures of the record (component ``p``)
+and normalise them; the labels are moved with the cells and binned onto the detector pixels.
+
+Keys: training step ``s`` of an epoch whose key is ``k`` draws everything from ``fold_in(k, s)``
+(a pure function of the seed, epoch and step, so resume is exact). The validation and test sets
+are recorded once, film ``r`` with ``fold_in(key(noise_seed), r)``; their Dice is comparable
+across runs. The normalisation statistics are those of the recorded training films (a detector
+has no clean record), computed once with the same fixed keys.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jaxmag.channels import PROBE_COMPONENT, Channel, movie_maps, stack_channels
+from jaxmag.learn import normalization, sharding
+from jaxmag.learn.sources import (Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
+                                  labels_digest, split_of)
+from jaxmag.learn.splits import epoch_permutation
+from jaxmag.measures import MeasureOptions
+from jaxmag.noise import CLEAN, NoiseSpec, apply_noise, parse_noise_spec
+from jaxmag.recording import RecordingPlan, pixel_labels, record_signal
+from jaxmag.symmetry import film_symmetries
+
+EVAL_STREAM = 0x5EC0  # folded into the noise seed's key for the fixed evaluation records
+
+
+class RecordedSource:
+    """Training data from clean films seen through an instrument (module docstring).
+
+    Args:
+        movies: clean films ``(N, T, C, ny, nx)`` on cells, the stored layout.
+        labels: ``(N, ny, nx)`` cell labels, > 0 is defect.
+        plan: the instrument on the films' grid (``jaxmag.recording.recording_plan``; its
+            ``components`` are the movies' C axis).
+        inputs: ``((measure, "p"), ...)``: measures of the recorded signal.
+        measure_options: ``{"p": MeasureOptions}``.
+        noise: measurement noise added to the calibrated record (``"clean"`` default: the
+            detector's own shot and read noise only).
+        indices: ``{"train", "val", "test"}`` film indices (else ``split``/``seed``).
+        augment: random exact symmetries per training sample.
+        easy_axis: picks the film's symmetries.
+        norm_stats: given, else from the recorded training films.
+    """
+
+    def __init__(self, movies, labels, plan: RecordingPlan, inputs, measure_options: Mapping[str, MeasureOptions], *,
+                 noise: str = "clean", batch_size: int = 16, indices: dict | None = None,
+                 split: tuple[float, float, float] = (0.70, 0.15, 0.15), seed: int = 0, noise_seed: int = 0,
+                 augment: bool = True, easy_axis=(1.0, 0.0, 0.0), norm_stats: dict | None = None,
+                 steps_per_epoch: int | None = None, mesh: Mesh | None = None, chunk: int = 8):
+        movies = np.asarray(movies, np.float32)
+        if movies.ndim != 5 or movies.shape[2] != len(plan.components) or movies.shape[3:] != plan.cell_shape:
+            raise ValueError(f"films must be (N, T, {len(plan.components)}, {plan.cell_shape[0]}, {plan.cell_shape[1]}) "
+                             f"for the recording plan, got {movies.shape}")
+        labels = np.asarray(labels)
+        if labels.shape != (movies.shape[0],) + plan.cell_shape:
+            raise ValueError(f"labels must be (N, ny, nx) = {(movies.shape[0],) + plan.cell_shape}, got {labels.shape}")
+        self.inputs, self.input_names = input_channels(inputs)
+        others = sorted({c for _, c in self.inputs} - {PROBE_COMPONENT})
+        if others:
+            raise ValueError(f"a recorded movie has one signal, component {PROBE_COMPONENT!r}; inputs ask for {others}")
+        self.plan, self.chunk = plan, int(chunk)
+        self.batch_size, self.mesh = batch_mesh(batch_size, mesh)
+        self.spec: NoiseSpec = CLEAN if noise == "clean" else parse_noise_spec(noise)
+        self.train_condition = self.spec.name
+        self.noise_seed, self.seed, self.augment = int(noise_seed), int(seed), bool(augment)
+        self.shape = (movies.shape[0],) + plan.pixel_shape
+        self._labels_cells = (labels > 0).astype(np.int32)
+        self.labels = np.asarray(pixel_labels(self._labels_cells, plan), np.int32)
+        self.labels_sha256 = labels_digest(self.labels)
+        self.indices = split_of(movies.shape[0], split, self.seed, indices, "the films")
+        check_train_size(self.indices["train"].size, self.batch_size)
+        self.steps_per_epoch = int(steps_per_epoch or self.indices["train"].size // self.batch_size)
+        self.symmetries = film_symmetries(plan.components, plan.periodic, easy_axis)
+        self._measures = tuple(dict.fromkeys(m for m, _ in self.inputs))
+        self._options = (measure_options[PROBE_COMPONENT],)
+        for opts in self._options:
+            opts.check(movies.shape[1], self._measures)
+        self._channels = tuple(Channel(m, c) for m, c in self.inputs)
+        self._movies = jnp.asarray(movies)
+        self._cell_labels = jnp.asarray(self._labels_cells)
+        self._eval_cache: dict[str, np.ndarray] = {}
+        if norm_stats is None:
+            norm_stats = normalization.compute_stats(self._fixed_maps(self.indices["train"]), list(self.input_names))
+        self.norm_stats = check_norm_stats(norm_stats, self.input_names)
+        bsh = sharding.batch_sharding(self.mesh)
+        self._train_fn = jax.jit(self._make_batch, out_shardings=(bsh, bsh))
+        self._fixed_fn = jax.jit(self._fixed_kernel)
+
+    # -- the device functions -----------------------------------------------------------------
+
+    def _maps(self, key: jax.Array, movies: jax.Array) -> jax.Array:
+        """Films ``(B, T, C, ny, nx)`` -> raw channel maps of their record ``(B, ny_pix, nx_pix, K)``."""
+        k_rec, k_noise = jax.random.split(key)
+        s = record_signal(k_rec, movies, self.plan)
+        if self.spec.kind != "clean":
+            s = apply_noise(s, self.spec, k_noise)
+        return stack_channels(movie_maps(s[:, None], self._measures, self._options), self._channels, PROBE_COMPONENT)
+
+    def _make_batch(self, movies, cell_labels, rows, key_bits):
+        key = jax.random.wrap_key_data(key_bits)
+        k_flip, k_shift, k_rec = jax.random.split(key, 3)
+        m, lab = movies[rows], cell_labels[rows]
+        if self.augment:
+            codes, shifts = self.symmetries.draw(k_flip, k_shift, self.plan.cell_shape, (rows.shape[0],))
+            m, lab = self.symmetries.augment_movies(m, lab, codes, shifts)
+        x = self._maps(k_rec, m)
+        return normalization.normalize(x, self.norm_stats), pixel_labels(lab, self.plan).astype(jnp.int32)
+
+    def _fixed_kernel(self, movies, rows):
+        base = jax.random.fold_in(jax.random.key(self.noise_seed), EVAL_STREAM)
+        keys = jax.vmap(lambda r: jax.random.fold_in(base, r))(rows)
+        return jax.vmap(lambda k, m: self._maps(k, m[None])[0])(keys, movies)
+
+    def _fixed_maps(self, idx: np.ndarray) -> np.ndarray:
+        """Raw maps ``(len(idx), ny_pix, nx_pix, K)`` of the fixed records of films ``idx``."""
+        fn = getattr(self, "_fixed_fn", None) or jax.jit(self._fixed_kernel)
+        out = []
+        for start in range(0, idx.size, self.chunk):
+            rows = jnp.asarray(idx[start:start + self.chunk], jnp.int32)
+            out.append(np.asarray(fn(self._movies[rows], rows)))
+        return np.concatenate(out) if out else np.zeros((0,) + self.shape[1:] + (len(self.inputs),), np.float32)
+
+    # -- the DataSource interface -------------------------------------------------------------
+
+    def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
+        """``steps_per_epoch`` batches; step ``s`` draws its symmetries and noise from ``fold_in(key, s)``."""
+        if jax.process_count() > 1:
+            raise NotImplementedError("RecordedSource runs on one process")
+        n = self.indices["train"].size
+        perms, r = [epoch_permutation(n, key)], 1
+        while sum(p.size for p in perms) < self.steps_per_epoch * self.batch_size:
+            perms.append(epoch_permutation(n, jax.random.fold_in(jax.random.fold_in(key, 0xFFFFFFFE), r)))
+            r += 1
+        order = self.indices["train"][np.concatenate(perms)]
+        for s in range(self.steps_per_epoch):
+            rows = jnp.asarray(order[s * self.batch_size:(s + 1) * self.batch_size], jnp.int32)
+            yield self._train_fn(self._movies, self._cell_labels, rows, jax.random.key_data(jax.random.fold_in(key, s)))
+
+    def _eval(self, part: str) -> EvalSet:
+        idx = self.indices[part]
+        if part not in self._eval_cache:
+            self._eval_cache[part] = normalization.normalize(self._fixed_maps(idx), self.norm_stats)
+        return EvalSet(self._eval_cache[part], self.labels[idx], idx, condition=self.train_condition)
+
+    def val_set(self) -> EvalSet:
+        """The validation films, each recorded once with its fixed key."""
+        return self._eval("val")
+
+    def test_set(self, condition: str | None = None) -> EvalSet:
+        """The test films, recorded once with their fixed keys (``condition`` must be the training one)."""
+        if condition not in (None, self.train_condition):
+            raise ValueError(f"a recorded source tests in its own condition {self.train_condition!r}, not {condition!r}")
+        return self._eval("test")
+
+    def raw_maps(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """Unnormalised maps ``(n, ny_pix, nx_pix, K)`` and pixel labels of a split's fixed records (the baseline's inputs)."""
+        idx = self.indices[part]
+        return self._fixed_maps(idx), self.labels[idx]
+
+    def describe(self) -> dict:
+        i = self.plan.instrument
+        return {
+            "kind": "recorded",
+            "labels_sha256": self.labels_sha256,
+            "num_samples": self.shape[0],
+            "image_shape": list(self.shape[1:]),
+            "cell_shape": list(self.plan.cell_shape),
+            "components": PROBE_COMPONENT,
+            "film_components": self.plan.components,
+            "instrument": {k: getattr(i, k) for k in i.__dataclass_fields__},
+            "calibration": {"level": self.plan.calibration.level, "scale": self.plan.calibration.scale},
+            "augment": self.augment,
+            "noise": self.train_condition,
+            "noise_seed": self.noise_seed,
+        }
