@@ -8,8 +8,9 @@ file and calls ``assemble(config)``.
 ``assemble(config) -> Assembly`` holds:
 
 * ``simulation``: a ``jaxmag.simulate.SimulationSetup`` (``grid``, background ``Material`` in
-  the compute precision, ``m0``, ``MovieSpec`` with the step counts, solver and components,
-  ``DefectParams``), with ``grid``, ``background``, ``m0``, ``dtype``, ``movie`` as shortcuts;
+  the compute precision, ``m0``, ``MovieSpec`` with the step counts, solver, components and
+  the ``[instrument]`` exposure (``exposure_plan``, ``jaxmag.exposure``), ``DefectParams``), with
+  ``grid``, ``background``, ``m0``, ``dtype``, ``movie`` as shortcuts;
 * ``measure_options``: ``{"x"|"y"|"z": MeasureOptions}`` (per-component fixed binning ranges);
 * ``noise_specs`` (the ``[noise]`` sweep) and ``noise_seed``; ``seed``, ``num_runs``,
   ``batch_size`` of ``[dataset]``.
@@ -27,6 +28,7 @@ run's film is ``simulate.build_run(assembly.simulation, run_index, seed)``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -36,6 +38,7 @@ import numpy as np
 
 from jaxmag import simulate as sim
 from jaxmag.config import Config, MeasuresConfig, config_hash, load_config, stored_config
+from jaxmag.exposure import INSTANTANEOUS, ExposurePlan, plan_exposure
 from jaxmag.io import dataset as ds
 from jaxmag.io import measures_file as mf
 from jaxmag.material import Material
@@ -97,13 +100,25 @@ def compute_dtype(config: Config):
     return _DTYPES[precision]
 
 
+def exposure_plan(config: Config) -> ExposurePlan:
+    """The ``jaxmag.exposure.ExposurePlan`` of ``[instrument]`` exposure_s and camera_window_s
+    against ``[simulation]`` dt and frame_interval_s; instantaneous frames without an instrument.
+    ``ExposureError`` (a ValueError) for an exposure the time stepping cannot realise."""
+    inst = config.instrument
+    if not inst.enabled or inst.exposure_s == 0:
+        return INSTANTANEOUS
+    s = config.simulation
+    return plan_exposure(s.dt, s.steps[1], inst.exposure_s, inst.camera_window_s)
+
+
 def movie_spec(config: Config) -> sim.MovieSpec:
-    """The ``MovieSpec`` of ``[simulation]`` (hashable; no arrays, no dtype check)."""
+    """The ``MovieSpec`` of ``[simulation]`` and the ``[instrument]`` exposure (hashable; no
+    arrays, no dtype check)."""
     s = config.simulation
     burn, spf = s.steps
     return sim.MovieSpec(dt=s.dt, burn_in_steps=burn, steps_per_frame=spf, num_frames=s.num_frames,
                          components=s.components, terms=tuple(s.terms), solver=s.solver,
-                         store_dtype=s.store_dtype)
+                         store_dtype=s.store_dtype, exposure=exposure_plan(config))
 
 
 def simulation_setup(config: Config) -> sim.SimulationSetup:
@@ -183,8 +198,16 @@ def frame_times(config: Config) -> np.ndarray:
 
 
 def data_hash(config: Config) -> str:
-    """Hash of everything that determines a run's data (batch size and other sections excluded)."""
-    return config_hash(config, *ds.DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
+    """Hash of everything that determines a run's data (batch size and other sections excluded).
+
+    An exposure changes the simulated frames, so a non-instantaneous ``exposure_plan`` is part of
+    it (an ``-e`` suffix); without one the hash is that of the configs written before exposures."""
+    base = config_hash(config, *ds.DATA_SECTIONS) + f"-s{config.dataset.seed}-n{config.dataset.num_runs}"
+    plan = exposure_plan(config)
+    if plan == INSTANTANEOUS:
+        return base
+    digest = hashlib.sha256(repr(dataclasses.astuple(plan)).encode()).hexdigest()[:8]
+    return f"{base}-e{digest}"
 
 
 def file_spec(config: Config, runs: range, t: np.ndarray | None = None) -> ds.FileSpec:

@@ -16,8 +16,12 @@ config; this module never sees the config.
   spec)`` runs them batch by batch into an HDF5 file (``jaxmag.io.dataset``), resumable.
 
 Frames: frame k (k = 0..T-1) is taken after ``burn_in_steps + (k + 1) * steps_per_frame``
-steps, at ``t_k = (burn_in_steps + (k + 1) * steps_per_frame) * dt``. Stored frames have layout
-``(T, C, ny, nx)`` (the film is one cell thick; ``grid.nz`` must be 1 for datasets).
+steps, at ``t_k = (burn_in_steps + (k + 1) * steps_per_frame) * dt``. With an exposure
+(``MovieSpec.exposure``, a ``jaxmag.exposure.ExposurePlan``) frame k is the mean of m over the
+exposure ending at t_k; at camera rate every frame is the same thermal average over one simulated
+window after burn-in, and t_k is the camera's nominal clock (frames ``frame_interval_s`` apart).
+Stored frames have layout ``(T, C, ny, nx)`` (the film is one cell thick; ``grid.nz`` must be 1
+for datasets).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxmag import drivers
 from jaxmag.defects import DefectParams, Defects, apply_defects, defect_rng, generate_defects
+from jaxmag.exposure import INSTANTANEOUS, ExposurePlan
 from jaxmag.fields.terms import STANDARD_TERMS
 from jaxmag.grid import Grid
 from jaxmag.io import dataset as ds
@@ -49,7 +54,8 @@ class MovieSpec:
 
     ``dt`` s; ``burn_in_steps`` before the first frame; one frame every ``steps_per_frame``;
     ``components`` the stored letters; ``store_dtype`` of the stored frames; ``solver`` a name
-    of ``integrators.SOLVERS``; ``terms`` names of ``fields.terms.TERMS``.
+    of ``integrators.SOLVERS``; ``terms`` names of ``fields.terms.TERMS``; ``exposure`` how each
+    frame integrates time (``jaxmag.exposure``; default instantaneous frames).
     """
 
     dt: float
@@ -60,10 +66,11 @@ class MovieSpec:
     terms: tuple[str, ...] = STANDARD_TERMS
     solver: str = "heun"
     store_dtype: str = "float32"
+    exposure: ExposurePlan = INSTANTANEOUS
 
     def frame_times(self) -> np.ndarray:
-        """(T,) frame times in s (see the module docstring)."""
-        k = np.arange(1, self.num_frames + 1)
+        """(T,) frame times in s: the end of each frame's interval and exposure (module docstring)."""
+        k = np.arange(1, self.num_frames + 1, dtype=np.int64)
         return (self.burn_in_steps + k * self.steps_per_frame) * self.dt
 
     def simulator(self, grid: Grid, components: str | None = None) -> Callable[[Material, jax.Array, jax.Array], jax.Array]:
@@ -71,7 +78,9 @@ class MovieSpec:
         return drivers.movie_simulator(grid, dt=self.dt, burn_in_steps=self.burn_in_steps,
                                        steps_per_frame=self.steps_per_frame, num_frames=self.num_frames,
                                        terms=self.terms, solver=self.solver,
-                                       components=components or self.components)
+                                       components=components or self.components,
+                                       exposure_steps=self.exposure.exposure_steps,
+                                       camera_window_steps=self.exposure.window_steps)
 
 
 @dataclasses.dataclass(frozen=True)
