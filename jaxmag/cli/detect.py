@@ -4,6 +4,8 @@
     jaxmag detect movie.tif --component z --frame-interval 1e-11 --cell-size 4e-9 --out det/
     jaxmag detect movie.tif --frame-interval 1e-11 --boundary open --budget standard --out det/
     jaxmag detect movie.tif --regime det/regime.toml --out det2/        # an earlier regime, edited, as written
+    jaxmag detect counts.tif --probe z --psf-fwhm 8e-9 --out det3/      # uint16 counts (pixel size and frame
+                                                                        # interval from OME/ImageJ metadata)
 
 Writes ``regime.toml`` (the regime as a jaxmag config), ``probability``, ``mask`` and
 ``baseline_mask`` (``.npy``/``.tif``), ``overlay.png``, ``report.md`` and ``detect.json``
@@ -45,6 +47,15 @@ def register(subparsers) -> None:
     p.add_argument("--frame-interval", type=float, metavar="S",
                    help="seconds between frames, 0.01 ps - 10 ns (OVF: from the headers; else --regime's; "
                    "required for TIFF/HDF5/npy otherwise)")
+    p.add_argument("--signal", choices=("counts", "magnetisation"),
+                   help="what the movie holds: detector counts (docs/instrument.md) or unit-vector magnetisation "
+                   "(default: counts for integer TIFF/HDF5 data, magnetisation otherwise)")
+    p.add_argument("--probe", help="counts: the probe direction, x, y, z, grazing:DEGREES (XMCD-PEEM) or kx,ky,kz (default z)")
+    p.add_argument("--pixel-size", type=float, metavar="M",
+                   help="counts: detector pixel in m (default: the movie's OME/ImageJ/HDF5 metadata)")
+    p.add_argument("--psf-fwhm", type=float, metavar="M", help="counts: FWHM of the point-spread function in m (default 0)")
+    p.add_argument("--exposure", type=float, metavar="S",
+                   help="counts: exposure per frame in s (default: instantaneous; longer than 1 ns: camera-rate frames)")
     p.add_argument("--temperature", type=float, help="K (default: --regime's, else the material's: 300 for permalloy)")
     p.add_argument("--inputs", default="auto",
                    help="auto (scored by the baseline on the regime) or one model's channels, e.g. std:z or mean:x,std:z")
@@ -67,20 +78,30 @@ def run(args: argparse.Namespace) -> int:
         max_abs=args.max_abs, regime=args.regime, material=args.material, boundary=args.boundary, cell_size=args.cell_size,
         frame_interval=args.frame_interval, temperature=args.temperature, inputs=args.inputs, noise=args.noise,
         budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, force=args.force,
-        progress=not args.no_progress,
+        progress=not args.no_progress, signal=args.signal, probe=args.probe, pixel_size=args.pixel_size,
+        psf_fwhm=args.psf_fwhm, exposure=args.exposure,
     )
     f, v, n = res.facts, res.validation, res.noise
     print(f"regime: {f.ny} x {f.nx}, {f.num_frames} frames of {f.frame_interval_s:g} s, cells {f.cell_size_m:g} m, "
           f"{f.boundary} -> {args.out / 'regime.toml'}")
-    from jaxmag.learn.noise_match import reference_kind
-    from jaxmag.noise import condition_label, noise_model
-
-    ref = reference_kind()
-    est = ", ".join(f"m_{c} {p[ref]:.3g}" for c, p in n["per_component"].items())
-    print(f"noise: {n['kind']}; calibrated {ref} {noise_model(ref).level_name} {est}; trained at {condition_label(n['trained'])}")
+    if "recording" in n:
+        r = n["recording"]
+        print(f"detector: level {r['level']:.5g} ADU, scale {r['scale']:.4g} ADU per unit of m (from {r['scale_from']}), "
+              f"gain {r['gain']:.3g} ADU/photon, I0 {r['photons_per_pixel']:.4g} photons, contrast {r['contrast']:.3g}")
+    else:
+        _print_noise(n)
     print(f"model {', '.join(res.input_names)}{' (cached)' if res.cached else ''}: test Dice {v['model']['test_dice']:.3f} "
           f"on simulated films (baseline {v['baseline']['test_dice']:.3f})")
     print(f"defect fraction {res.mask.mean():.4f} (baseline {res.baseline_mask.mean():.4f}) -> {args.out / 'report.md'}")
     for w in res.warnings:
         print(f"jaxmag: warning: {w}", file=sys.stderr)
     return 0
+
+
+def _print_noise(n: dict) -> None:
+    from jaxmag.learn.noise_match import reference_kind
+    from jaxmag.noise import condition_label, noise_model
+
+    ref = reference_kind()
+    est = ", ".join(f"m_{c} {p[ref]:.3g}" for c, p in n["per_component"].items())
+    print(f"noise: {n['kind']}; calibrated {ref} {noise_model(ref).level_name} {est}; trained at {condition_label(n['trained'])}")

@@ -28,6 +28,10 @@
 7. ``jaxmag.learn.detect_report.write_detection``: ``probability.{npy,tif}``, ``mask.{npy,tif}``,
    ``baseline_mask.{npy,tif}``, ``overlay.png``, ``report.md`` and ``detect.json``.
 
+The records (``DetectionResult``, ``Request``, ``Films``, ``TrainedModel``) and the stages that do
+not depend on the signal live in ``jaxmag.learn.detect_stages``; a counts movie (``signal``) goes to
+``jaxmag.learn.detect_counts``.
+
 Caches (``cache``, default ``out/cache``): the regime is one config, hashed once
 (``jaxmag.config.config_hash``): ``films-<hash>.npz`` holds its films (hashed without ``[measures]``,
 ``films_key``); ``inputs-<hash>-...json``
@@ -36,30 +40,30 @@ trained run, reused when the same regime, budget, inputs and noise come again.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmag.assemble import measure_options, simulate
+from jaxmag.assemble import measure_options
 from jaxmag.channels import Channel
-from jaxmag.config import Config, config_hash, load_config, parse_input_spec
+from jaxmag.config import load_config, parse_input_spec
 from jaxmag.io import outdir
-from jaxmag.io.atomic import atomic_write, write_text
-from jaxmag.io.movie import Movie
+from jaxmag.io.atomic import write_text
 from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
-from jaxmag.learn.budgets import Budget, budget_by_name, budget_of
+from jaxmag.learn.budgets import Budget
+from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, evaluation, regime_films,
+                                         request_budget, slug, stage)
+from jaxmag.learn.detect_counts import detect_counts
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
-from jaxmag.learn.metrics import dice
 from jaxmag.learn.noise_match import estimate_noise, strongest
 from jaxmag.learn.orientation import calibrated_measures, candidate_inputs
 from jaxmag.learn.sources.movies import MovieSource
@@ -67,105 +71,9 @@ from jaxmag.noise import NoiseSpec, apply_noise, parse_noise_spec
 
 
 
-@dataclasses.dataclass(frozen=True)
-class DetectionResult:
-    """What ``detect`` found and wrote.
-
-    probability: (ny, nx) float32; mask, baseline_mask: (ny, nx) bool; inputs: (ny, nx, C) raw
-    measure maps of the movie; input_names: the model's channels; config: the regime; facts:
-    what the movie said (``regime.MovieFacts``); noise: the estimate and the trained condition;
-    validation: Dice of the model and the baseline on the regime's simulated validation and
-    test films; warnings: movie statistics outside the simulated regime; run_dir: the model's
-    run folder; cached: the model was reused; files: written paths; seconds: per stage; movie:
-    where the movie came from; budget: its name; threshold: of the mask; statistics: the movie's
-    and the noisy test films' (``regime.movie_statistics``); origin: where each value of the
-    regime came from (``regime.Regime.origin``).
-    """
-
-    probability: np.ndarray
-    mask: np.ndarray
-    baseline_mask: np.ndarray
-    inputs: np.ndarray
-    input_names: tuple[str, ...]
-    config: Config
-    facts: rg.MovieFacts
-    noise: dict
-    validation: dict
-    warnings: tuple[str, ...]
-    run_dir: Path
-    cached: bool
-    files: dict
-    seconds: dict
-    movie: str = ""
-    budget: str = ""
-    threshold: float = 0.5
-    statistics: dict = dataclasses.field(default_factory=dict)
-    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Request:
-    """A checked request (``read_request``): the movie, its regime and what the user chose."""
-
-    movies: Mapping[str, Movie]
-    description: str  # where the movie came from
-    facts: rg.MovieFacts
-    config: Config  # the regime
-    budget_name: str
-    budget: Budget
-    inputs: tuple[Channel, ...] | None  # None: "auto"
-    noise: str  # "auto" or a condition
-    threshold: float
-    seed: int
-    cache: Path
-    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)  # regime.Regime.origin
-
-    @property
-    def key(self) -> str:
-        """The regime's one hash: of its config (films, inputs and model caches)."""
-        return config_hash(self.config)
-
-
-@dataclasses.dataclass(frozen=True)
-class Films:
-    """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32 (stored layout) with components
-    ``components``, ``labels (N, ny, nx)`` uint8, and the ``parts`` (``train``, ``val``, ``test``) as slices of N."""
-
-    m: np.ndarray
-    labels: np.ndarray
-    components: str
-    parts: Mapping[str, slice]
-    periodic: bool
-
-    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        return self.m[self.parts[name]], self.labels[self.parts[name]]
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedModel:
-    """The run folder of the model, whether it was reused, the baseline fitted beside it and
-    ``record`` (``eval.json``: the model's and the baseline's validation and test Dice)."""
-
-    run_dir: Path
-    cached: bool
-    baseline: robust_z.BaselineFit
-    record: dict
-
-
 # --------------------------------------------------------------------------------------------
 # the stages
 # --------------------------------------------------------------------------------------------
-def _request_budget(budget: str | Budget | None, regime: Config | None, regime_name: str) -> tuple[str, Budget, dict, str]:
-    """``(name, budget, its config keywords for build_regime, origin label)``: the budget given, else
-    the file's (``budget_of``: the file's sections stay as written), else quick."""
-    if budget is None and regime is not None:
-        name, b = budget_of(regime)
-        return name, b, {}, f"file {regime_name}"
-    name, b = budget_by_name("quick" if budget is None else budget)
-    label = f"default (the {name} budget)" if budget is None else f"flag --budget {name}"
-    return name, b, {"model": b.model(), "training": b.training(), "num_runs": b.films}, label
-
-
 def read_request(movie: Any, out: Path, *, component: str | None, dataset: str | None, rescale: str,
                  max_abs: float, material: str | Path | None, boundary: str | None, cell_size: float | None,
                  frame_interval: float | None, temperature: float | None, inputs: str, noise: str,
@@ -178,7 +86,7 @@ def read_request(movie: Any, out: Path, *, component: str | None, dataset: str |
     if not 0 < threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
     file_config, file_name = (None, "") if regime is None else (load_config(regime), str(regime))
-    budget_name, budget, budget_keys, budget_label = _request_budget(budget, file_config, file_name)
+    budget_name, budget, budget_keys, budget_label = request_budget(budget, file_config, file_name)
     movies, description = rg.read_movies(movie, component=component, dataset=dataset, rescale=rescale, max_abs=max_abs)
     facts = rg.movie_facts(movies, cell_size_m=cell_size, frame_interval_s=frame_interval, boundary=boundary,
                            regime=file_config, regime_name=file_name,
@@ -201,41 +109,6 @@ def read_request(movie: Any, out: Path, *, component: str | None, dataset: str |
 # --------------------------------------------------------------------------------------------
 # films of the regime
 # --------------------------------------------------------------------------------------------
-def films_key(config: Config) -> str:
-    """The hash of what the films depend on: the regime's config without ``[measures]`` (the
-    latent-entropy bins, which ``calibrate_bins`` may fill from the films themselves)."""
-    from jaxmag.config import MeasuresConfig
-
-    return config_hash(config.replace(measures=MeasuresConfig()))
-
-
-def simulate_films(config: Config, cache: Path | None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32, the stored layout (C = ``simulation.components``),
-    labels ``(N, ny, nx)`` uint8. Cached in ``cache/films-<films_key(config)>.npz``."""
-    path = None if cache is None else cache / f"films-{films_key(config)}.npz"
-    if path is not None and path.is_file():
-        with np.load(path) as f:
-            return f["m"], f["labels"]
-    data = simulate(config, progress=progress)
-    m = np.asarray(data.m, np.float32)
-    labels = (np.asarray(data.labels) > 0).astype(np.uint8)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as f:
-            np.savez(f, m=m, labels=labels)
-    return m, labels
-
-
-def regime_films(request: Request, progress: bool = True) -> Films:
-    """Stage 2: the regime's clean films (``simulate_films``), the last ``val_films + test_films`` held out."""
-    b = request.budget
-    m, labels = simulate_films(request.config, request.cache, progress)
-    n_train = b.films - b.val_films - b.test_films
-    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + b.val_films),
-             "test": slice(n_train + b.val_films, b.films)}
-    return Films(m, labels, request.config.simulation.components, parts, request.config.grid.boundary == "periodic")
-
-
 def calibrate_bins(request: Request, films: Films, out: Path | None = None) -> Request:
     """The latent-entropy ranges the regime leaves empty (``orientation.uncalibrated_bins``: a material
     other than permalloy), from the regime's clean training films (``orientation.calibrated_measures``).
@@ -321,10 +194,6 @@ def choose_inputs(request: Request, films: Films, estimate: Mapping) -> tuple[tu
     return parse_input_spec(max(scores, key=scores.get)), scores
 
 
-def _slug(text: str) -> str:
-    return text.replace(":", "_").replace(",", "+")
-
-
 def train_model(request: Request, films: Films, channels: tuple[Channel, ...], spec: NoiseSpec,
                 progress: bool = True) -> TrainedModel:
     """Stage 5: the U-Net of ``channels`` at ``spec`` trained on the regime's films (or reused from
@@ -333,34 +202,19 @@ def train_model(request: Request, films: Films, channels: tuple[Channel, ...], s
     from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
 
     inputs = ",".join(c.name for c in channels)
-    run_dir = request.cache / f"model-{request.key}-{request.budget.key()}-{_slug(inputs)}-{_slug(spec.name)}"
+    run_dir = request.cache / f"model-{request.key}-{request.budget.key()}-{slug(inputs)}-{slug(spec.name)}"
     cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
     if not cached:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an interrupted earlier training: start over
         source = regime_source(request, films, channels, spec)
         result = train_and_evaluate(request.config, source, run_dir, progress=progress)
-        write_text(run_dir / "eval.json", json.dumps(_evaluation(result, source, films.periodic), indent=1) + "\n")
+        write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, films.periodic), indent=1) + "\n")
     record = json.loads((run_dir / "eval.json").read_text())
     b = record["baseline"]
     baseline = robust_z.BaselineFit(float(b["sigma_px"]), float(b["z"]), films.periodic, float(b["val_dice"]),
                                     int(b.get("val_images", 0)))
     return TrainedModel(run_dir, bool(cached), baseline, record)
-
-
-def _evaluation(result: Mapping, source, periodic: bool) -> dict:
-    """``eval.json``: the model's Dice from training, the baseline fitted on the validation films and scored on the test films."""
-    val, test = source.val_set(), source.test_set()
-    xv, yv = val.examples(len(val))
-    xt, yt = test.examples(len(test))
-    fit = robust_z.fit(xv[..., 0], yv, periodic=periodic)
-    return {
-        "model": {"val_dice": float(result["best_val_dice"]), "test_dice": float(result["test"]["dice"]),
-                  "best_epoch": int(result["best_epoch"])},
-        "baseline": {"val_dice": float(fit.val_dice), "test_dice": dice(fit.predict(xt[..., 0]), yt),
-                     "sigma_px": fit.sigma, "z": fit.threshold, "val_images": fit.num_val},
-        "test_images": int(yt.shape[0]),
-    }
 
 
 def apply_model(request: Request, model: TrainedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -383,13 +237,6 @@ def check_regime(request: Request, films: Films, spec: NoiseSpec) -> tuple[dict,
     film_stats = [rg.movie_statistics({c: noisy[i, films.components.index(c)] for c in comps}) for i in range(noisy.shape[0])]
     stats = rg.movie_statistics({c: mv.data for c, mv in request.movies.items()})
     return {"movie": stats, "films": film_stats}, rg.regime_warnings(stats, film_stats)
-
-
-@contextlib.contextmanager
-def _stage(seconds: dict, name: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    yield
-    seconds[name] = time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,6 +264,11 @@ def detect(
     seed: int | None = None,
     force: bool = False,
     progress: bool = True,
+    signal: str | None = None,
+    probe: str | None = None,
+    pixel_size: float | None = None,
+    psf_fwhm: float | None = None,
+    exposure: float | None = None,
 ) -> DetectionResult:
     """Defect map of ``movie`` with a U-Net trained on the movie's own regime and noise (module docstring).
 
@@ -438,27 +290,48 @@ def detect(
         threshold: probability of the mask.
         seed: of the simulated films (default 0).
         force: replace files in ``out`` that jaxmag did not write (``jaxmag.io.outdir``).
+        signal: ``"magnetisation"`` (unit-vector components) or ``"counts"`` (what a microscope
+            recorded: ``jaxmag.learn.detect_counts``, which ``probe``, ``pixel_size`` (m),
+            ``psf_fwhm`` (m) and ``exposure`` (s) describe); default: counts for integer TIFF and
+            HDF5 data, magnetisation otherwise (``jaxmag.io.movie.default_signal``).
     """
+    if signal is None:
+        from jaxmag.io.movie import default_signal
+
+        signal = default_signal(Path(movie), dataset) if isinstance(movie, (str, Path)) and Path(movie).exists() \
+            else "magnetisation"
+    if signal == "counts":
+        return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm, exposure=exposure,
+                             dataset=dataset, regime=regime, material=material, boundary=boundary, cell_size=cell_size,
+                             frame_interval=frame_interval, temperature=temperature, inputs=inputs, budget=budget,
+                             cache=cache, threshold=threshold, seed=seed, force=force, progress=progress)
+    if signal != "magnetisation":
+        raise ValueError(f"--signal must be counts or magnetisation, got {signal!r}")
+    given = [n for n, v in (("--probe", probe), ("--pixel-size", pixel_size), ("--psf-fwhm", psf_fwhm),
+                            ("--exposure", exposure)) if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} describe a recorded (counts) movie; this one is read as magnetisation: "
+                         "pass --signal counts")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    with _stage(seconds, "read"):
+    with stage(seconds, "read"):
         request = read_request(
             movie, Path(out), component=component, dataset=dataset, rescale=rescale, max_abs=max_abs,
             regime=regime, material=material, boundary=boundary, cell_size=cell_size, frame_interval=frame_interval,
             temperature=temperature, inputs=inputs, noise=noise, budget=budget, cache=cache, threshold=threshold,
             seed=seed, force=force)
-    with _stage(seconds, "simulate"):
+    with stage(seconds, "simulate"):
         films = regime_films(request, progress)
         request = calibrate_bins(request, films, Path(out))
-    with _stage(seconds, "noise"):
+    with stage(seconds, "noise"):
         held_out = measure_from_stored(films.m[films.parts["val"].start:])  # calibrated on films the model never trains on
         estimate = estimate_noise(request.movies, held_out, films.components, request.seed)
-    with _stage(seconds, "inputs"):
+    with stage(seconds, "inputs"):
         channels, scores = choose_inputs(request, films, estimate)
         spec = training_condition(request, estimate, channels)
-    with _stage(seconds, "train"):
+    with stage(seconds, "train"):
         model = train_model(request, films, channels, spec, progress)
-    with _stage(seconds, "predict"):
+    with stage(seconds, "predict"):
         proba, raw, base_mask, input_names = apply_model(request, model)
         statistics, warnings = check_regime(request, films, spec)
     seconds["total"] = time.perf_counter() - t0

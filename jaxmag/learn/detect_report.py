@@ -94,7 +94,7 @@ def plot_overlay(path, result: Any) -> None:
     lo, hi = np.percentile(img, [1, 99])
     name = result.input_names[0]
     quantity = figures.channel_label(name, normalized_entropy=result.config.measures.normalize)
-    cell = result.facts.cell_size_m
+    cell = getattr(result, "pixel_size_m", None) or result.facts.cell_size_m  # a counts movie's maps are on its pixels
     with matplotlib.rc_context(figures.style()):
         fig, axes = figures.map_figure(3, ny, nx)
         grey = dict(cmap="gray", vmin=lo, vmax=hi, label=quantity, pixel_size_m=cell)
@@ -113,10 +113,15 @@ def plot_overlay(path, result: Any) -> None:
 def report_markdown(result: Any) -> str:
     """``report.md``: regime, noise, model against baseline, the movie and its warnings, wall time."""
     f = result.facts
-    lines = ["# jaxmag detect", "",
-             f"Movie: `{result.movie}`: {f.num_frames} frames of {f.ny} x {f.nx} pixels, components {', '.join(f.components)}.",
-             ""]
-    lines += _regime_section(result) + _noise_section(result) + _model_section(result) + _movie_section(result)
+    if "recording" in result.noise:
+        ny, nx = result.probability.shape
+        what = (f"{f.num_frames} frames of {ny} x {nx} detector pixels of {result.pixel_size_m * 1e9:.4g} nm "
+                f"(detector counts; simulated on {f.ny} x {f.nx} cells of {f.cell_size_m * 1e9:.4g} nm)")
+    else:
+        what = f"{f.num_frames} frames of {f.ny} x {f.nx} pixels, components {', '.join(f.components)}"
+    lines = ["# jaxmag detect", "", f"Movie: `{result.movie}`: {what}.", ""]
+    noise = _recording_section(result) if "recording" in result.noise else _noise_section(result)
+    lines += _regime_section(result) + noise + _model_section(result) + _movie_section(result)
     s = result.seconds
     lines += ["", f"Wall time: {s.get('total', 0):.0f} s (simulate {s.get('simulate', 0):.0f} s, choose inputs "
               f"{s.get('inputs', 0):.0f} s, train {s.get('train', 0):.0f} s{' (cached model)' if result.cached else ''}, "
@@ -146,6 +151,7 @@ def regime_rows(config: Any, facts: Any, origin: Mapping[str, str]) -> list[tupl
         "seed": f"{c.dataset.seed}",
         "model": f"U-Net, {c.model.base_features} base features, depth {c.model.depth}",
         "training": f"{c.training.epochs} epochs, batch {c.training.batch_size}, learning rate {c.training.learning_rate:g}",
+        "instrument": _instrument_text(c.instrument),
     }
     said = dict(origin)
     if origin_kind(origin.get("boundary", "")) == "movie" and f.boundary_evidence:
@@ -158,7 +164,20 @@ ROW_NAMES = {
     "boundary": "boundary", "temperature": "temperature", "material": "material", "defects": "defect factors",
     "defect_sizes": "defect areas", "dt": "time step", "burn_in_s": "burn-in", "measures": "[measures]",
     "films": "films ([dataset] num_runs)", "seed": "seed", "model": "[model]", "training": "[training]",
+    "instrument": "[instrument]",
 }
+
+
+def _instrument_text(i: Any) -> str:
+    if not i.enabled:
+        return "none (the magnetisation itself)"
+    parts = [f"probe {i.probe}", f"PSF FWHM {i.psf_fwhm_m * 1e9:.3g} nm", f"pixels {(i.pixel_size_m or 0) * 1e9:.3g} nm"]
+    if i.records_counts:
+        parts += [f"{i.photons_per_pixel:.4g} photons/pixel/frame", f"contrast {i.contrast:.3g}", f"gain {i.gain:.3g} ADU/photon",
+                  f"offset {i.offset:.4g} ADU", f"read noise {i.read_noise:.3g} ADU"]
+    parts.append("camera-rate frames" if i.camera_rate else
+                 f"exposure {i.exposure_s * 1e12:.3g} ps" if i.exposure_s else "instantaneous frames")
+    return ", ".join(parts)
 RERUN = ("`jaxmag detect MOVIE --regime DIR/regime.toml --out DIR` (or another `--out` with `--cache DIR/cache`): "
          "unedited, the same regime reuses the cached films and model")
 
@@ -202,6 +221,27 @@ def _noise_section(result: Any) -> list[str]:
         raw, floor = (" / ".join(f"{p[part][k]:.3g}" for k in kinds) for part in ("raw", "floor"))
         lines.append(f"| m_{comp} | {raw} | {floor} | " + " | ".join(f"{p[k]:.3g}" for k in kinds) + " |")
     return lines + ["", f"Kind: {n['why']}. Model trained at `{n['trained']}`.", ""]
+
+
+def _recording_section(result: Any) -> list[str]:
+    """A counts movie: the detector and calibration read from it (``jaxmag.learn.counts``), each with its standard error."""
+    r = result.noise["recording"]
+    se = lambda k: f" ± {r[k + '_se']:.3g}" if r.get(k + "_se") == r.get(k + "_se") and r.get(k + "_se") is not None else ""
+    return [
+        "## Detector (read from the movie)", "",
+        "The counts are modelled as level + scale · s + Poisson–Gaussian noise, s the probe signal in units of Ms; "
+        "the scale is read from the thermal fluctuations (a physical standard at the regime's temperature) or, "
+        "where they are lost, from the static contrast (`jaxmag.learn.counts`). Standard errors from blocks of frames.", "",
+        "| quantity | estimate |", "|---|---|",
+        f"| level at s = 0 | {r['level']:.6g}{se('level')} ADU |",
+        f"| scale (from {r['scale_from']}) | {r['scale']:.4g}{se('scale')} ADU per unit of m |",
+        f"| noise variance at the level | {r['noise_variance']:.4g}{se('noise_variance')} ADU² |",
+        f"| gain | {r['gain']:.4g}{se('gain')} ADU/photon |",
+        f"| offset, read noise | {r['offset']:.4g} ADU, {r['read_noise']:.4g} ADU |",
+        f"| photons per pixel and frame (I0), contrast c | {r['photons_per_pixel']:.4g}, {r['contrast']:.4g} |", "",
+        f"Detector fit: {r['detector_note']}", "",
+        f"Model trained at `{result.noise['trained']}`.", "",
+    ]
 
 
 def _model_section(result: Any) -> list[str]:

@@ -322,7 +322,8 @@ class Regime:
 
 
 ORIGIN_ROWS = ("grid", "num_frames", "cell_size_m", "frame_interval_s", "boundary", "temperature", "material",
-               "defects", "defect_sizes", "dt", "burn_in_s", "measures", "films", "seed", "model", "training")
+               "defects", "defect_sizes", "dt", "burn_in_s", "measures", "films", "seed", "model", "training",
+               "instrument")
 PAPER_LABEL = "default (permalloy, configs/paper.toml)"
 
 
@@ -462,7 +463,8 @@ def regime_config(facts: MovieFacts, *, material: str | Path = "permalloy", temp
 # -- the movie against its regime's films ------------------------------------------------------
 
 def movie_statistics(movies: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Background std of m_z (median temporal std) and the range of the temporal mean of m_x (1st, 99th percentiles)."""
+    """Background std of m_z (median temporal std) and the range of the temporal mean of m_x (1st, 99th
+    percentiles); of a calibrated record ``p`` (``jaxmag.recording``), the same two."""
     out = {}
     if "z" in movies:
         out["background std m_z"] = float(np.median(np.asarray(movies["z"]).std(axis=-3)))
@@ -470,6 +472,12 @@ def movie_statistics(movies: Mapping[str, np.ndarray]) -> dict[str, float]:
         mean = np.asarray(movies["x"]).mean(axis=-3)
         out["mean m_x p1"] = float(np.percentile(mean, 1))
         out["mean m_x p99"] = float(np.percentile(mean, 99))
+    if "p" in movies:  # the calibrated record of a counts movie (jaxmag.recording), units of Ms
+        record = np.asarray(movies["p"])
+        out["background std of the record"] = float(np.median(record.std(axis=-3)))
+        mean = record.mean(axis=-3)
+        out["mean of the record p1"] = float(np.percentile(mean, 1))
+        out["mean of the record p99"] = float(np.percentile(mean, 99))
     return out
 
 

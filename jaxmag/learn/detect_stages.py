@@ -1,0 +1,190 @@
+"""What both ``detect`` paths share: their records and the stages that do not depend on the signal.
+
+``jaxmag.learn.detect`` (magnetisation movies) and ``jaxmag.learn.detect_counts`` (what a
+microscope recorded) both build a ``Request``, simulate the regime's ``Films`` once
+(``regime_films``, cached by ``films_key``), train a ``TrainedModel`` whose ``eval.json`` holds the
+model's and the baseline's Dice (``evaluation``), and return a ``DetectionResult``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from jaxmag.assemble import simulate
+from jaxmag.channels import Channel
+from jaxmag.config import Config, config_hash
+from jaxmag.io.atomic import atomic_write
+from jaxmag.io.movie import Movie
+from jaxmag.learn import baseline as robust_z
+from jaxmag.learn import regime as rg
+from jaxmag.learn.budgets import Budget, budget_by_name, budget_of
+from jaxmag.learn.metrics import dice
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionResult:
+    """What ``detect`` found and wrote.
+
+    probability: (ny, nx) float32; mask, baseline_mask: (ny, nx) bool; inputs: (ny, nx, C) raw
+    measure maps of the movie; input_names: the model's channels; config: the regime; facts:
+    what the movie said (``regime.MovieFacts``); noise: the estimate and the trained condition;
+    validation: Dice of the model and the baseline on the regime's simulated validation and
+    test films; warnings: movie statistics outside the simulated regime; run_dir: the model's
+    run folder; cached: the model was reused; files: written paths; seconds: per stage; movie:
+    where the movie came from; budget: its name; threshold: of the mask; statistics: the movie's
+    and the noisy test films' (``regime.movie_statistics``); origin: where each value of the
+    regime came from (``regime.Regime.origin``); pixel_size_m: the detector pixel of a counts
+    movie (``jaxmag.learn.detect_counts``; the maps are then on its pixels, not on cells).
+    """
+
+    probability: np.ndarray
+    mask: np.ndarray
+    baseline_mask: np.ndarray
+    inputs: np.ndarray
+    input_names: tuple[str, ...]
+    config: Config
+    facts: rg.MovieFacts
+    noise: dict
+    validation: dict
+    warnings: tuple[str, ...]
+    run_dir: Path
+    cached: bool
+    files: dict
+    seconds: dict
+    movie: str = ""
+    budget: str = ""
+    threshold: float = 0.5
+    statistics: dict = dataclasses.field(default_factory=dict)
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    pixel_size_m: float | None = None  # the detector pixel of a counts movie (None: the cell)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A checked request (``read_request``): the movie, its regime and what the user chose."""
+
+    movies: Mapping[str, Movie]
+    description: str  # where the movie came from
+    facts: rg.MovieFacts
+    config: Config  # the regime
+    budget_name: str
+    budget: Budget
+    inputs: tuple[Channel, ...] | None  # None: "auto"
+    noise: str  # "auto" or a condition
+    threshold: float
+    seed: int
+    cache: Path
+    origin: Mapping[str, str] = dataclasses.field(default_factory=dict)  # regime.Regime.origin
+
+    @property
+    def key(self) -> str:
+        """The regime's one hash: of its config (films, inputs and model caches)."""
+        return config_hash(self.config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Films:
+    """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32 (stored layout) with components
+    ``components``, ``labels (N, ny, nx)`` uint8, and the ``parts`` (``train``, ``val``, ``test``) as slices of N."""
+
+    m: np.ndarray
+    labels: np.ndarray
+    components: str
+    parts: Mapping[str, slice]
+    periodic: bool
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.m[self.parts[name]], self.labels[self.parts[name]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """The run folder of the model, whether it was reused, the baseline fitted beside it and
+    ``record`` (``eval.json``: the model's and the baseline's validation and test Dice)."""
+
+    run_dir: Path
+    cached: bool
+    baseline: robust_z.BaselineFit
+    record: dict
+
+
+def request_budget(budget: str | Budget | None, regime: Config | None, regime_name: str) -> tuple[str, Budget, dict, str]:
+    """``(name, budget, its config keywords for build_regime, origin label)``: the budget given, else
+    the file's (``budget_of``: the file's sections stay as written), else quick."""
+    if budget is None and regime is not None:
+        name, b = budget_of(regime)
+        return name, b, {}, f"file {regime_name}"
+    name, b = budget_by_name("quick" if budget is None else budget)
+    label = f"default (the {name} budget)" if budget is None else f"flag --budget {name}"
+    return name, b, {"model": b.model(), "training": b.training(), "num_runs": b.films}, label
+
+
+def films_key(config: Config) -> str:
+    """The hash of what the films depend on: the regime's config without ``[measures]`` (the
+    latent-entropy bins, which ``calibrate_bins`` may fill from the films themselves) and with
+    only the exposure of ``[instrument]`` (the optics and detector act on the films afterwards)."""
+    from jaxmag.config import MeasuresConfig
+    from jaxmag.instrument import Instrument
+
+    # the films depend on the instrument only through the exposure (applied in the solver)
+    i = config.instrument
+    exposure = Instrument(enabled=False, exposure_s=i.exposure_s, camera_window_s=i.camera_window_s) if i.enabled else i
+    return config_hash(config.replace(measures=MeasuresConfig(), instrument=exposure))
+
+
+def simulate_films(config: Config, cache: Path | None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32, the stored layout (C = ``simulation.components``),
+    labels ``(N, ny, nx)`` uint8. Cached in ``cache/films-<films_key(config)>.npz``."""
+    path = None if cache is None else cache / f"films-{films_key(config)}.npz"
+    if path is not None and path.is_file():
+        with np.load(path) as f:
+            return f["m"], f["labels"]
+    data = simulate(config, progress=progress)
+    m = np.asarray(data.m, np.float32)
+    labels = (np.asarray(data.labels) > 0).astype(np.uint8)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as f:
+            np.savez(f, m=m, labels=labels)
+    return m, labels
+
+
+def regime_films(request: Request, progress: bool = True) -> Films:
+    """Stage 2: the regime's clean films (``simulate_films``), the last ``val_films + test_films`` held out."""
+    b = request.budget
+    m, labels = simulate_films(request.config, request.cache, progress)
+    n_train = b.films - b.val_films - b.test_films
+    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + b.val_films),
+             "test": slice(n_train + b.val_films, b.films)}
+    return Films(m, labels, request.config.simulation.components, parts, request.config.grid.boundary == "periodic")
+
+
+def slug(text: str) -> str:
+    return text.replace(":", "_").replace(",", "+")
+
+
+def evaluation(result: Mapping, source, periodic: bool) -> dict:
+    """``eval.json``: the model's Dice from training, the baseline fitted on the validation films and scored on the test films."""
+    val, test = source.val_set(), source.test_set()
+    xv, yv = val.examples(len(val))
+    xt, yt = test.examples(len(test))
+    fit = robust_z.fit(xv[..., 0], yv, periodic=periodic)
+    return {
+        "model": {"val_dice": float(result["best_val_dice"]), "test_dice": float(result["test"]["dice"]),
+                  "best_epoch": int(result["best_epoch"])},
+        "baseline": {"val_dice": float(fit.val_dice), "test_dice": dice(fit.predict(xt[..., 0]), yt),
+                     "sigma_px": fit.sigma, "z": fit.threshold, "val_images": fit.num_val},
+        "test_images": int(yt.shape[0]),
+    }
+
+
+@contextlib.contextmanager
+def stage(seconds: dict, name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    seconds[name] = time.perf_counter() - t0
