@@ -298,7 +298,7 @@ class Config:
 
 # Keys added after configs were first stored (datasets, run folders, study units compare their
 # hashes): written only when they differ from their default, so older configs keep their hash.
-_LATER_KEYS = (("measures", "fixed_range_p", []),)
+_LATER_KEYS = (("measures", "fixed_range_p", []), ("noise", "shot", []))
 
 
 def config_hash(config: Config, *sections: str) -> str:

@@ -114,7 +114,7 @@ def test_noise_lists_levels_per_kind(tmp_path):
     with pytest.raises(ConfigError, match=r"mine\.toml: key 'noise\.types' is gone: .* gaussian = \[1e-4, 1e-2\]"):
         loads_config('[noise]\ntypes = ["gaussian"]', source="mine.toml")
     with pytest.raises(ConfigError, match=r"unknown key 'noise\.poisson' \(allowed in \[noise\]: seed and the noise "
-                                          r"kinds gaussian, speckle\)"):
+                                          r"kinds gaussian, speckle, shot\)"):
         loads_config("[noise]\npoisson = [100.0]")
 
 

@@ -51,7 +51,7 @@ def test_parse_noise_spec_and_condition_names(text, kind, variance, name):
 @pytest.mark.parametrize("text", ["poisson:1e-2", "gaussian", "gaussian:", "gaussian:abc", "speckle:-1",
                                   "gaussian:0", "gaussian:nan", "1e-2"])
 def test_bad_noise_specs_name_the_accepted_forms(text):
-    with pytest.raises(ValueError, match=r"accepted forms are 'clean', 'gaussian:VARIANCE' or 'speckle:VARIANCE'"):
+    with pytest.raises(ValueError, match=r"accepted forms are 'clean', 'gaussian:VARIANCE', 'speckle:VARIANCE' or 'shot:PHOTONS'"):
         parse_noise_spec(text)
 
 
@@ -211,3 +211,16 @@ def test_every_kind_with_an_estimator_is_read(monkeypatch, synthetic_movie):
     after = estimate_noise_variances(y, background)
     assert after == {**before, "twin": before["gaussian"]}
     assert estimate_noise_variance(y, background, "twin") == before["gaussian"]
+
+
+def test_shot_noise_is_a_photon_count_whose_variance_follows_the_signal():
+    from jaxmag.noise import NOISE_MODELS, apply_noise, parse_noise_spec
+
+    spec = parse_noise_spec("shot:2e4")
+    assert spec.name == "shot_2e4" and NOISE_MODELS["shot"].level_name == "photons"
+    x = jnp.concatenate([jnp.zeros(100_000), jnp.full(100_000, 0.6)])
+    y = np.asarray(apply_noise(x, spec, jax.random.key(2)))
+    assert np.var(y[:100_000]) == pytest.approx(1 / 2e4, rel=0.02)  # Poisson: N photons read back as x
+    assert np.var(y[100_000:]) == pytest.approx(1.6 / 2e4, rel=0.02)  # N (1 + x) photons
+    weaker = np.asarray(apply_noise(x, parse_noise_spec("shot:2e6"), jax.random.key(2)))
+    assert np.var(weaker[:100_000]) < np.var(y[:100_000]) / 50  # more photons, less noise

@@ -42,6 +42,7 @@ from jaxmag.recording import Calibration
 BLOCKS = 4  # blocks of consecutive frames for the uncertainties
 MIN_FLUCTUATION_SNR = 0.05  # signal share of the temporal variance below which the scale comes from the static contrast
 ITERATIONS = 3
+MIN_LEVEL_SPAN = 0.2  # relative span of the pixels' mean levels below which the fitted gain is not used
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,19 +119,26 @@ def _scale_and_noise(counts: np.ndarray, optical: np.ndarray, key: jax.Array) ->
     return scale, noise, source
 
 
-def _detector(fit, level: float, noise: float) -> tuple[float, float, float, bool]:
-    """``(gain, offset, read_noise, shot_noise_equivalent)`` giving the noise variance ``noise`` (ADU², the calibrated estimate)
-    at the movie's ``level`` (ADU): the fit's gain where its slope is determined
-    (``jaxmag.detector.equivalent_detector``'s rule) with the line moved through ``(level, noise)``,
-    else pure shot noise (gain = noise / level)."""
+def _detector(fit, level: float, noise: float, use_slope: bool = True) -> tuple[float, float, float, bool]:
+    """``(gain, offset, read_noise, shot_noise_equivalent)`` giving the noise variance ``noise`` (ADU², the
+    calibrated estimate) at the movie's ``level`` (ADU).
+
+    The fit's gain is used where its slope is determined (``jaxmag.detector.equivalent_detector``'s
+    rule) *and* its levels span at least ``MIN_LEVEL_SPAN`` of the level: over a narrower span
+    (a magnetic movie under uniform illumination) a signal whose amplitude follows the level tilts the
+    line more than the shot noise does. The line is then moved through ``(level, noise)``. Otherwise,
+    or with ``use_slope`` False: pure shot noise (gain = noise / level), exact at the movie's level."""
     from jaxmag.detector import equivalent_detector
 
     if not (noise > 0 and level > 0):
         raise ValueError(f"the movie's noise variance ({noise:.4g} ADU²) at its level ({level:.4g} ADU) is not "
                          "that of a photon-counting detector; is this a counts movie?")
     g = equivalent_detector(fit, level).gain
-    shot = not (math.isfinite(fit.gain) and fit.gain > 0 and abs(g - fit.gain) < 1e-12 * fit.gain)
-    if shot:
+    levels = np.asarray(fit.levels, np.float64)
+    span = float(np.ptp(levels) / level) if levels.size > 1 else 0.0
+    slope = use_slope and math.isfinite(fit.gain) and fit.gain > 0 and abs(g - fit.gain) < 1e-12 * fit.gain \
+        and span >= MIN_LEVEL_SPAN
+    if not slope:
         return noise / level, 0.0, 0.0, True
     b = noise - g * level
     return (g, 0.0, math.sqrt(b), False) if b >= 0 else (g, -b / g, 0.0, False)
@@ -163,7 +171,11 @@ def estimate_recording(counts: np.ndarray, optical: np.ndarray, *, seed: int = 0
     level = float(np.median(counts.mean(axis=0))) - scale * s_films
     level_blocks = [float(np.median(b.mean(axis=0))) - sc * s_films for b, (sc, _) in zip(blocks, per_block)]
     fit = fit_poisson_gaussian(counts, dark=dark)
-    gain, offset, read, equivalent = _detector(fit, float(np.median(counts.mean(axis=0))), noise)
+    movie_level = float(np.median(counts.mean(axis=0)))
+    gain, offset, read, equivalent = _detector(fit, movie_level, noise)
+    if not equivalent and not (0 < scale / (level - offset) < 1 if level > offset else False):
+        # the fitted gain implies no intensity I0 (1 + c s) with |c| < 1: the slope is the signal's, not the shot noise's
+        gain, offset, read, equivalent = _detector(fit, movie_level, noise, use_slope=False)
     note = str(fit.note) + ("; the gain reported is that of pure shot noise giving the measured noise at the "
                             "movie's level (no standard error: the slope is not determined)" if equivalent else "")
     photons = (level - offset) / gain

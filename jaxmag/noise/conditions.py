@@ -17,7 +17,7 @@ from jaxmag.params import require
 
 
 def accepted_forms() -> str:
-    """``"'clean', 'gaussian:VARIANCE' or 'speckle:VARIANCE' (VARIANCE a positive number, e.g. gaussian:1e-2)"``,
+    """``"'clean', 'gaussian:VARIANCE', 'speckle:VARIANCE' or 'shot:PHOTONS' (VARIANCE a positive number; ...)"``,
     from the registry."""
     forms = ["'clean'"] + [f"'{m.name}:{m.level_name.upper()}'" for m in NOISE_MODELS.values()]
     ranges = {m.level_name.upper(): m.range_text() for m in NOISE_MODELS.values()}

@@ -145,6 +145,19 @@ def speckle_level(lag1: Moments, lag2: Moments) -> float:
     return max(0.0, a / (1 - a))
 
 
+# --------------------------------------------------------------------------------------------
+# shot (photon counting): y = x + sqrt((1 + x) / N) n
+# --------------------------------------------------------------------------------------------
+def shot_from_draws(x: jax.Array, photons: Any, draws: jax.Array) -> jax.Array:
+    """Photon shot noise of a full-contrast detector in units of x: the intensity is N (1 + x) photons
+    per pixel and frame (N at x = 0), read back as x; Poisson's variance N (1 + x) becomes
+    (1 + x) / N, drawn as its normal limit (exact to the skewness 1 / sqrt(N (1 + x)), below 0.03
+    for N (1 + x) > 1000). For a detector of contrast c < 1 the same noise is N c² photons' worth;
+    ``[instrument]`` (``jaxmag.instrument``) records the exact Poisson–Gaussian counts."""
+    n = jnp.asarray(photons, draws.dtype)
+    return x + jnp.sqrt(jnp.maximum(1.0 + x, 0.0) / n) * draws
+
+
 NOISE_MODELS: dict[str, NoiseModel] = {
     m.name: m
     for m in (
@@ -152,6 +165,10 @@ NOISE_MODELS: dict[str, NoiseModel] = {
                    estimator=NoiseEstimator(robust_moments, gaussian_level)),
         NoiseModel("speckle", speckle_from_draws, "x + x n", level_unit="dimensionless",
                    estimator=NoiseEstimator(mean_square_moments, speckle_level), signal_dependent=True),
+        # a level of its own kind, photons (the noise weakens as it grows); read from a counts movie
+        # by jaxmag.detector and jaxmag.learn.counts, not from a magnetisation movie's residuals
+        NoiseModel("shot", shot_from_draws, "x + sqrt((1 + x) / N) n", level_name="photons", level_symbol="N",
+                   level_unit="photons per pixel and frame at x = 0 (full contrast)", signal_dependent=True),
     )
 }
 """kind -> ``NoiseModel``; the order is the order kinds are listed in (CLI forms, estimates)."""
