@@ -40,58 +40,48 @@ not; ``minmax`` and ``maxabs`` put noise spikes at the extremes, so prefer ``ms:
 known.
 
 Signals (``signal=``): ``"magnetisation"`` (the default, everything above) or ``"counts"``:
-raw detector counts in ADU (a camera's or a photon counter's integer frames), for the detector
-fit (``jaxmag.detector``) and the virtual microscope. Counts are kept as they are (float32, no
-rescale, no unit-vector range check; ``rescale`` must stay ``"none"``), and refused
-(``MovieError``) when they cannot be raw counts: non-integer values (a float TIFF or array of
-processed data), negative values (dark-subtracted or flat-fielded data), more than 1 % of the
-values at the detector's full scale (the data type's maximum, e.g. 65535 for uint16, or
-``full_scale``: saturated pixels have no noise, so every estimate is biased) or a constant
-movie. ``signal="auto"`` (or None) takes ``default_signal(path, dataset)``: ``"counts"`` for an
-integer-typed TIFF, HDF5 dataset or ``.npy`` array, ``"magnetisation"`` otherwise (OVF folders,
-float files).
+raw detector counts in ADU, kept as they are (float32, no rescale, no unit-vector range check;
+``rescale`` must stay ``"none"``) and refused (``MovieError``) when they cannot be raw counts
+(``jaxmag.io.movie_counts.check_counts``: non-integer, negative, more than 1 % saturated, or
+constant). ``signal="auto"`` (or None) takes ``default_signal(path, dataset)``: ``"counts"`` for
+an integer-typed TIFF, HDF5 dataset or ``.npy`` array, ``"magnetisation"`` otherwise (OVF
+folders, float files).
 
 Metadata: ``Movie.pixel_size_m`` (square pixels, m) and ``Movie.frame_interval_s`` (s) when the
-file states them, else None:
+file states them (OME-TIFF, ImageJ TIFF, HDF5 attributes, OVF cell size and frame times; the
+rules are in ``jaxmag.io.movie_metadata``), else None. Non-square pixels are refused
+(``MovieError``); a unit not understood only warns and is left out.
 
-* OME-TIFF: ``Pixels`` ``PhysicalSizeX`` / ``PhysicalSizeY`` in ``PhysicalSizeXUnit`` (OME's
-  default µm) and ``TimeIncrement`` in ``TimeIncrementUnit`` (default s), or else the planes'
-  ``DeltaT`` when evenly spaced;
-* ImageJ TIFF: the ``XResolution`` / ``YResolution`` tags (pixels per ``unit`` of the ImageJ
-  description) and ``finterval`` (in ``tunit``, default s). Plain TIFF resolution tags (72 dpi
-  defaults of image editors) are ignored;
-* HDF5: attributes of the dataset, else of the file root: ``pixel_size_m`` and
-  ``frame_interval_s``, or ``pixel_size`` + ``pixel_size_unit`` and ``frame_interval`` +
-  ``frame_interval_unit`` (not used without the unit); a pixel size may be one number or
-  ``(dy, dx)``;
-* OVF folders: the cell size when dx = dy, and the frame times' step when evenly spaced
-  (``cell_size_m`` and ``times_s`` keep the raw values).
-
-Non-square pixels are refused (``MovieError``): the measures and the models take square pixels.
-A unit not understood, or a value that is not a positive number, only warns and is left out.
-``write_counts_tiff`` writes a counts movie as an ImageJ hyperstack TIFF with that metadata.
+This module owns the readers and the value checks. It re-exports, so that one import serves
+every caller: ``Movie`` and ``MovieError`` (``jaxmag.io.movie_record``), and ``SIGNALS``,
+``MAX_SATURATED_FRACTION``, ``parse_signal``, ``check_counts`` and ``write_counts_tiff`` (an
+ImageJ hyperstack TIFF of a counts movie with its metadata; ``jaxmag.io.movie_counts``).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import warnings
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxmag.io.movie_counts import MAX_SATURATED_FRACTION, SIGNALS, check_counts, parse_signal, write_counts_tiff
+from jaxmag.io.movie_metadata import _hdf5_metadata, _imagej_metadata, _ome_metadata, _ovf_metadata
+from jaxmag.io.movie_record import Movie, MovieError
+
+__all__ = [
+    "COMPONENTS", "MAX_ABS", "MAX_SATURATED_FRACTION", "SIGNALS", "Movie", "MovieError", "check_counts",
+    "check_movie_array", "check_range", "default_signal", "movie_from_array", "parse_rescale", "parse_signal",
+    "read_movie", "rescale_movie", "write_counts_tiff",
+]
 
 COMPONENTS = "xyz"
 _OVF_SUFFIXES = (".ovf", ".omf")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _RESCALE_HELP = "--rescale none | minmax | maxabs | ms:<Ms in A/m> (e.g. ms:8e5)"
-SIGNALS = ("magnetisation", "counts")
-# More saturated values than this bias every noise and contrast estimate (clipped pixels have no
-# noise); a few hot pixels stay below it.
-MAX_SATURATED_FRACTION = 0.01
 
 # The one bound on a movie's values, for every reader (detect, predict, noise-estimate): a
 # unit-vector component (|m_i| <= 1) plus noise of variance up to 1, the strongest level of the
@@ -99,61 +89,6 @@ MAX_SATURATED_FRACTION = 0.01
 # 1 + 3.3 sigma = 4.3 (3.3: the two-sided 99.9 % point of a normal law). Data in A/m (1e5 to 1e6)
 # or camera counts (hundreds and up) lie far above; noise no model is trained for lies above too.
 MAX_ABS = 5.0
-
-
-class MovieError(ValueError):
-    """A movie cannot be used: wrong shape, non-finite values, values out of range, bad format."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Movie:
-    """One component's time series, ready for ``jaxmag.measures``.
-
-    data: float32 ``(T, ny, nx)``, dimensionless (after ``rescale``).
-    component: the magnetisation component it holds (``"x"``, ``"y"`` or ``"z"``).
-    source: a one-line description of where it was read from.
-    rescale: the rescale option applied (``"none"``, ``"minmax"``, ``"maxabs"``, ``"ms:8e5"``).
-    scale, offset: the affine map applied, ``data = (raw - offset) / scale``.
-    times_s: (T,) frame times in s when the format stores them (OVF), else None.
-    cell_size_m: (dx, dy, dz) in m when the format stores it (OVF), else None.
-    signal: ``"magnetisation"`` (data dimensionless) or ``"counts"`` (data in detector units,
-        ADU, integer-valued, unscaled).
-    pixel_size_m: the side of a (square) pixel in m when the file states it, else None.
-    frame_interval_s: the time between frames in s when the file states it, else None.
-    """
-
-    data: np.ndarray
-    component: str
-    source: str
-    rescale: str = "none"
-    scale: float = 1.0
-    offset: float = 0.0
-    times_s: np.ndarray | None = None
-    cell_size_m: tuple[float, float, float] | None = None
-    signal: str = "magnetisation"
-    pixel_size_m: float | None = None
-    frame_interval_s: float | None = None
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.data.shape)  # type: ignore[return-value]
-
-    def metadata(self) -> dict[str, Any]:
-        """JSON-able description (for prediction reports)."""
-        return {
-            "source": self.source,
-            "component": self.component,
-            "frames": int(self.data.shape[0]),
-            "ny": int(self.data.shape[1]),
-            "nx": int(self.data.shape[2]),
-            "rescale": self.rescale,
-            "scale": float(self.scale),
-            "offset": float(self.offset),
-            "cell_size_m": None if self.cell_size_m is None else [float(c) for c in self.cell_size_m],
-            "signal": self.signal,
-            "pixel_size_m": None if self.pixel_size_m is None else float(self.pixel_size_m),
-            "frame_interval_s": None if self.frame_interval_s is None else float(self.frame_interval_s),
-        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,64 +184,6 @@ def check_range(arr: np.ndarray, what: str, rescale: str, max_abs: float = MAX_A
             RuntimeWarning,
             stacklevel=3,
         )
-
-
-def check_counts(raw: np.ndarray, what: str = "movie", full_scale: float | None = None) -> None:
-    """Refuse (``MovieError``) an array that cannot be raw detector counts (module docstring).
-
-    ``raw``: the array as stored (its dtype gives the full scale of integer data);
-    ``full_scale``: the detector's saturation level in ADU, overriding the dtype's maximum
-    (e.g. 4095 for a 12-bit camera stored as uint16).
-    """
-    arr = np.asarray(raw)
-    if arr.dtype == bool:
-        raise MovieError(f"{what}: a boolean array is a mask, not detector counts")
-    if not np.issubdtype(arr.dtype, np.integer):
-        frac = arr != np.round(arr)
-        if frac.any():
-            first = tuple(int(i) for i in np.argwhere(frac)[0])
-            raise MovieError(
-                f"{what}: a float TIFF/array passed as counts holds non-integer values ({int(frac.sum())} of them, "
-                f"first {float(arr[first]):.6g} at (frame, y, x) = {first}); detector counts are integers. Pass the "
-                "camera's raw frames, or read processed data as signal='magnetisation' with --rescale"
-            )
-    lo = arr.min()
-    if lo < 0:
-        raise MovieError(
-            f"{what}: {int((arr < 0).sum())} negative value(s) (min {float(lo):.6g}) in a counts movie; detector "
-            "counts are >= 0, so this looks dark-subtracted or flat-fielded: pass the raw frames"
-        )
-    top = full_scale
-    if top is None and np.issubdtype(arr.dtype, np.integer):
-        top = np.iinfo(arr.dtype).max
-    if top is not None:
-        saturated = float(np.mean(arr >= top))
-        if saturated > MAX_SATURATED_FRACTION:
-            raise MovieError(
-                f"{what}: {saturated:.2%} of the values are at the detector's full scale {float(top):.6g} ADU "
-                f"(saturated; at most {MAX_SATURATED_FRACTION:.0%} is accepted): saturated pixels have no noise and "
-                "bias every estimate; record with a shorter exposure (or a lower flux or gain)"
-            )
-    hi = arr.max()
-    if hi == lo:
-        raise MovieError(
-            f"{what}: the counts movie is constant (every value {float(lo):.6g}"
-            f"{', all zero' if hi == 0 else ''}): no signal and no noise; check the detector and the exposure"
-        )
-
-
-def parse_signal(signal: str | None) -> str | None:
-    """``"magnetisation"``, ``"counts"``, or None for ``"auto"`` / None (``default_signal`` decides)."""
-    if signal is None:
-        return None
-    text = str(signal).strip().lower()
-    if text == "auto":
-        return None
-    if text == "magnetization":
-        text = "magnetisation"
-    if text not in SIGNALS:
-        raise MovieError(f"invalid signal {signal!r}: use magnetisation, counts or auto")
-    return text
 
 
 def movie_from_array(
@@ -485,154 +362,6 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, str, dict]:
     return arr, str(path), meta
 
 
-# --------------------------------------------------------------------------------------------
-# metadata: pixel size (m) and frame interval (s)
-# --------------------------------------------------------------------------------------------
-_LENGTH_M = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "inch": 0.0254, "um": 1e-6, "µm": 1e-6, "μm": 1e-6, "micron": 1e-6,
-             "microns": 1e-6, "\\u00b5m": 1e-6, "nm": 1e-9, "pm": 1e-12, "å": 1e-10, "angstrom": 1e-10}
-_TIME_S = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "msec": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "usec": 1e-6,
-           "\\u00b5s": 1e-6, "ns": 1e-9, "nsec": 1e-9, "ps": 1e-12, "fs": 1e-15, "min": 60.0, "h": 3600.0,
-           "hour": 3600.0}
-
-
-def _factor(unit: Any, table: dict[str, float], what: str, path: Path) -> float | None:
-    """SI factor of ``unit`` (a name in ``table``); None, with a warning, for an unknown one (the
-    metadata is then left out, the movie is still read)."""
-    key = (unit.decode("utf-8", "replace") if isinstance(unit, bytes) else str(unit)).strip()
-    factor = table.get(key, table.get(key.lower()))
-    if factor is None:
-        warnings.warn(f"{path}: unknown {what} unit {unit!r} (known: {', '.join(sorted(table))}); the {what} is "
-                      "left out", RuntimeWarning, stacklevel=4)
-    return factor
-
-
-def _unit(value: Any, unit: Any, table: dict[str, float], what: str, path: Path) -> float | None:
-    """A positive ``value`` in ``unit`` converted to SI; None when absent, and None with a warning
-    when the unit is unknown or the value not a positive number (the movie is still read)."""
-    if value is None:
-        return None
-    factor = _factor(unit, table, what, path)
-    if factor is None:
-        return None
-    try:
-        number = float(np.asarray(value, np.float64).reshape(-1)[0])
-    except (TypeError, ValueError, IndexError):
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        warnings.warn(f"{path}: the {what} {value!r} is not a positive number; it is left out", RuntimeWarning,
-                      stacklevel=4)
-        return None
-    return number * factor
-
-
-def _square(dx_m: float | None, dy_m: float | None, path: Path) -> float | None:
-    """The pixel size of square pixels; ``MovieError`` for non-square ones."""
-    if dx_m is None or dy_m is None:
-        return dx_m if dy_m is None else dy_m
-    if not math.isclose(dx_m, dy_m, rel_tol=1e-4):
-        raise MovieError(
-            f"{path}: non-square pixels ({dx_m:.6g} m along x, {dy_m:.6g} m along y); the measures and the models "
-            "take square pixels: resample the movie onto a square grid first"
-        )
-    return dx_m
-
-
-def _ome_metadata(xml: str, path: Path) -> dict:
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        warnings.warn(f"{path}: unreadable OME-XML metadata ({exc}); pixel size and frame interval left out",
-                      RuntimeWarning, stacklevel=3)
-        return {}
-    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
-    if pixels is None:
-        return {}
-    a = pixels.attrib
-    dx = _unit(a.get("PhysicalSizeX"), a.get("PhysicalSizeXUnit", "µm"), _LENGTH_M, "pixel size", path)
-    dy = _unit(a.get("PhysicalSizeY"), a.get("PhysicalSizeYUnit", "µm"), _LENGTH_M, "pixel size", path)
-    dt = _unit(a.get("TimeIncrement"), a.get("TimeIncrementUnit", "s"), _TIME_S, "frame interval", path)
-    if dt is None:  # per-plane DeltaT, when evenly spaced
-        times: dict[int, float] = {}
-        for el in pixels:
-            p = el.attrib
-            if el.tag.rsplit("}", 1)[-1] == "Plane" and "DeltaT" in p:
-                factor = _factor(p.get("DeltaTUnit", "s"), _TIME_S, "DeltaT", path)
-                try:
-                    times.setdefault(int(p.get("TheT", 0)), float(p["DeltaT"]) * (factor or math.nan))
-                except ValueError:  # not a number: no frame interval (NaN fails _even_step)
-                    times.setdefault(int(p.get("TheT", 0)), math.nan)
-        dt = _even_step(np.array([times[k] for k in sorted(times)]))
-    return {"pixel_size_m": _square(dx, dy, path), "frame_interval_s": dt}
-
-
-def _imagej_metadata(meta: dict, xres: Any, yres: Any, path: Path) -> dict:
-    unit = meta.get("unit")
-    size = {}
-    for axis, res in (("x", xres), ("y", yres)):
-        if unit is None or str(unit).strip().lower() in ("", "pixel", "pixels") or res is None:
-            size[axis] = None
-            continue
-        num, den = (res if isinstance(res, tuple) else (res, 1))
-        if not num or not den:
-            size[axis] = None
-            continue
-        size[axis] = _unit(den / num, meta.get("yunit", unit) if axis == "y" else unit, _LENGTH_M, "pixel size", path)
-    finterval = meta.get("finterval")
-    dt = _unit(finterval, meta.get("tunit", "s"), _TIME_S, "frame interval", path) if finterval else None
-    return {"pixel_size_m": _square(size["x"], size["y"], path), "frame_interval_s": dt}
-
-
-def _hdf5_metadata(attr_sets: list, path: Path) -> dict:
-    """From the first attribute set (dataset, then file root) that has them."""
-    def first(key: str) -> tuple[Any, Any]:
-        for attrs in attr_sets:
-            if key in attrs:
-                return attrs[key], attrs
-        return None, None
-
-    out: dict = {"pixel_size_m": None, "frame_interval_s": None}
-    value, attrs = first("pixel_size_m")
-    unit = "m"
-    if value is None:
-        value, attrs = first("pixel_size")
-        unit = attrs.get("pixel_size_unit") if attrs is not None else None
-        if unit is None:  # a bare number without its unit is not used
-            value = None
-    if value is not None:
-        sizes = np.atleast_1d(np.asarray(value, np.float64))
-        if sizes.size not in (1, 2):
-            raise MovieError(f"{path}: a pixel size is one number or (dy, dx), got {sizes.tolist()}")
-        dy, dx = (_unit(v, unit, _LENGTH_M, "pixel size", path) for v in (sizes[0], sizes[-1]))
-        out["pixel_size_m"] = _square(dx, dy, path)
-    value, attrs = first("frame_interval_s")
-    unit = "s"
-    if value is None:
-        value, attrs = first("frame_interval")
-        unit = attrs.get("frame_interval_unit") if attrs is not None else None
-        if unit is None:
-            value = None
-    out["frame_interval_s"] = _unit(value, unit, _TIME_S, "frame interval", path)
-    return out
-
-
-def _ovf_metadata(cell: Any, times: np.ndarray | None) -> dict:
-    pixel = None
-    if cell is not None and math.isclose(float(cell[0]), float(cell[1]), rel_tol=1e-9):
-        pixel = float(cell[0])  # OVF cells may be rectangular; the raw cell_size_m keeps both
-    return {"pixel_size_m": pixel, "frame_interval_s": None if times is None else _even_step(times)}
-
-
-def _even_step(times: np.ndarray) -> float | None:
-    """The common step of evenly spaced ``times`` (within 0.1 %), else None."""
-    if times.size < 2 or not np.all(np.isfinite(times)):
-        return None
-    steps = np.diff(times)
-    step = float(np.median(steps))
-    if step > 0 and np.all(np.abs(steps - step) <= 1e-3 * step):
-        return step
-    return None
-
-
 def _check_hdf5(path: Path) -> None:
     import h5py
 
@@ -719,34 +448,3 @@ def _stored_components(data) -> str:
     return match.group(1).lower() if match else COMPONENTS
 
 
-# --------------------------------------------------------------------------------------------
-# writer
-# --------------------------------------------------------------------------------------------
-def write_counts_tiff(path: str | Path, counts: Any, pixel_size_m: float, frame_interval_s: float) -> Path:
-    """Write a counts movie ``(T, ny, nx)`` as an ImageJ hyperstack TIFF (uint16, axes TYX).
-
-    ``counts``: integer values in [0, 65535] (ADU); ``pixel_size_m`` (m) and ``frame_interval_s``
-    (s) go into the ImageJ metadata (``XResolution``/``YResolution`` in pixels per µm, ``unit``,
-    ``finterval``), which ``read_movie`` and ImageJ/Fiji read back. Written under a temporary
-    name and renamed (``jaxmag.io.atomic``): a crash never leaves a complete-looking file.
-    """
-    import tifffile
-
-    from jaxmag.io.atomic import atomic_path
-
-    arr = np.asarray(counts)
-    if arr.ndim != 3 or arr.shape[0] < 2:
-        raise ValueError(f"write_counts_tiff: expected a movie (T >= 2, ny, nx), got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer) or (np.issubdtype(arr.dtype, np.floating)
-                                                     and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
-        raise ValueError(f"write_counts_tiff: counts must be integers, got dtype {arr.dtype} with non-integer values")
-    if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
-        raise ValueError(f"write_counts_tiff: counts must lie in [0, 65535] for uint16, got [{arr.min()}, {arr.max()}]")
-    for name, value in (("pixel_size_m", pixel_size_m), ("frame_interval_s", frame_interval_s)):
-        if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"write_counts_tiff: {name} must be a positive number, got {value!r}")
-    per_um = 1.0 / (float(pixel_size_m) * 1e6)  # ImageJ stores the resolution in pixels per unit
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, arr.astype(np.uint16), imagej=True, resolution=(per_um, per_um),
-                         metadata={"axes": "TYX", "unit": "um", "finterval": float(frame_interval_s)})
-    return Path(path)
