@@ -36,6 +36,7 @@ from jaxmag.params import ParamError, require
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM = 2.3548 sigma for a Gaussian
 _PSF_TRUNCATE = 6.0  # sigmas: the Gaussian beyond is below 1.6e-8 of its peak
 _AXES = "xyz"
+NORMAL_LIMIT_PHOTONS = 1000.0  # photons per pixel and frame above which shot noise is drawn in its normal limit
 
 
 def probe_direction(spec: str | Sequence[float]) -> tuple[float, float, float]:
@@ -250,15 +251,24 @@ def expected_counts(signal: Any, instrument: Instrument) -> Any:
 def detector_counts(key: jax.Array, signal: Any, instrument: Instrument) -> jax.Array:
     """Detector frames of a signal s: Poisson photons, gain, offset, read noise, rounding, clipping.
 
-    Returns float32 detector units (integers), the same shape as ``signal``.
+    Returns float32 detector units (integers), the same shape as ``signal``. Where every pixel
+    collects at least ``NORMAL_LIMIT_PHOTONS`` photons (I0 (1 − |c|), decided when traced), the
+    Poisson law is drawn as its normal limit, shot and read noise in one draw of variance
+    ``gain² λ + read_noise²``: exact in mean and variance, its skewness 1/√λ ≤ 0.03 dropped, and
+    about 20 times faster on a CPU than JAX's rejection sampler, which loops until the slowest
+    element of the array is accepted. Below, the photons are drawn exactly.
     """
     i = instrument
     k_shot, k_read = jax.random.split(key)
     rate = i.photons_per_pixel * (1.0 + i.contrast * jnp.asarray(signal, jnp.float32))
-    photons = jax.random.poisson(k_shot, rate, rate.shape).astype(jnp.float32)
-    adu = i.gain * photons + i.offset
-    if i.read_noise > 0:
-        adu = adu + i.read_noise * jax.random.normal(k_read, rate.shape, jnp.float32)
+    if i.photons_per_pixel * (1.0 - abs(i.contrast)) >= NORMAL_LIMIT_PHOTONS:
+        spread = jnp.sqrt(i.gain**2 * rate + i.read_noise**2)
+        adu = i.gain * rate + i.offset + spread * jax.random.normal(k_shot, rate.shape, jnp.float32)
+    else:
+        photons = jax.random.poisson(k_shot, rate, rate.shape).astype(jnp.float32)
+        adu = i.gain * photons + i.offset
+        if i.read_noise > 0:
+            adu = adu + i.read_noise * jax.random.normal(k_read, rate.shape, jnp.float32)
     return jnp.clip(jnp.round(adu), 0.0, i.full_scale)
 
 

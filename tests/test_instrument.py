@@ -80,6 +80,16 @@ def test_counts_follow_the_poisson_gaussian_law():
     assert np.all(counts == np.round(counts))
 
 
+def test_few_photons_are_drawn_exactly_and_many_in_the_normal_limit():
+    few = ins.Instrument(photons_per_pixel=20.0, contrast=0.1)  # below NORMAL_LIMIT_PHOTONS: exact Poisson
+    counts = np.asarray(ins.detector_counts(jax.random.key(4), np.zeros((400, 500), np.float32), few)).astype(np.float64)
+    assert counts.mean() == pytest.approx(20.0, rel=0.01) and counts.var() == pytest.approx(20.0, rel=0.03)
+    assert ((counts - 20.0) ** 3).mean() == pytest.approx(20.0, rel=0.15)  # Poisson's third cumulant is lambda
+    many = ins.Instrument(photons_per_pixel=2e4, contrast=0.1, gain=1.5, read_noise=3.0)
+    counts = np.asarray(ins.detector_counts(jax.random.key(4), np.zeros((400, 500), np.float32), many)).astype(np.float64)
+    assert counts.var() == pytest.approx(1.5**2 * 2e4 + 9.0 + 1 / 12, rel=0.02)
+
+
 def test_counts_clip_at_the_detector_range():
     inst = ins.Instrument(photons_per_pixel=1e3, contrast=0.5, offset=10.0, full_scale=1200.0)
     s = np.array([[-1.0, 0.0, 1.0]], np.float32)
