@@ -92,3 +92,39 @@ def test_a_recorded_source_takes_only_the_probe_signal():
     with pytest.raises(ValueError, match="one signal"):
         RecordedSource(np.zeros((4, 3, 2, 8, 8), np.float32), np.zeros((4, 8, 8)), plan, (("std", "z"),),
                        {"p": MeasuresConfig().options("p")}, batch_size=1)
+
+
+def test_sampled_batches_have_the_law_of_recorded_frames():
+    """mean/std inputs in the shot noise's normal limit: batches drawn from per-film statistics match
+    batches that record every frame (pooled moments over films and draws; the per-film identity of
+    the Gaussian maps is tested in tests/test_movie_source.py)."""
+    rng = np.random.default_rng(3)
+    m = rng.normal(0, 0.2, (10, 40, 2, 16, 16)).astype(np.float32)
+    m[:, :, 0] += 0.9
+    labels = np.zeros((10, 16, 16), np.uint8)
+    labels[:, 4:10, 4:10] = 1
+    inst = ins.Instrument(probe="grazing:16", psf_fwhm_m=4e-9, pixel_size_m=8e-9, **DETECTOR)
+    plan = recording_plan(inst, (16, 16), (4e-9, 4e-9), "xz", True)
+    # unaugmented: the sampled path shifts by whole pixels, the full one by cells (another binning)
+    kw = dict(batch_size=8, indices={"train": np.arange(8), "val": np.arange(8, 9), "test": np.arange(9, 10)}, augment=False,
+              norm_stats={"channels": ["mean:p", "std:p"], "mean": [0.0, 0.0], "std": [1.0, 1.0]})
+    sampled = RecordedSource(m, labels, plan, (("mean", "p"), ("std", "p")), {"p": MeasuresConfig().options("p")}, **kw)
+    full = RecordedSource(m, labels, plan, (("mean", "p"), ("std", "p")), {"p": MeasuresConfig().options("p")}, **kw)
+    full._train_fn = jax.jit(full._make_batch)  # every frame recorded
+    assert sampled.sampled() and sampled.describe()["sampled_batches"]
+
+    def pooled(src):
+        return np.concatenate([np.asarray(x) for e in range(30) for x, _ in src.train_batches(e, jax.random.key(e))])
+
+    a, b = pooled(sampled), pooled(full)
+    for k in range(2):
+        assert a[..., k].mean() == pytest.approx(b[..., k].mean(), rel=0.01)
+        assert a[..., k].std() == pytest.approx(b[..., k].std(), rel=0.03)
+    few = RecordedSource(m, labels, recording_plan(ins.Instrument(probe="z", photons_per_pixel=50.0), (16, 16),
+                         (4e-9, 4e-9), "xz", True), (("std", "p"),), {"p": MeasuresConfig().options("p")}, batch_size=8,
+                         indices=kw["indices"])
+    assert not few.sampled()  # 50 photons: exact Poisson frames
+    moved = RecordedSource(m, labels, plan, (("mean", "p"), ("std", "p")), {"p": MeasuresConfig().options("p")},
+                           **{**kw, "augment": True})
+    x, y = next(iter(moved.train_batches(0, jax.random.key(1))))
+    assert x.shape == (8, 8, 8, 2) and {int(n) for n in np.asarray(y).sum(axis=(1, 2))} == {9}  # whole-pixel moves

@@ -8,6 +8,17 @@ projection, PSF, detector pixels, fresh shot and read noise, calibration to unit
 optional measurement noise to the record, compute the measures of the record (component ``p``)
 and normalise them; the labels are moved with the cells and binned onto the detector pixels.
 
+Sampled batches: the mean and std maps of a record depend on each pixel's temporal mean and spread
+of the optical signal (``jaxmag.channels.gaussian_sufficient_stats``) and on the detector's noise,
+which in its normal limit (``jaxmag.instrument.NORMAL_LIMIT_PHOTONS``) is Gaussian with variance
+``(gain² I0 (1 + c o) + read² + 1/12) / scale²`` in units of Ms. Where that holds (mean/std inputs
+only, every pixel in the normal limit, no saturation, whole-pixel moves that commute with the
+optics), training batches are drawn from per-film statistics computed once for every sign pattern
+the film's symmetries give the components (``jaxmag.channels.sample_gaussian_maps``: three draws
+per pixel, not T frames), the variance taken at the pixel's mean level (its frame-to-frame change,
+a fraction c·std(o) ≈ 2 % of it, is neglected), and periodic shifts drawn in whole pixels. Any
+other case records every frame.
+
 Keys: training step ``s`` of an epoch whose key is ``k`` draws everything from ``fold_in(k, s)``
 (a pure function of the seed, epoch and step, so resume is exact). The validation and test sets
 are recorded once, film ``r`` with ``fold_in(key(noise_seed), r)``; their Dice is comparable
@@ -16,15 +27,19 @@ has no clean record), computed once with the same fixed keys.
 """
 from __future__ import annotations
 
-import functools
-from typing import Iterator, Mapping
+import dataclasses
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxmag.channels import PROBE_COMPONENT, Channel, movie_maps, stack_channels
+from jaxmag.channels import (PROBE_COMPONENT, Channel, gaussian_sufficient_stats, movie_maps, sample_gaussian_maps,
+                             stack_channels)
+from jaxmag.instrument import NORMAL_LIMIT_PHOTONS
+from jaxmag.io.dataset import open_dataset, read_labels, read_movies
 from jaxmag.learn import normalization, sharding
 from jaxmag.learn.sources import (Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
                                   labels_digest, split_of)
@@ -32,7 +47,7 @@ from jaxmag.learn.splits import epoch_permutation
 from jaxmag.measures import MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, apply_noise, parse_noise_spec
 from jaxmag.recording import RecordingPlan, pixel_labels, record_signal
-from jaxmag.symmetry import film_symmetries
+from jaxmag.symmetry import film_symmetries, move_channel_pixels
 
 EVAL_STREAM = 0x5EC0  # folded into the noise seed's key for the fixed evaluation records
 
@@ -72,6 +87,7 @@ class RecordedSource:
         if others:
             raise ValueError(f"a recorded movie has one signal, component {PROBE_COMPONENT!r}; inputs ask for {others}")
         self.plan, self.chunk = plan, int(chunk)
+        self.shape_frames = int(movies.shape[1])
         self.batch_size, self.mesh = batch_mesh(batch_size, mesh)
         self.spec: NoiseSpec = CLEAN if noise == "clean" else parse_noise_spec(noise)
         self.train_condition = self.spec.name
@@ -96,8 +112,31 @@ class RecordedSource:
             norm_stats = normalization.compute_stats(self._fixed_maps(self.indices["train"]), list(self.input_names))
         self.norm_stats = check_norm_stats(norm_stats, self.input_names)
         bsh = sharding.batch_sharding(self.mesh)
-        self._train_fn = jax.jit(self._make_batch, out_shardings=(bsh, bsh))
+        self._stats = self._sampling_stats()
+        self._train_fn = jax.jit(self._make_batch if self._stats is None else self._sampled_batch, out_shardings=(bsh, bsh))
         self._fixed_fn = jax.jit(self._fixed_kernel)
+
+    @classmethod
+    def from_dataset(cls, path: str | Path, inputs, measure_options: Mapping[str, MeasureOptions],
+                     plan: RecordingPlan | Callable[[str], RecordingPlan], **kw) -> "RecordedSource":
+        """The source of the films of a ``jaxmag simulate`` dataset (``/m``, ``/labels``, the
+        ``components`` attribute), all read into memory. ``plan``: the recording plan, or a function
+        of the dataset's components that builds it (``jaxmag.assemble.instrument_plan``).
+        ``kw``: as ``RecordedSource``. The fixed records key film ``r`` by its row, which is its
+        run index in a whole (not a part) dataset: the validation and test records are then those
+        of the measures file's ``clean`` condition (``jaxmag.io.measures_file.fixed_records``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"movie dataset not found: {path}")
+        info = open_dataset(path)
+        if not info.has_labels:
+            raise ValueError(f"{path} is not a jaxmag movie dataset (needs /m, /labels and the 'components' "
+                             "attribute written by `jaxmag simulate`)")
+        if not info.complete:
+            raise ValueError(f"{path} has unfinished runs; finish it with `jaxmag simulate --resume`")
+        plan = plan if isinstance(plan, RecordingPlan) else plan(info.components)
+        movies = read_movies(path, np.arange(info.num_rows))
+        return cls(movies, read_labels(path), plan, inputs, measure_options, **kw)
 
     # -- the device functions -----------------------------------------------------------------
 
@@ -118,6 +157,79 @@ class RecordedSource:
             m, lab = self.symmetries.augment_movies(m, lab, codes, shifts)
         x = self._maps(k_rec, m)
         return normalization.normalize(x, self.norm_stats), pixel_labels(lab, self.plan).astype(jnp.int32)
+
+    # -- sampled batches (module docstring) ---------------------------------------------------
+
+    def _pixel_ratio(self) -> int | None:
+        """Cells per pixel when whole-pixel moves commute with the optics (an integer ratio that tiles the grid)."""
+        ratio = self.plan.pixel_m / self.plan.cell_m[1]
+        k = int(round(ratio))
+        fits = abs(ratio - k) < 1e-9 and all(n == k * p for n, p in zip(self.plan.cell_shape, self.plan.pixel_shape))
+        return k if fits and abs(self.plan.pixel_m / self.plan.cell_m[0] - k) < 1e-9 else None
+
+    def sampled(self) -> bool:
+        """Whether training batches are drawn from per-film statistics (module docstring)."""
+        return self._stats is not None
+
+    def _sampling_stats(self):
+        """``(mean, spread)`` of the optical record, ``(P, N, ny_pix, nx_pix)`` for every sign pattern
+        p of the components, and the noise's ``(alpha, beta)`` (variance = alpha + beta · mean, units
+        of Ms²); None where batches must record every frame."""
+        i, cal = self.plan.instrument, self.plan.calibration
+        if not (i.records_counts and set(self._measures) <= {"mean", "std"} and self.spec.kind in ("clean", "gaussian")
+                and i.photons_per_pixel * (1 - abs(i.contrast)) >= NORMAL_LIMIT_PHOTONS and self._pixel_ratio()):
+            return None
+        top = i.gain * i.photons_per_pixel * (1 + abs(i.contrast)) + i.offset
+        if top + 6 * (i.gain**2 * i.photons_per_pixel * (1 + abs(i.contrast)) + i.read_noise**2) ** 0.5 >= i.full_scale:
+            return None  # saturation clips the counts: record them
+        optics = dataclasses.replace(i, photons_per_pixel=0.0)
+        plan = dataclasses.replace(self.plan, instrument=optics)
+        C = len(self.plan.components)
+        means, spreads = [], []
+        for pattern in range(2**C):
+            factors = jnp.asarray([-1.0 if pattern >> c & 1 else 1.0 for c in range(C)], jnp.float32)
+            m_s, s_s = [], []
+            for start in range(0, self._movies.shape[0], self.chunk):
+                o = record_signal(jax.random.key(0), self._movies[start:start + self.chunk] * factors[:, None, None], plan)
+                mean, spread = gaussian_sufficient_stats(o[:, None])
+                m_s.append(mean[:, 0])
+                s_s.append(spread[:, 0])
+            means.append(jnp.concatenate(m_s))
+            spreads.append(jnp.concatenate(s_s))
+        # the calibrated record: mean A' + B' o, noise variance (ADU²) / scale²
+        b = i.gain * i.photons_per_pixel * i.contrast / cal.scale
+        a = (i.gain * i.photons_per_pixel + i.offset - cal.level) / cal.scale
+        alpha = (i.gain**2 * i.photons_per_pixel + i.read_noise**2 + 1 / 12) / cal.scale**2
+        beta = i.gain**2 * i.photons_per_pixel * i.contrast / cal.scale**2
+        if self.spec.kind == "gaussian":
+            alpha += self.spec.level
+        return jnp.stack(means), jnp.stack(spreads), (a, b, alpha, beta)
+
+    def _sampled_batch(self, movies, cell_labels, rows, key_bits):
+        del movies, cell_labels  # the statistics stand for them
+        means, spreads, (a, b, alpha, beta) = self._stats
+        key = jax.random.wrap_key_data(key_bits)
+        k_flip, k_shift, k_rec = jax.random.split(key, 3)
+        B = rows.shape[0]
+        labels = jnp.asarray(self.labels)[rows]
+        pattern = jnp.zeros((B,), jnp.int32)
+        flips = shifts = None
+        if self.augment:
+            codes, cell_shifts = self.symmetries.draw(k_flip, k_shift, self.plan.cell_shape, (B,))
+            negative = self.symmetries.component_factors(codes, jnp.float32) < 0  # (B, C)
+            pattern = jnp.sum(negative * (2 ** jnp.arange(negative.shape[-1])), axis=-1).astype(jnp.int32)
+            flips = self.symmetries.flips(codes)
+            shifts = None if cell_shifts is None else cell_shifts // self._pixel_ratio()
+        mean, spread = means[pattern, rows], spreads[pattern, rows]  # (B, ny_pix, nx_pix)
+        mean_hat, spread_hat = a + b * mean, abs(b) * spread
+        variance = alpha + beta * mean
+        keys = jax.random.split(k_rec, B)[:, None]
+        maps = sample_gaussian_maps(mean_hat[:, None], spread_hat[:, None], self.shape_frames, variance[:, None], keys,
+                                    self._measures, self._options)
+        x = stack_channels(maps, self._channels, PROBE_COMPONENT)
+        if self.augment:
+            x, labels = move_channel_pixels(x, labels, flips, shifts)
+        return normalization.normalize(x, self.norm_stats), labels.astype(jnp.int32)
 
     def _fixed_kernel(self, movies, rows):
         base = jax.random.fold_in(jax.random.key(self.noise_seed), EVAL_STREAM)
@@ -185,4 +297,5 @@ class RecordedSource:
             "augment": self.augment,
             "noise": self.train_condition,
             "noise_seed": self.noise_seed,
+            "sampled_batches": self.sampled(),
         }
