@@ -18,7 +18,9 @@ file and calls ``assemble(config)``.
 The config-level jobs are thin compositions of ``assemble`` and the library:
 ``simulate(config, out=...)`` (the dataset job), ``build_run(config, i)``,
 ``batch_simulator(config, mesh)``, ``file_spec(config, runs)``, ``compute_measures_file(...)``
-(measures of a dataset, options from a config or the dataset's own).
+(measures of a dataset, options from a config or the dataset's own; with an ``[instrument]``, the
+maps of what its detector records, component ``"p"``, through ``instrument_plan(config,
+components)``).
 
 For the ``.mx3`` export (``jaxmag.io.mx3``, still given ``config.simulation`` today): the same
 facts are ``assembly.grid`` and ``assembly.movie`` (``dt`` s, ``burn_in_steps``,
@@ -44,6 +46,7 @@ from jaxmag.io import measures_file as mf
 from jaxmag.material import Material
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import NoiseSpec
+from jaxmag.recording import PROBE_COMPONENT, RecordingPlan, recording_plan
 
 _DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
@@ -284,6 +287,55 @@ def dataset_config(dataset_path: str | Path) -> Config:
     return stored_config(text, source=f"{dataset_path}:/config")
 
 
+RANGE_RUNS = 16  # runs whose clean record suggests a missing fixed_range_p (check_record_range)
+RANGE_QUANTILES = (0.001, 0.999)  # the rule of docs/calibration.md (jaxmag.learn.orientation.BIN_QUANTILES)
+
+
+def instrument_plan(films: Config, components: str, instrument=None) -> RecordingPlan:
+    """The ``jaxmag.recording.RecordingPlan`` of ``instrument`` (default ``films.instrument``) on
+    the grid of ``films`` (the config the films were simulated with: cells of ``cell_size_m``,
+    its boundary), recording stored films of ``components``.
+
+    ``ValueError`` when the instrument is not enabled, or when its exposure (``exposure_s``,
+    ``camera_window_s``, applied by the solver) differs from the one the films were simulated with."""
+    instrument = films.instrument if instrument is None else instrument
+    if not instrument.enabled:
+        raise ValueError("the config has no [instrument] section: its films are the magnetisation itself")
+    if exposure_plan(films) != exposure_plan(films.replace(instrument=instrument)):
+        raise ValueError(f"[instrument] exposure_s = {instrument.exposure_s:g} s (camera_window_s = "
+                         f"{instrument.camera_window_s:g} s) is not the exposure the films were simulated with "
+                         f"({films.instrument.exposure_s if films.instrument.enabled else 0:g} s): the solver applies "
+                         "the exposure, so simulate again (`jaxmag simulate`) or keep the films' exposure")
+    g = films.grid
+    dx, dy, _ = g.cell_size_m
+    return recording_plan(instrument, (g.ny, g.nx), (dy, dx), components, g.boundary == "periodic")
+
+
+def check_record_range(measures_config: MeasuresConfig, measures: Sequence[str], dataset_path: str | Path,
+                       plan: RecordingPlan, noise_seed: int) -> None:
+    """Refuse ``binning = "fixed"`` without ``fixed_range_p`` when the latent entropy of the record is
+    wanted: the shared ``fixed_range`` (±1 by default) is a range of m, not of a detector's record
+    (whose shot noise widens it, and whose probe may see a component that lives near 0). The
+    error suggests a range: the 0.1-99.9 % quantiles (``RANGE_QUANTILES``) of the clean record of the
+    first ``RANGE_RUNS`` finished runs (``jaxmag.io.measures_file.fixed_records``, the measures
+    file's own record), rounded outward to 0.01. A config states its ranges, as configs/paper.toml
+    does for m_x and m_z: the measures file and every training source then bin alike."""
+    if measures_config.binning != "fixed" or measures_config.fixed_range_p or "latent_entropy" not in measures:
+        return
+    info = ds.open_dataset(dataset_path)
+    rows = info.done_rows[:RANGE_RUNS]
+    hint = ""
+    if rows.size:
+        s = np.asarray(mf.fixed_records(ds.read_movies(dataset_path, rows), info.run_index[rows].astype(np.uint32),
+                                        noise_seed, plan))
+        lo, hi = np.quantile(s.astype(np.float64), RANGE_QUANTILES)
+        lo, hi = np.floor(lo * 100) / 100, np.ceil(hi * 100) / 100
+        hint = (f"; the clean record of the first {rows.size} runs spans [{lo:.2f}, {hi:.2f}] (0.1-99.9 %): "
+                f"e.g. fixed_range_p = [{lo:.2f}, {hi:.2f}]")
+    raise ValueError(f"[measures] binning = \"fixed\" needs fixed_range_p for the latent entropy of the instrument's "
+                     f"record (component p, units of Ms){hint}; or choose binning = \"quantile\" or \"minmax\"")
+
+
 def compute_measures_file(
     dataset_path: str | Path,
     out_path: str | Path,
@@ -300,6 +352,11 @@ def compute_measures_file(
     the dataset's stored config. ``noise_seed``: default the ``[noise] seed`` of that config (or
     of the dataset's). Other keywords (``chunk``, ``resume``, ``force``, ``allow_partial``,
     ``progress``) are passed on.
+
+    With an ``[instrument]`` (in ``config`` when it is a ``Config``, else in the dataset's): the
+    maps are of each run's record, component ``"p"``, on the detector's pixels, with pixel labels
+    (``jaxmag.io.measures_file``); the plan is ``instrument_plan`` on the dataset's grid, and
+    ``binning = "fixed"`` needs ``fixed_range_p`` (``check_record_range``).
     """
     if not Path(dataset_path).is_file():
         raise FileNotFoundError(f"dataset not found: {dataset_path}")
@@ -309,5 +366,11 @@ def compute_measures_file(
     full = config if isinstance(config, Config) else source
     mconf = config if isinstance(config, MeasuresConfig) else full.measures
     seed = full.noise.seed if noise_seed is None else noise_seed
+    if full.instrument.enabled:
+        plan = instrument_plan(source, ds.open_dataset(dataset_path).components, full.instrument)
+        check_record_range(mconf, measures, dataset_path, plan, seed)
+        return mf.compute_measures_file(dataset_path, out_path, noise_specs,
+                                        options={PROBE_COMPONENT: mconf.options(PROBE_COMPONENT)}, measures=measures,
+                                        noise_seed=seed, source_hash=config_hash(source), recording=plan, **kwargs)
     return mf.compute_measures_file(dataset_path, out_path, noise_specs, options=measure_options(mconf),
                                     measures=measures, noise_seed=seed, source_hash=config_hash(source), **kwargs)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jaxmag import integrators
-from jaxmag.channels import Channel, parse_channels
+from jaxmag.channels import COMPONENTS, Channel, parse_channels
 from jaxmag.defects import DefectParams
 from jaxmag.fields.terms import STANDARD_TERMS, TERMS
 from jaxmag.grid import Grid
@@ -251,7 +251,8 @@ class StudyConfig:
         for measure in self.measures:
             require(measure in MEASURE_FUNCTIONS, "measures", f"entries must be one of {tuple(MEASURE_FUNCTIONS)}, got {measure!r}")
         for comp in self.components:
-            require(comp in ("x", "y", "z"), "components", f"entries must be x, y or z, got {comp!r}")
+            require(comp in COMPONENTS, "components",
+                    f"entries must be x, y, z or p (the [instrument]'s record), got {comp!r}")
         for cond in self.train_conditions:
             require(cond in ("clean", "matched"), "train_conditions",
                     f"entries must be 'clean' or 'matched', got {cond!r}")

@@ -1,4 +1,8 @@
-"""``jaxmag measures DATASET --out OUT``: measure maps of every run, per noise condition."""
+"""``jaxmag measures DATASET --out OUT``: measure maps of every run, per noise condition.
+
+With an ``[instrument]`` (in ``--config``, else in the dataset's stored config) the maps are of
+what its detector records of each run: component ``p`` on the detector's pixels, labels binned
+onto them, the ``[noise]`` conditions added to the record (``jaxmag.io.measures_file``)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"compute the measure maps ({' / '.join(measures)}) of a dataset, per noise condition",
         description="Compute /<condition>/<measure>/<component> maps (N, ny, nx) float32 of every finished "
         "run of a dataset written by `jaxmag simulate`, streaming runs in chunks. The 'clean' condition is "
-        "always included. Resumable: rerun with --resume after an interruption.",
+        "always included. With an [instrument] section, the maps are of the detector's record (component p, "
+        "on its pixels). Resumable: rerun with --resume after an interruption.",
     )
     p.add_argument("dataset", help="HDF5 dataset (/m, /labels, /done)")
     p.add_argument("--out", required=True, help="output HDF5 file")
@@ -49,5 +54,7 @@ def run(args: argparse.Namespace) -> int:
                                 noise_seed=args.noise_seed, chunk=args.chunk, resume=args.resume,
                                 force=args.force, allow_partial=args.allow_partial, progress=not args.no_progress)
     names = ["clean"] + [s.label for s in specs if s.label != "clean"]
-    print(f"wrote {out}: conditions {', '.join(dict.fromkeys(names))}; measures {', '.join(measures)}")
+    recorded = (config or dataset_config(args.dataset)).instrument.enabled
+    what = "; of the [instrument]'s record (component p, detector pixels)" if recorded else ""
+    print(f"wrote {out}: conditions {', '.join(dict.fromkeys(names))}; measures {', '.join(measures)}{what}")
     return 0

@@ -8,6 +8,11 @@
     jaxmag train CONFIG --online --measure std --component z [--noise gaussian:1e-2] \
         --steps-per-epoch 16 --out runs/online
 
+With an ``[instrument]`` section in CONFIG the inputs are measures of what its detector records,
+component ``p`` (``--inputs std:p``): a measures recipe reads them from the measures file (written
+by ``jaxmag measures`` on the same config), a movie recipe records the dataset's films anew every
+step (``jaxmag.learn.sources.recorded.RecordedSource``, fresh shot and read noise).
+
 ``--online`` generates every training batch on the accelerator from the config's physics
 (solver → noise → measures, ``jaxmag.learn.online``): no dataset on disk, no host round trip;
 validation and test sets are generated once from fixed keys.
@@ -62,7 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("--pool-size", type=int, default=256,
                    help="--online: defect films drawn on the host once and sampled on device (jaxmag.learn.online)")
     p.add_argument("--measure", choices=measure_names(), help="input measure")
-    p.add_argument("--component", choices=component_names(), help="input magnetisation component")
+    p.add_argument("--component", choices=component_names(),
+                   help="input magnetisation component (p: the [instrument]'s record)")
     p.add_argument("--inputs", help="several channels, e.g. mean:x,std:z (instead of --measure/--component)")
     add_noise(p, "train (and validate) on this noise condition (of the measures file, or drawn fresh)",
               default="clean", old_name="--train-noise")
@@ -90,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     if args.online == files:
         raise ValueError("give exactly one data source: --measures FILE (and/or --data DATASET) or --online")
     if args.online:
+        if config.instrument.enabled:
+            raise ValueError("--online generates films of the magnetisation and has no [instrument] yet: simulate "
+                             "a dataset (`jaxmag simulate`) and train on it with --data (or --measures)")
         return _run_online(args, config, inputs)
     recipe = get_recipe(config.training.recipe)
     data = _movie_dataset(args, recipe) if recipe.source != "measures" else None

@@ -10,6 +10,18 @@ Output: ``/<condition>/<measure>/<component>`` float32 (N, ny, nx) for every con
 copied as stored, and root attributes with the measure options, the noise seed and the
 source's config hash. Maps of runs not yet computed hold NaN.
 
+**Recorded films** (``recording``, a ``jaxmag.recording.RecordingPlan``: the config's
+``[instrument]``): the maps are those of what the detector records of each run, the calibrated
+record ŝ (units of Ms), the one component ``"p"`` (``jaxmag.channels.PROBE_COMPONENT``), at
+the detector's pixel shape ``(N, ny_pix, nx_pix)``; ``/labels`` are the labels binned onto the
+pixels (``jaxmag.recording.pixel_labels``: 0/1) and the root attribute ``recording`` (JSON: the
+instrument, its calibration, the cell and pixel grids, the films' components, the key rule)
+says so. Run ``r`` is recorded once, with ``split(fold_in(fold_in(key(noise_seed),
+RECORD_STREAM), r))[0]`` (``fixed_records``: the fixed records of
+``jaxmag.learn.sources.recorded.RecordedSource`` too), and every condition's measurement noise
+is added to that record with the usual keying (component ``"p"``): ``clean`` is the detector's
+own shot and read noise only.
+
 Every dataset has ``axes`` (``run,y,x``) and ``units`` attributes (``1``: the maps of m are
 dimensionless; latent entropy in nats), the maps also ``measure`` and ``component``; the root
 has ``jaxmag_version``.
@@ -52,8 +64,12 @@ from jaxmag.layout import measure_from_stored
 from jaxmag.measures import MEASURES, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
 from jaxmag.progress import bar as progress_bar
+from jaxmag.recording import PROBE_COMPONENT, RecordingPlan, pixel_labels, record_signal
 
 FORMAT = "jaxmag-measures-1"
+RECORD_STREAM = 0x5EC0  # folded into key(noise_seed) for the fixed record of every run (module docstring)
+CELL_LABELS = "as stored in the dataset: 0 background, 1..4 defect blob id"
+PIXEL_LABELS = "detector pixels: 1 where defect cells cover at least half of the pixel (jaxmag.recording.pixel_labels)"
 
 
 def _source_info(path: Path) -> DatasetInfo:
@@ -81,6 +97,46 @@ def _chunk_measures(m, run_index, seed, cond_hash, variance, *, spec_kind: str, 
     maps = noisy_movie_maps(measure_from_stored(m), spec, seed, run_index, components, measures, options,
                             cond_hash=cond_hash, level=variance)
     return {k: v.astype(jnp.float32) for k, v in maps.items()}
+
+
+def fixed_records(movies, run_index, noise_seed, plan: RecordingPlan) -> jax.Array:
+    """The fixed record ŝ ``(n, T, ny_pix, nx_pix)`` float32 (units of Ms) of films ``movies (n, T,
+    C, ny, nx)`` (stored layout, on cells) with run indices ``run_index (n,)``: run ``r`` recorded
+    with ``split(fold_in(fold_in(key(noise_seed), RECORD_STREAM), r))[0]``, the key rule of
+    ``RecordedSource``'s validation and test records, so both give the same record. Traceable."""
+    base = jax.random.fold_in(jax.random.key(noise_seed), RECORD_STREAM)
+
+    def one(r, film):
+        k_rec, _ = jax.random.split(jax.random.fold_in(base, r))
+        return record_signal(k_rec, film[None], plan)[0]
+
+    return jax.vmap(one)(jnp.asarray(run_index), jnp.asarray(movies))
+
+
+@functools.partial(jax.jit, static_argnames=("spec_kind", "plan", "options", "measures"))
+def _chunk_record_measures(m, run_index, seed, cond_hash, variance, *, spec_kind: str, plan: RecordingPlan,
+                           options: tuple[MeasureOptions, ...], measures: tuple[str, ...]):
+    """(n, T, C, ny, nx) films -> {measure: (n, 1, ny_pix, nx_pix) float32}: the maps of the record
+    ``fixed_records`` with the condition's measurement noise added to it (component ``"p"``)."""
+    spec = CLEAN if spec_kind == "clean" else NoiseSpec(spec_kind, 1.0)  # variance passed traced
+    s = fixed_records(m, run_index, seed, plan)
+    maps = noisy_movie_maps(s[:, None], spec, seed, run_index, PROBE_COMPONENT, measures, options,
+                            cond_hash=cond_hash, level=variance)
+    return {k: v.astype(jnp.float32) for k, v in maps.items()}
+
+
+def recording_attr(plan: RecordingPlan, film_components: str) -> str:
+    """The root attribute ``recording`` (JSON) of a measures file of recorded films."""
+    i = plan.instrument
+    return json.dumps({
+        "component": PROBE_COMPONENT,
+        "film_components": film_components,
+        "instrument": {k: getattr(i, k) for k in i.__dataclass_fields__},
+        "calibration": {"level": plan.calibration.level, "scale": plan.calibration.scale},
+        "cell_shape": list(plan.cell_shape), "cell_m": list(plan.cell_m), "periodic": plan.periodic,
+        "pixel_shape": list(plan.pixel_shape), "pixel_m": plan.pixel_m,
+        "record_key": f"split(fold_in(fold_in(key(noise_seed), {RECORD_STREAM:#x}), run_index))[0]",
+    }, sort_keys=True)
 
 
 def _conditions(noise_specs: Sequence[NoiseSpec | str]) -> tuple[NoiseSpec, ...]:
@@ -143,11 +199,11 @@ def _preallocated(group: h5py.Group, name: str, data=None, *, shape=None, dtype=
 
 
 def _write_skeleton(out: h5py.File, attrs: dict[str, Any], labels: np.ndarray, conditions: Sequence[NoiseSpec],
-                    measures: tuple[str, ...], components: str) -> None:
+                    measures: tuple[str, ...], components: str, meaning: str = CELL_LABELS) -> None:
     """The whole output file, every map NaN and every run not done."""
     out.attrs.update(attrs)
     N, ny, nx = labels.shape
-    _preallocated(out, "labels", labels, meaning="as stored in the dataset: 0 background, 1..4 defect blob id")
+    _preallocated(out, "labels", labels, meaning=meaning)
     for spec in conditions:
         group = out.create_group(spec.name, track_order=False)
         group.attrs["kind"] = spec.kind
@@ -176,6 +232,7 @@ def compute_measures_file(
     force: bool = False,
     allow_partial: bool = False,
     progress: bool = True,
+    recording: RecordingPlan | None = None,
 ) -> Path:
     """Compute ``/<condition>/<measure>/<component>`` maps of every finished run; returns ``out_path``.
 
@@ -185,6 +242,9 @@ def compute_measures_file(
     checked on resume. ``jaxmag.assemble.compute_measures_file`` takes these from a config.
     Refuses an existing ``out_path`` unless ``resume`` (continue, same options) or ``force``
     (start over); refuses unfinished runs unless ``allow_partial`` (they are skipped).
+    ``recording``: the instrument on the dataset's grid (recording the dataset's components):
+    the maps are then those of each run's record, component ``"p"`` only, on the detector's
+    pixels (module docstring); ``options`` needs ``"p"``.
     """
     dataset_path, out_path = Path(dataset_path), Path(out_path)
     if chunk < 1:
@@ -199,7 +259,13 @@ def compute_measures_file(
     measures = tuple(dict.fromkeys(measures))
     src = _source_info(dataset_path)
     components, (N, T, _, ny, nx), done = src.components, src.shape, src.done
+    if recording is not None:
+        _check_recording(recording, src)
+        components, (ny, nx) = PROBE_COMPONENT, recording.pixel_shape
     seed = int(noise_seed)
+    missing = [c for c in components if c not in options]
+    if missing:
+        raise ValueError(f"no measure options for component {missing[0]!r} (options are for {', '.join(options)})")
     by_comp = tuple(options[c] for c in components)
     for opts in by_comp:
         opts.check(T, measures)
@@ -212,16 +278,26 @@ def compute_measures_file(
         raise ValueError(f"{dataset_path}: no finished runs to measure")
     attrs = _root_attrs(shared, measures, components, source_hash, seed,
                         {c: list(o.fixed_range) for c, o in zip(components, by_comp)})
+    if recording is not None:  # only then: the attributes (and resume checks) of other files stay as they were
+        attrs["recording"] = recording_attr(recording, src.components)
     work = _prepare_output(out_path, resume, force, attrs, conditions, measures, components, (N, ny, nx),
-                           dataset_path)
-    _stream(src, work, conditions, seed, measures, by_comp, chunk, progress)
+                           dataset_path, recording)
+    _stream(src, work, conditions, seed, measures, by_comp, chunk, progress, recording)
     # a --force run: replace the old file only now that the new one is complete
     return rowfile.promote(work, out_path)
 
 
+def _check_recording(plan: RecordingPlan, src: DatasetInfo) -> None:
+    """The plan must record the dataset's films: its components and grid."""
+    if plan.components != src.components or plan.cell_shape != src.image_shape:
+        raise ValueError(f"{src.path}: films of components {src.components!r} on {src.image_shape[0]} x "
+                         f"{src.image_shape[1]} cells, but the recording plan is for components {plan.components!r} "
+                         f"on {plan.cell_shape[0]} x {plan.cell_shape[1]} cells")
+
+
 def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, Any],
                     conditions: Sequence[NoiseSpec], measures: tuple[str, ...], components: str,
-                    shape: tuple[int, int, int], dataset_path: Path) -> Path:
+                    shape: tuple[int, int, int], dataset_path: Path, recording: RecordingPlan | None = None) -> Path:
     """The file to write: checked for ``resume``, else created complete (atomically)."""
     staging = rowfile.staging_path(out_path)
     rowfile.refuse_folder(out_path, "measures.h5")
@@ -239,8 +315,12 @@ def _prepare_output(out_path: Path, resume: bool, force: bool, attrs: dict[str, 
     # the skeleton fills every map with NaN at creation, so all of its bytes are written then
     maps = len(conditions) * (len(measures) * len(components) * 4 * int(np.prod(shape)) + shape[0])
     labels = read_labels(dataset_path)
+    meaning = CELL_LABELS
+    if recording is not None:
+        labels, meaning = np.asarray(pixel_labels(labels, recording), np.uint8), PIXEL_LABELS
     attrs = {**attrs, "source": str(dataset_path), "jaxmag_version": __version__}
-    return rowfile.create(out_path, lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components),
+    return rowfile.create(out_path,
+                          lambda out: _write_skeleton(out, attrs, labels, conditions, measures, components, meaning),
                           force=force, example="measures.h5", eager_bytes=maps + labels.nbytes)
 
 
@@ -265,6 +345,8 @@ def _with_added_conditions(work: Path, staging: Path, added: Sequence[NoiseSpec]
         attrs = dict(old.attrs)
         kept = [(name, old[name].attrs["kind"], float(old[name].attrs["variance"])) for name in old if name != "labels"]
         labels = np.asarray(old["labels"][...])
+        meaning = old["labels"].attrs.get("meaning", CELL_LABELS)
+        meaning = meaning.decode() if isinstance(meaning, bytes) else str(meaning)
     specs = [NoiseSpec(kind, variance) if kind != "clean" else CLEAN for _, kind, variance in kept]
     specs += [s for s in added if s.name not in {name for name, _, _ in kept}]
     per_map = 4 * int(np.prod(shape))
@@ -272,7 +354,7 @@ def _with_added_conditions(work: Path, staging: Path, added: Sequence[NoiseSpec]
     target = staging if work != staging else staging.with_name(staging.stem + ".grow" + staging.suffix)
 
     def fill(out: h5py.File) -> None:
-        _write_skeleton(out, attrs, labels, specs, measures, components)
+        _write_skeleton(out, attrs, labels, specs, measures, components, meaning)
         with open_h5(work, "jaxmag measures file") as old:
             for name, _, _ in kept:  # one map at a time: paper-scale files need not fit in memory twice
                 out[f"{name}/done"][...] = old[f"{name}/done"][...]
@@ -291,8 +373,9 @@ def _done_masks(path: Path, conditions: Sequence[NoiseSpec]) -> np.ndarray:
         return np.stack([np.asarray(f[f"{spec.name}/done"][...], bool) for spec in conditions])
 
 
-def _stream(src: DatasetInfo, work: Path, conditions, seed, measures, by_comp, chunk, progress) -> None:
-    components = src.components
+def _stream(src: DatasetInfo, work: Path, conditions, seed, measures, by_comp, chunk, progress,
+            recording: RecordingPlan | None = None) -> None:
+    components = src.components if recording is None else PROBE_COMPONENT
     names = [f"{spec.name}/done" for spec in conditions]
     names += [f"{spec.name}/{m}/{c}" for spec in conditions for m in measures for c in components]
     pending = src.done & ~_done_masks(work, conditions)  # (conditions, N)
@@ -316,9 +399,14 @@ def _stream(src: DatasetInfo, work: Path, conditions, seed, measures, by_comp, c
                     rows = pending[ci, idx]
                     if not rows.any():
                         continue
-                    maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
-                                           condition_hash(spec), spec.level, spec_kind=spec.kind,
-                                           components=components, options=by_comp, measures=measures)
+                    if recording is None:
+                        maps = _chunk_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
+                                               condition_hash(spec), spec.level, spec_kind=spec.kind,
+                                               components=components, options=by_comp, measures=measures)
+                    else:
+                        maps = _chunk_record_measures(jnp.asarray(m), jnp.asarray(padded_idx, jnp.uint32), seed,
+                                                      condition_hash(spec), spec.level, spec_kind=spec.kind,
+                                                      plan=recording, options=by_comp, measures=measures)
                     maps = {k: np.asarray(v)[: idx.size] for k, v in maps.items()}
                     for name in measures:
                         for c_i, comp in enumerate(components):

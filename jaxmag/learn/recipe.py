@@ -4,6 +4,8 @@ recipe sets.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 
@@ -48,21 +50,73 @@ def loss_fn(name: str):
     raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
 
 
+def check_recorded_inputs(config, inputs) -> None:
+    """With an ``[instrument]`` the films are what its detector records, one signal: the component
+    ``"p"`` (``jaxmag.channels.PROBE_COMPONENT``). ``ValueError`` naming it for inputs on x, y or z."""
+    from jaxmag.channels import PROBE_COMPONENT, as_channels
+
+    if not config.instrument.enabled:
+        return
+    others = [c.name for c in as_channels(inputs) if c.component != PROBE_COMPONENT]
+    if others:
+        raise ValueError(f"the config's [instrument] records one signal, component {PROBE_COMPONENT!r} (the probe "
+                         f"signal in units of Ms): inputs {', '.join(others)} name m_x/m_y/m_z, which the detector "
+                         f"does not see; use e.g. std:{PROBE_COMPONENT} (--inputs, [run] models, [study] components)")
+
+
 def make_source(recipe: Recipe, config, *, data_path, measures_path, inputs, train_condition, **kw):
     """The training source of ``recipe``: ``MeasuresSource`` on the measures file, or ``MovieSource``
-    on the dataset (same split, normalisation from the clean training films)."""
+    on the dataset (same split, normalisation from the clean training films).
+
+    With an ``[instrument]`` (``config.instrument.enabled``) the inputs must be on ``"p"``
+    (``check_recorded_inputs``); a measures recipe reads the record's maps of the measures file,
+    a movie recipe records the dataset's films anew every step (``RecordedSource.from_dataset``:
+    fresh shot and read noise, the training condition's noise on top, its fixed validation
+    records those of the measures file's clean condition). ``recorded_source`` says more."""
     from jaxmag.assemble import measure_options
     from jaxmag.learn.sources.measures import MeasuresSource
     from jaxmag.learn.sources.movies import MovieSource
 
+    check_recorded_inputs(config, inputs)
     t = config.training
     common = dict(train_condition=train_condition, batch_size=t.batch_size, split=t.split, seed=t.seed, **kw)
     if recipe.source == "measures":
         return MeasuresSource(measures_path, inputs, **common)
+    if config.instrument.enabled:
+        return recorded_source(recipe, config, data_path, inputs, **common)
     return MovieSource.from_dataset(data_path, inputs, measure_options(config.measures), noise_seed=config.noise.seed,
                                     periodic=config.grid.boundary == "periodic", easy_axis=config.material.easy_axis,
                                     augment=recipe.augment,
                                     fresh_noise=recipe.fresh_noise, **common)
+
+
+def recorded_source(recipe: Recipe, config, data_path, inputs, *, train_condition, **kw):
+    """``RecordedSource`` of the dataset's films seen through ``config.instrument``.
+
+    The plan is ``jaxmag.assemble.instrument_plan`` on the grid of the config stored in the
+    dataset (the films' own) with the training config's instrument; its exposure must be the
+    films' (the solver applied it). ``binning = "fixed"`` needs ``fixed_range_p`` for a latent
+    entropy input (``jaxmag.assemble.check_record_range``, whose error suggests a range), so the
+    source bins as the measures file does. A recipe without fresh noise (``robust_fixed``) is
+    refused: a recorded film gets fresh detector noise at every step. ``kw``: as
+    ``RecordedSource`` (``batch_size``, ``split``, ``seed``, ``indices``, ``norm_stats``, ``mesh``)."""
+    from jaxmag.assemble import check_record_range, dataset_config, instrument_plan
+    from jaxmag.channels import PROBE_COMPONENT, as_channels
+    from jaxmag.io.dataset import open_dataset
+    from jaxmag.learn.sources.recorded import RecordedSource
+
+    if not recipe.fresh_noise:
+        raise ValueError(f"training.recipe = {recipe.name!r} keeps one noise draw per film, but an [instrument] "
+                         "records every film anew at each step (fresh shot and read noise): choose a recipe with "
+                         "fresh noise (e.g. \"robust\") or one that trains on the measures file (\"paper\")")
+    if not Path(data_path).is_file():
+        raise FileNotFoundError(f"movie dataset not found: {data_path}")
+    inputs = tuple(tuple(c) for c in as_channels(inputs))
+    plan = instrument_plan(dataset_config(data_path), open_dataset(data_path).components, config.instrument)
+    check_record_range(config.measures, [m for m, _ in inputs], data_path, plan, config.noise.seed)
+    return RecordedSource.from_dataset(data_path, inputs, {PROBE_COMPONENT: config.measures.options(PROBE_COMPONENT)},
+                                       plan, noise=train_condition, noise_seed=config.noise.seed,
+                                       easy_axis=config.material.easy_axis, augment=recipe.augment, **kw)
 
 
 # -- the report: recipes side by side, the spread over training seeds ----------------------------
