@@ -24,6 +24,7 @@ class Budget:
     depth: int
     learning_rate: float = 2e-3
     eval_draws: int = 4  # fixed noise draws of each validation and test film
+    ensemble: int = 1  # models trained with different seeds, averaged (jaxmag.learn.confidence)
 
     def model(self) -> dict:
         return {"base_features": self.base_features, "depth": self.depth, "dropout": 0.1}
@@ -42,9 +43,9 @@ BUDGETS = {
     "quick": Budget(films=24, val_films=4, test_films=4, epochs=20, steps_per_epoch=16, batch_size=8,
                     base_features=8, depth=2, learning_rate=3e-3),
     "standard": Budget(films=64, val_films=8, test_films=8, epochs=40, steps_per_epoch=32, batch_size=8,
-                       base_features=16, depth=3, learning_rate=2e-3),
+                       base_features=16, depth=3, learning_rate=2e-3, ensemble=3),
     "full": Budget(films=256, val_films=32, test_films=32, epochs=80, steps_per_epoch=64, batch_size=16,
-                   base_features=32, depth=3, learning_rate=1e-3),
+                   base_features=32, depth=3, learning_rate=1e-3, ensemble=3),
 }
 
 
@@ -56,6 +57,8 @@ def budget_by_name(budget: str | Budget) -> tuple[str, Budget]:
         name, budget = budget, BUDGETS[budget]
     else:
         name = "custom"
+    if budget.ensemble < 1:
+        raise ValueError(f"the budget's ensemble must be at least 1 model, got {budget.ensemble}")
     if budget.films < budget.val_films + budget.test_films + 2:
         raise ValueError("the budget needs at least 2 training films besides the validation and test films")
     return name, budget

@@ -60,8 +60,8 @@ from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.budgets import Budget
-from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, evaluation, regime_films,
-                                         request_budget, slug, stage)
+from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage, evaluation,
+                                         member_dir, regime_films, request_budget, slug, stage)
 from jaxmag.learn.detect_counts import detect_counts
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.learn.noise_match import estimate_noise, strongest
@@ -195,20 +195,23 @@ def choose_inputs(request: Request, films: Films, estimate: Mapping) -> tuple[tu
 
 
 def train_model(request: Request, films: Films, channels: tuple[Channel, ...], spec: NoiseSpec,
-                progress: bool = True) -> TrainedModel:
+                progress: bool = True, member: int = 0) -> TrainedModel:
     """Stage 5: the U-Net of ``channels`` at ``spec`` trained on the regime's films (or reused from
-    ``cache/model-<regime hash>-<budget>-<inputs>-<noise>/``), and the baseline on its first channel,
-    fitted on the validation films and scored on the test films (``eval.json``)."""
+    ``cache/model-<regime hash>-<budget>-<inputs>-<noise>/``, ``-m<k>`` for ensemble ``member`` k,
+    trained with its own seed), and the baseline on its first channel, fitted on the validation
+    films and scored on the test films (``eval.json``)."""
+    from jaxmag.learn.confidence import member_config
     from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
 
     inputs = ",".join(c.name for c in channels)
-    run_dir = request.cache / f"model-{request.key}-{request.budget.key()}-{slug(inputs)}-{slug(spec.name)}"
+    run_dir = member_dir(request.cache / f"model-{request.key}-{request.budget.key()}-{slug(inputs)}-{slug(spec.name)}",
+                         member)
     cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
     if not cached:
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an interrupted earlier training: start over
         source = regime_source(request, films, channels, spec)
-        result = train_and_evaluate(request.config, source, run_dir, progress=progress)
+        result = train_and_evaluate(member_config(request.config, member), source, run_dir, progress=progress)
         write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, films.periodic), indent=1) + "\n")
     record = json.loads((run_dir / "eval.json").read_text())
     b = record["baseline"]
@@ -217,15 +220,19 @@ def train_model(request: Request, films: Films, channels: tuple[Channel, ...], s
     return TrainedModel(run_dir, bool(cached), baseline, record)
 
 
-def apply_model(request: Request, model: TrainedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Stage 6: ``(probability, raw input maps (ny, nx, C), baseline mask, input names)`` on the movie."""
-    from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.predict import measure_maps, predict_probability, run_components
+def apply_model(request: Request, films: Films, models: list[TrainedModel], channels, spec: NoiseSpec):
+    """Stage 6: ``(probability, uncertainty, calibration, raw input maps (ny, nx, C), baseline mask,
+    input names)`` on the movie: the ensemble of ``models`` over the film's mirror views
+    (``detect_stages.confidence_stage``)."""
+    from jaxmag.learn.evaluation import read_run_info
+    from jaxmag.learn.predict import measure_maps, run_components
 
-    net, info = load_trained(model.run_dir)
+    info = {**read_run_info(models[0].run_dir), "config": request.config}
     raw = measure_maps({c: request.movies[c] for c in run_components(info)}, info)
-    proba, _, _ = predict_probability(net, info, raw)
-    return proba, raw, model.baseline.predict(raw[None, ..., 0])[0], tuple(info["inputs"])
+    proba, uncertainty, record = confidence_stage(
+        [m.run_dir for m in models], lambda: regime_source(request, films, channels, spec), raw, request.config,
+        channels, films.components, films.periodic)
+    return proba, uncertainty, record, raw, models[0].baseline.predict(raw[None, ..., 0])[0], tuple(info["inputs"])
 
 
 def check_regime(request: Request, films: Films, spec: NoiseSpec) -> tuple[dict, list[str]]:
@@ -330,9 +337,10 @@ def detect(
         channels, scores = choose_inputs(request, films, estimate)
         spec = training_condition(request, estimate, channels)
     with stage(seconds, "train"):
-        model = train_model(request, films, channels, spec, progress)
+        models = [train_model(request, films, channels, spec, progress, member=k) for k in range(request.budget.ensemble)]
+        model = models[0]
     with stage(seconds, "predict"):
-        proba, raw, base_mask, input_names = apply_model(request, model)
+        proba, uncertainty, confidence, raw, base_mask, input_names = apply_model(request, films, models, channels, spec)
         statistics, warnings = check_regime(request, films, spec)
     seconds["total"] = time.perf_counter() - t0
     b = request.budget
@@ -342,6 +350,6 @@ def detect(
         validation={"inputs_scored_by_baseline": scores, **model.record, "val_films": b.val_films, "test_films": b.test_films},
         warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=request.description, budget=request.budget_name, threshold=request.threshold, statistics=statistics,
-        origin=request.origin,
+        origin=request.origin, uncertainty=uncertainty, confidence=confidence,
     )
     return dataclasses.replace(result, files=write_detection(result, Path(out)))

@@ -41,8 +41,8 @@ from jaxmag.io.movie import Movie, movie_from_array, read_movie
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.counts import RecordingEstimate, estimate_recording
-from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, evaluation, regime_films,
-                                         request_budget, slug, stage)
+from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage, evaluation,
+                                         member_dir, regime_films, request_budget, slug, stage)
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.recording import RecordingPlan, calibrate_counts, recording_plan, record_signal
 
@@ -246,17 +246,20 @@ def choose_counts_inputs(req: Request, films: Films, plan: RecordingPlan):
     return parse_input_spec(max(scores, key=scores.get)), scores
 
 
-def train_counts_model(req: Request, films: Films, plan: RecordingPlan, channels, progress: bool):
-    """The U-Net on recorded films (cached in ``cache/model-<regime hash>-<budget>-<inputs>-detector``)."""
+def train_counts_model(req: Request, films: Films, plan: RecordingPlan, channels, progress: bool, member: int = 0):
+    """The U-Net on recorded films (cached in ``cache/model-<regime hash>-<budget>-<inputs>-detector``,
+    ``-m<k>`` for ensemble ``member`` k, trained with its own seed)."""
+    from jaxmag.learn.confidence import member_config
     from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
 
-    run_dir = req.cache / f"model-{req.key}-{req.budget.key()}-{slug(','.join(c.name for c in channels))}-detector"
+    run_dir = member_dir(req.cache / f"model-{req.key}-{req.budget.key()}-{slug(','.join(c.name for c in channels))}-detector",
+                         member)
     cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
     if not cached:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         source = _source(req, films, plan, channels)
-        result = train_and_evaluate(req.config, source, run_dir, progress=progress)
+        result = train_and_evaluate(member_config(req.config, member), source, run_dir, progress=progress)
         write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, films.periodic), indent=1) + "\n")
     record = json.loads((run_dir / "eval.json").read_text())
     bl = record["baseline"]
@@ -277,8 +280,8 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
     movie's metadata), ``psf_fwhm`` (m, default 0), ``exposure`` (s, default instantaneous frames)."""
     import jax
 
-    from jaxmag.learn.evaluation import load_trained
-    from jaxmag.learn.predict import measure_maps, predict_probability
+    from jaxmag.learn.evaluation import read_run_info
+    from jaxmag.learn.predict import measure_maps
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -297,12 +300,15 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
     with stage(seconds, "inputs"):
         channels, scores = choose_counts_inputs(req, films, plan)
     with stage(seconds, "train"):
-        model = train_counts_model(req, films, plan, channels, progress)
+        models = [train_counts_model(req, films, plan, channels, progress, member=k) for k in range(req.budget.ensemble)]
+        model = models[0]
     with stage(seconds, "predict"):
         record = calibrate_counts(creq.counts.astype(np.float64), estimate.calibration).astype(np.float32)
-        net, info = load_trained(model.run_dir)
+        info = {**read_run_info(model.run_dir), "config": req.config}
         raw = measure_maps({PROBE_COMPONENT: Movie(record, PROBE_COMPONENT, req.description)}, info)
-        proba, _, _ = predict_probability(net, info, raw)
+        proba, uncertainty, confidence = confidence_stage(
+            [m.run_dir for m in models], lambda: _source(req, films, plan, channels), raw, req.config, channels,
+            films.components, films.periodic)
         base_mask = model.baseline.predict(raw[None, ..., 0])[0]
         test, _ = films.part("test")
         recorded = np.asarray(record_signal(jax.random.key(req.seed + 99), test, plan))
@@ -330,5 +336,6 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
                     "resolvable": resolvable},
         warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=req.description, budget=req.budget_name, threshold=req.threshold,
-        statistics={"movie": stats, "films": film_stats}, origin=req.origin, pixel_size_m=creq.pixel_m)
+        statistics={"movie": stats, "films": film_stats}, origin=req.origin, pixel_size_m=creq.pixel_m,
+        uncertainty=uncertainty, confidence=confidence)
     return dataclasses.replace(result, files=write_detection(result, out))

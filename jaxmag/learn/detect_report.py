@@ -26,13 +26,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from jaxmag.io.atomic import atomic_write, write_text
+from jaxmag.learn.defect_table import write_defects_csv
 from jaxmag.learn.predict import write_maps
 from jaxmag.learn.regime import ORIGIN_ROWS, origin_kind
 
 DETECT_FILE = "detect.json"
 REGIME_FILE = "regime.toml"
 OUTPUTS = ("probability.npy", "probability.tif", "mask.npy", "mask.tif", "baseline_mask.npy", "baseline_mask.tif",
-           "overlay.png", "report.md", DETECT_FILE, REGIME_FILE)
+           "uncertainty.npy", "uncertainty.tif", "defects.csv", "reliability.png", "overlay.png", "report.md",
+           DETECT_FILE, REGIME_FILE)
 
 
 def write_detection(result: Any, out: str | Path) -> dict[str, Path]:
@@ -46,14 +48,35 @@ def write_detection(result: Any, out: str | Path) -> dict[str, Path]:
         "report": out / "report.md",
         "json": out / DETECT_FILE,
         "regime": out / REGIME_FILE,
+        "defects": out / "defects.csv",
     }
-    write_maps(out, {"probability": result.probability.astype(np.float32), "mask": result.mask.astype(np.uint8),
-                     "baseline_mask": result.baseline_mask.astype(np.uint8)})
+    maps = {"probability": result.probability.astype(np.float32), "mask": result.mask.astype(np.uint8),
+            "baseline_mask": result.baseline_mask.astype(np.uint8)}
+    if result.uncertainty is not None:
+        maps["uncertainty"] = result.uncertainty.astype(np.float32)
+        files["uncertainty"] = out / "uncertainty.npy"
+    write_maps(out, maps)
+    write_defects_csv(files["defects"], defect_table(result))
+    if result.confidence.get("curves"):
+        from jaxmag.learn.reliability import plot_reliability
+
+        files["reliability"] = out / "reliability.png"
+        curves = {k: {kk: np.asarray(vv, np.float64) for kk, vv in c.items()} for k, c in result.confidence["curves"].items()}
+        plot_reliability(files["reliability"], curves, result.confidence["ece_by_curve"])
     with atomic_write(files["overlay"], "wb") as f:
         plot_overlay(f, result)
     write_text(files["json"], json.dumps(detection_record(result), indent=1, default=float) + "\n")
     write_text(files["report"], report_markdown(result))
     return files
+
+
+def defect_table(result: Any) -> list[dict]:
+    """The rows of ``defects.csv`` (``jaxmag.learn.defect_table``): one per connected region of the mask."""
+    from jaxmag.learn.defect_table import defect_rows
+
+    pixel = getattr(result, "pixel_size_m", None) or result.facts.cell_size_m
+    return defect_rows(result.probability, result.mask, pixel_size_m=pixel, input_map=result.inputs[..., 0],
+                       uncertainty=result.uncertainty, periodic=result.config.grid.boundary == "periodic")
 
 
 def detection_record(result: Any) -> dict:
@@ -70,6 +93,9 @@ def detection_record(result: Any) -> dict:
         "defect_fraction": float(result.mask.mean()),
         "baseline_defect_fraction": float(result.baseline_mask.mean()),
         "threshold": result.threshold,
+        "ece": result.confidence.get("ece"),
+        "confidence": {k: v for k, v in result.confidence.items() if k != "curves"},
+        "defects": defect_table(result),
         "statistics": result.statistics,
         "warnings": list(result.warnings),
         "run_dir": str(result.run_dir),
@@ -100,6 +126,9 @@ def plot_overlay(path, result: Any) -> None:
         grey = dict(cmap="gray", vmin=lo, vmax=hi, label=quantity, pixel_size_m=cell)
         figures.map_panel(fig, axes[0], img, **grey, outline=result.mask, outline_colour="#D55E00",
                           title=f"{name} + U-Net mask\n({result.mask.mean():.1%} of the film)")
+        for row in defect_table(result):  # the rows of defects.csv, by id, at their centroids
+            axes[0].annotate(str(row["id"]), (row["centroid_x_m"] / cell - 0.5, row["centroid_y_m"] / cell - 0.5),
+                             color="#D55E00", fontsize=9, ha="center", va="center", fontweight="bold")
         figures.map_panel(fig, axes[1], result.probability, cmap="magma", vmin=0.0, vmax=1.0,
                           label=figures.PROBABILITY_LABEL, pixel_size_m=cell, title="U-Net defect probability")
         figures.map_panel(fig, axes[2], img, **grey, outline=result.baseline_mask, outline_colour="#56B4E9",
@@ -121,7 +150,8 @@ def report_markdown(result: Any) -> str:
         what = f"{f.num_frames} frames of {f.ny} x {f.nx} pixels, components {', '.join(f.components)}"
     lines = ["# jaxmag detect", "", f"Movie: `{result.movie}`: {what}.", ""]
     noise = _recording_section(result) if "recording" in result.noise else _noise_section(result)
-    lines += _regime_section(result) + noise + _model_section(result) + _movie_section(result)
+    lines += (_regime_section(result) + noise + _model_section(result) + _confidence_section(result)
+              + _movie_section(result) + _defects_section(result))
     s = result.seconds
     lines += ["", f"Wall time: {s.get('total', 0):.0f} s (simulate {s.get('simulate', 0):.0f} s, choose inputs "
               f"{s.get('inputs', 0):.0f} s, train {s.get('train', 0):.0f} s{' (cached model)' if result.cached else ''}, "
@@ -266,6 +296,33 @@ def _model_section(result: Any) -> list[str]:
         lines += ["The U-Net does **not** beat the baseline on this regime: trust `baseline_mask` as much, or "
                   "rerun with a larger `--budget`.", ""]
     return lines
+
+
+def _confidence_section(result: Any) -> list[str]:
+    c = result.confidence
+    if not c:
+        return []
+    lines = ["## Confidence", "",
+             f"`probability` is the mean of {c['members']} model(s) (training seeds) over {c['views']} mirror view(s) of "
+             "the film; `uncertainty` is their standard deviation per pixel. Calibration on the regime's test films "
+             f"({c['test_pixels']} pixels; expected calibration error, {c['bins']} bins):", "",
+             "| probabilities | ECE |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in c["ece_by_curve"].items()]
+    temp = (f"A temperature of {c['temperature']:.2f} on the ensemble's logit lowered the validation ECE and is applied."
+            if c["temperature"] != 1.0 else "Temperature scaling did not lower the validation ECE: none applied.")
+    return lines + ["", temp, "", "![reliability](reliability.png)", ""]
+
+
+def _defects_section(result: Any) -> list[str]:
+    rows = defect_table(result)
+    lines = ["", "## Defects (`defects.csv`)", ""]
+    if not rows:
+        return lines + ["The mask holds no region.", ""]
+    lines += ["| id | centroid x (nm) | centroid y (nm) | area (nm²) | type | mean probability | confidence | contrast (robust z) |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['id']} | {r['centroid_x_m'] * 1e9:.1f} | {r['centroid_y_m'] * 1e9:.1f} | {r['area_m2'] * 1e18:.0f} | "
+              f"{r['type']} | {r['mean_probability']:.2f} | {r['confidence']:.2f} | {r['contrast']:+.1f} |" for r in rows]
+    return lines + [""]
 
 
 def _movie_section(result: Any) -> list[str]:

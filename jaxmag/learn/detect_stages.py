@@ -39,7 +39,9 @@ class DetectionResult:
     where the movie came from; budget: its name; threshold: of the mask; statistics: the movie's
     and the noisy test films' (``regime.movie_statistics``); origin: where each value of the
     regime came from (``regime.Regime.origin``); pixel_size_m: the detector pixel of a counts
-    movie (``jaxmag.learn.detect_counts``; the maps are then on its pixels, not on cells).
+    movie (``jaxmag.learn.detect_counts``; the maps are then on its pixels, not on cells);
+    uncertainty, confidence: the ensemble's per-pixel spread and its calibration on the regime's
+    films (``jaxmag.learn.confidence``).
     """
 
     probability: np.ndarray
@@ -62,6 +64,8 @@ class DetectionResult:
     statistics: dict = dataclasses.field(default_factory=dict)
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict)
     pixel_size_m: float | None = None  # the detector pixel of a counts movie (None: the cell)
+    uncertainty: np.ndarray | None = None  # (ny, nx): the ensemble's spread over members and views
+    confidence: dict = dataclasses.field(default_factory=dict)  # jaxmag.learn.confidence.calibrate_members
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,3 +192,42 @@ def stage(seconds: dict, name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     seconds[name] = time.perf_counter() - t0
+
+
+def member_dir(base: Path, k: int) -> Path:
+    """The run folder of ensemble member ``k``: ``base`` itself for member 0 (a single model's cache
+    stays valid), ``base-m<k>`` for the others."""
+    return base if k == 0 else base.with_name(f"{base.name}-m{k}")
+
+
+def eval_maps(source, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw maps ``(N, ny, nx, C)`` and labels of a source's fixed validation or test images (its
+    normalised inputs mapped back with its statistics)."""
+    es = source.val_set() if part == "val" else source.test_set()
+    stats = source.norm_stats
+    raw = es.inputs * np.asarray(stats["std"], np.float32) + np.asarray(stats["mean"], np.float32)
+    return raw.astype(np.float32), np.asarray(es.labels)
+
+
+def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, channels, components: str,
+                     periodic: bool) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(probability, uncertainty, calibration)`` of the movie's raw maps from the ensemble in
+    ``run_dirs`` (``jaxmag.learn.confidence``). The calibration on the regime's validation and test
+    films (``make_source()`` builds their source) is cached in the first member's folder."""
+    import json
+
+    from jaxmag.io.atomic import write_text
+    from jaxmag.learn.confidence import Member, calibrate_members, movie_probability, views_of
+    from jaxmag.learn.evaluation import load_trained
+
+    members = [Member(*load_trained(d)) for d in run_dirs]
+    views = views_of(config, [c.name for c in channels], components, periodic)
+    path = Path(run_dirs[0]) / f"confidence-{len(run_dirs)}.json"
+    if path.is_file():
+        record = json.loads(path.read_text())
+    else:
+        source = make_source()
+        record = calibrate_members(members, eval_maps(source, "val"), eval_maps(source, "test"), views)
+        write_text(path, json.dumps(record, indent=1) + "\n")
+    probability, uncertainty = movie_probability(members, raw, views, record["temperature"])
+    return probability, uncertainty, record
