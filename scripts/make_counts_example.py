@@ -4,8 +4,8 @@
     python scripts/make_counts_example.py --out peem --probe grazing:16 --pixel-cells 2 --psf-fwhm 8e-9
     python scripts/make_counts_example.py --out tiny --nx 32 --frames 20         # a small one
 
-The film is simulated by jaxmag (``configs/paper.toml``'s permalloy with four defects, its own seed,
-burn-in and boundary, as ``scripts/make_detect_example.py``); the recording is a forward model
+The film is simulated by jaxmag (``configs/paper.toml``'s permalloy with four defects of the paper's
+areas, its own seed, burn-in and boundary, as ``scripts/make_detect_example.py``); the recording is a forward model
 written here with NumPy and SciPy, independent of ``jaxmag.instrument``: the projection on the probe,
 ``scipy.ndimage.gaussian_filter`` (wrap for a periodic film, zero beyond an open film's edge),
 block averaging onto pixels of ``--pixel-cells`` cells, Poisson photons of mean I0 (1 + c s), gain,
@@ -63,6 +63,8 @@ def main(argv=None) -> int:
     p.add_argument("--gain", type=float, default=1.5, help="ADU per photon")
     p.add_argument("--offset", type=float, default=200.0, help="ADU")
     p.add_argument("--read-noise", type=float, default=5.0, help="ADU rms")
+    p.add_argument("--defect-cells", default="24,40",
+                   help="blob areas MIN,MAX in cells (default: configs/paper.toml's, the film family detect's regime assumes)")
     args = p.parse_args(argv)
 
     import dataclasses
@@ -73,7 +75,9 @@ def main(argv=None) -> int:
 
     config = example_config(args.nx, args.nx, args.frames, args.frame_interval, args.boundary, args.cell_size,
                             args.seed, burn_in=args.burn_in)
-    config = config.replace(simulation=dataclasses.replace(config.simulation, components="xyz"))
+    lo, hi = (int(v) for v in args.defect_cells.split(","))
+    config = config.replace(simulation=dataclasses.replace(config.simulation, components="xyz"),
+                            defects=dataclasses.replace(config.defects, size_min=lo, size_max=hi))
     data = simulate(config, progress=False)
     m = np.asarray(data.m[0], np.float64)  # (T, 3, ny, nx)
     k = np.asarray(probe_direction(args.probe))

@@ -81,9 +81,12 @@ def _counts_movie(tmp_path, pixel_cells=2, side=16, T=10, probe="z", seed=98):
 
 
 def test_detect_a_counts_tiff_end_to_end(tmp_path):
+    import dataclasses
+
     path = _counts_movie(tmp_path)
     out = tmp_path / "det"
-    res = dt.detect(path, out, psf_fwhm=4e-9, boundary="periodic", budget=TINY, progress=False)
+    res = dt.detect(path, out, psf_fwhm=4e-9, boundary="periodic", budget=dataclasses.replace(TINY, ensemble=2),
+                    progress=False)
     assert res.probability.shape == res.mask.shape == res.baseline_mask.shape == (8, 8)  # the detector's pixels
     assert res.config.instrument.enabled and res.config.instrument.records_counts
     assert res.config.grid.nx == 16 and res.pixel_size_m == pytest.approx(8e-9)
@@ -96,6 +99,16 @@ def test_detect_a_counts_tiff_end_to_end(tmp_path):
     for section in ("## Detector (read from the movie)", "[instrument]", "8 x 8 detector pixels", "## Warnings"):
         assert section in report
     assert (out / "overlay.png").stat().st_size > 0
+    # the ensemble of two seeds over the film's mirror views, its calibration and the defect table
+    assert (res.run_dir.parent / f"{res.run_dir.name}-m1" / "eval.json").is_file()
+    assert res.uncertainty.shape == (8, 8) and np.all(res.uncertainty >= 0)
+    c = record["confidence"]
+    assert c["members"] == 2 and c["views"] >= 2 and 0 <= record["ece"] <= 1 and c["temperature"] > 0
+    assert (out / "reliability.png").is_file() and (out / "uncertainty.npy").is_file()
+    header = (out / "defects.csv").read_text().splitlines()[0]
+    assert header.startswith("id,centroid_x_m,centroid_y_m,area_m2,area_pixels,type")
+    assert len(record["defects"]) == len((out / "defects.csv").read_text().splitlines()) - 1
+    assert "## Confidence" in report and "## Defects" in report
 
 
 @pytest.mark.parametrize("argv, message", [
