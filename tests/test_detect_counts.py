@@ -141,3 +141,27 @@ def test_instrument_flags_on_a_magnetisation_movie_are_refused(tmp_path, capsys)
     code = main(["detect", str(tmp_path / "m.npy"), "--probe", "z", "--frame-interval", "1e-11", "--out", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert code != 0 and "--signal counts" in err
+
+
+@pytest.mark.slow
+def test_a_camera_rate_counts_movie_is_modelled_not_refused(tmp_path):
+    """1 ms frames: each frame the film's thermal average plus detector noise; the scale comes from the
+    static contrast and the report says what such a movie can show."""
+    import dataclasses
+
+    from jaxmag.assemble import simulate
+
+    facts = rg.MovieFacts(10, 16, 16, "xz", 4e-9, 1e-3, "periodic", {"grid": "movie"})
+    config = rg.regime_config(facts, model=TINY.model(), training=TINY.training(), num_runs=TINY.films, seed=97)
+    config = config.replace(instrument=ins.Instrument(exposure_s=1e-3),  # detect simulates the same 1 ns window
+                            simulation=dataclasses.replace(config.simulation, burn_in_s=2e-11))
+    film = np.asarray(simulate(config, progress=False).m[0])  # every frame the 1 ns average
+    inst = ins.Instrument(probe="x", **DETECTOR)
+    plan = recording_plan(inst, (16, 16), (4e-9, 4e-9), "xz", True)
+    counts = np.asarray(ins.record(jax.random.key(2), film, "xz", inst, plan.operators))
+    write_counts_tiff(tmp_path / "cam.tif", counts.astype(np.uint16), pixel_size_m=4e-9, frame_interval_s=1e-3)
+    res = dt.detect(tmp_path / "cam.tif", tmp_path / "det", probe="x", exposure=1e-3, boundary="periodic",
+                    budget=TINY, progress=False)
+    assert res.config.instrument.camera_rate and res.noise["recording"]["scale_from"] == "static contrast"
+    assert any("camera-rate frames" in w for w in res.warnings)
+    assert res.config.simulation.frame_interval_s == pytest.approx(1e-3)

@@ -115,7 +115,10 @@ def _scale_and_noise(counts: np.ndarray, optical: np.ndarray, key: jax.Array) ->
             break
         # the estimator's floor on signal that is rough in space and time: calibrate on the films, in
         # units of Ms (the estimator's bracket), at this scale
-        noise = calibrated_level(reading / scale**2, optical, kind, key) * scale**2 if reading > 0 else 0.0
+        calibrated = calibrated_level(reading / scale**2, optical, kind, key) * scale**2 if reading > 0 else 0.0
+        # 0: the reading lies below the films' own floor at this scale (a movie unlike the films):
+        # the uncorrected reading is then the better estimate
+        noise = calibrated if calibrated > 0 else reading
     return scale, noise, source
 
 
