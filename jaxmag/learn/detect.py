@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -60,8 +59,8 @@ from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.budgets import Budget
-from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage, evaluation,
-                                         member_dir, regime_films, request_budget, slug, stage)
+from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage,
+                                         regime_films, trained_member, request_budget, slug, stage)
 from jaxmag.learn.detect_counts import detect_counts
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.learn.noise_match import estimate_noise, strongest
@@ -200,24 +199,10 @@ def train_model(request: Request, films: Films, channels: tuple[Channel, ...], s
     ``cache/model-<regime hash>-<budget>-<inputs>-<noise>/``, ``-m<k>`` for ensemble ``member`` k,
     trained with its own seed), and the baseline on its first channel, fitted on the validation
     films and scored on the test films (``eval.json``)."""
-    from jaxmag.learn.confidence import member_config
-    from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
-
     inputs = ",".join(c.name for c in channels)
-    run_dir = member_dir(request.cache / f"model-{request.key}-{request.budget.key()}-{slug(inputs)}-{slug(spec.name)}",
-                         member)
-    cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
-    if not cached:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an interrupted earlier training: start over
-        source = regime_source(request, films, channels, spec)
-        result = train_and_evaluate(member_config(request.config, member), source, run_dir, progress=progress)
-        write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, films.periodic), indent=1) + "\n")
-    record = json.loads((run_dir / "eval.json").read_text())
-    b = record["baseline"]
-    baseline = robust_z.BaselineFit(float(b["sigma_px"]), float(b["z"]), films.periodic, float(b["val_dice"]),
-                                    int(b.get("val_images", 0)))
-    return TrainedModel(run_dir, bool(cached), baseline, record)
+    base = request.cache / f"model-{request.key}-{request.budget.key()}-{slug(inputs)}-{slug(spec.name)}"
+    return trained_member(base, request.config, lambda: regime_source(request, films, channels, spec), films.periodic,
+                          member, progress)
 
 
 def apply_model(request: Request, films: Films, models: list[TrainedModel], channels, spec: NoiseSpec):

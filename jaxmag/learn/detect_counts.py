@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,8 @@ from jaxmag.io.movie import Movie, movie_from_array, read_movie
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.counts import RecordingEstimate, estimate_recording
-from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage, evaluation,
-                                         member_dir, regime_films, request_budget, slug, stage)
+from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, confidence_stage,
+                                         regime_films, trained_member, request_budget, slug, stage)
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.recording import RecordingPlan, calibrate_counts, recording_plan, record_signal
 
@@ -249,23 +248,8 @@ def choose_counts_inputs(req: Request, films: Films, plan: RecordingPlan):
 def train_counts_model(req: Request, films: Films, plan: RecordingPlan, channels, progress: bool, member: int = 0):
     """The U-Net on recorded films (cached in ``cache/model-<regime hash>-<budget>-<inputs>-detector``,
     ``-m<k>`` for ensemble ``member`` k, trained with its own seed)."""
-    from jaxmag.learn.confidence import member_config
-    from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
-
-    run_dir = member_dir(req.cache / f"model-{req.key}-{req.budget.key()}-{slug(','.join(c.name for c in channels))}-detector",
-                         member)
-    cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
-    if not cached:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        source = _source(req, films, plan, channels)
-        result = train_and_evaluate(member_config(req.config, member), source, run_dir, progress=progress)
-        write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, films.periodic), indent=1) + "\n")
-    record = json.loads((run_dir / "eval.json").read_text())
-    bl = record["baseline"]
-    fit = robust_z.BaselineFit(float(bl["sigma_px"]), float(bl["z"]), films.periodic, float(bl["val_dice"]),
-                               int(bl.get("val_images", 0)))
-    return TrainedModel(run_dir, bool(cached), fit, record)
+    base = req.cache / f"model-{req.key}-{req.budget.key()}-{slug(','.join(c.name for c in channels))}-detector"
+    return trained_member(base, req.config, lambda: _source(req, films, plan, channels), films.periodic, member, progress)
 
 
 def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: float | None = None,

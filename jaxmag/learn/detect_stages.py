@@ -231,3 +231,31 @@ def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, cha
         write_text(path, json.dumps(record, indent=1) + "\n")
     probability, uncertainty = movie_probability(members, raw, views, record["temperature"])
     return probability, uncertainty, record
+
+
+def trained_member(run_dir: Path, config: Config, make_source, periodic: bool, member: int = 0,
+                   progress: bool = True) -> TrainedModel:
+    """Ensemble member ``member`` in ``member_dir(run_dir, member)``: reused where a finished run is
+    there, else trained on ``make_source()`` with the member's seed (``confidence.member_config``),
+    its ``eval.json`` holding the model's and the baseline's Dice (``evaluation``); an interrupted
+    earlier training there is started over."""
+    import json
+    import shutil
+
+    from jaxmag.io.atomic import write_text
+    from jaxmag.learn.confidence import member_config
+    from jaxmag.learn.loop import RUN_FILE, train_and_evaluate
+
+    run_dir = member_dir(run_dir, member)
+    cached = (run_dir / RUN_FILE).is_file() and (run_dir / "checkpoints" / "best").exists() and (run_dir / "eval.json").is_file()
+    if not cached:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        source = make_source()
+        result = train_and_evaluate(member_config(config, member), source, run_dir, progress=progress)
+        write_text(run_dir / "eval.json", json.dumps(evaluation(result, source, periodic), indent=1) + "\n")
+    record = json.loads((run_dir / "eval.json").read_text())
+    b = record["baseline"]
+    baseline = robust_z.BaselineFit(float(b["sigma_px"]), float(b["z"]), periodic, float(b["val_dice"]),
+                                    int(b.get("val_images", 0)))
+    return TrainedModel(run_dir, bool(cached), baseline, record)
