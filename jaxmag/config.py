@@ -180,16 +180,20 @@ class MeasuresConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The U-Net (``jaxmag.models.UNet``): width of the first level, levels, dropout rate."""
+    """The U-Net (``jaxmag.models.UNet``): width of the first level, levels, dropout rate, and the
+    classes it segments (``jaxmag.learn.classes.SCHEMES``: ``"binary"`` background/defect, or
+    ``"typed"`` background and one class per ``[defects]`` group)."""
 
     base_features: int = 64
     depth: int = 4
     dropout: float = 0.1
+    classes: Literal["binary", "typed"] = "binary"
 
     def __post_init__(self) -> None:
         require(self.base_features > 0, "base_features", "must be positive")
         require(self.depth >= 1, "depth", "must be >= 1")
         require(0 <= self.dropout < 1, "dropout", "must be in [0, 1)")
+        require(self.classes in ("binary", "typed"), "classes", f"must be 'binary' or 'typed', got {self.classes!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,7 +303,7 @@ class Config:
 
 # Keys added after configs were first stored (datasets, run folders, study units compare their
 # hashes): written only when they differ from their default, so older configs keep their hash.
-_LATER_KEYS = (("measures", "fixed_range_p", []), ("noise", "shot", []))
+_LATER_KEYS = (("measures", "fixed_range_p", []), ("noise", "shot", []), ("model", "classes", "binary"))
 
 
 def config_hash(config: Config, *sections: str) -> str:

@@ -4,11 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jaxmag.cli.train import add_classes, with_classes
+
 
 def _run(args: argparse.Namespace) -> int:
+    from jaxmag.config import load_config
     from jaxmag.learn.pipeline import run_pipeline
 
-    result = run_pipeline(args.config, args.out, mode="run", progress=not args.no_progress)
+    config = args.config if args.classes is None else with_classes(load_config(args.config), args.classes)
+    result = run_pipeline(config, args.out, mode="run", progress=not args.no_progress)
     best = max(result["results"], key=lambda r: r["dice"] if r["eval_condition"] == "clean" else -1)
     print(f"clean test Dice of {best['inputs']}: {best['dice']:.3f}; report: {result['report']}")
     return 0
@@ -23,5 +27,6 @@ def register(subparsers) -> None:
     )
     p.add_argument("config", type=Path, help="TOML config, e.g. configs/quick.toml")
     p.add_argument("--out", type=Path, required=True, help="output folder, e.g. runs/quick")
+    add_classes(p)
     p.add_argument("--quiet", action="store_true", dest="no_progress", help=argparse.SUPPRESS)  # old name
     p.set_defaults(func=_run)

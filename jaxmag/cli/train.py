@@ -48,6 +48,22 @@ def input_channels(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     return parse_input_spec(f"{args.measure}:{args.component}")
 
 
+def add_classes(parser: argparse.ArgumentParser) -> None:
+    """``--classes binary|typed``: the class scheme of the U-Net (``jaxmag.learn.classes``), over ``[model] classes``."""
+    from jaxmag.learn.classes import SCHEMES
+
+    parser.add_argument("--classes", choices=tuple(SCHEMES),
+                        help="what the U-Net segments (overrides [model] classes): binary = background/defect, "
+                             "typed = background and one class per [defects] group (softer, harder)")
+
+
+def with_classes(config, classes: str | None):
+    """``config`` with ``[model] classes = classes`` (unchanged when ``classes`` is None)."""
+    import dataclasses
+
+    return config if classes is None else config.replace(model=dataclasses.replace(config.model, classes=classes))
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
@@ -73,6 +89,7 @@ def register(subparsers) -> None:
     add_noise(p, "train (and validate) on this noise condition (of the measures file, or drawn fresh)",
               default="clean", old_name="--train-noise")
     p.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/NAME")
+    add_classes(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     add_distributed_arguments(p)
     p.set_defaults(func=run)
@@ -90,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from jaxmag.learn.run_folder import read_run_info
     from jaxmag.noise import condition_label
 
-    config = load_config(args.config)
+    config = with_classes(load_config(args.config), args.classes)
     inputs = input_channels(args)
     files = args.measures is not None or args.data is not None
     if args.online == files:

@@ -21,6 +21,17 @@ Functions: ``robust_z(maps, sigma, periodic)``, ``fit(maps, labels, ...) -> Base
 ``BaselineFit.predict(maps)``, ``score(pred, labels)`` (the metrics of
 ``jaxmag.learn.metrics.summarize`` plus ``pred_fraction``/``true_fraction``), and
 ``fit_and_evaluate(measures_path, inputs, condition, split)`` for a measures file.
+
+**Typed defects** (``jaxmag.learn.classes``, ``typed``: background, the "a" group, the "b"
+group): the softer and the harder defects sit on opposite sides of the background in std and
+latent entropy (a softer blob fluctuates more, a harder one less), so the detected pixels (the
+mask above) are typed by the *sign* of the smoothed robust z, ``(s - median) / (1.4826 MAD)``
+with the fitted ``sigma``: class 1 where ``Σ_c sign_c z_c > 0``, class 2 where it is ≤ 0.
+Which sign goes with which class is not assumed (it may differ between measures and
+components, and the factors of ``[defects]`` may put both groups on one side): ``fit_types`` chooses the per-channel signs
+``sign_c = ±1`` that maximise the mean validation Dice of the two defect classes, on the
+validation films only. ``typed_predict(fit, maps)`` gives the class map, ``typed_score`` its
+per-class Dice and confusion matrix.
 """
 from __future__ import annotations
 
@@ -57,12 +68,24 @@ def smooth(maps: np.ndarray, sigma: float, periodic: bool = True) -> np.ndarray:
 def robust_z(maps: np.ndarray, sigma: float = 1.0, periodic: bool = True) -> np.ndarray:
     """The baseline's score ``(N, ny, nx)``: per image and channel ``|s - median(s)| / (1.4826 MAD(s))``
     of the smoothed map ``s``, averaged over channels (a constant image scores 0)."""
-    s = smooth(maps, sigma, periodic)
-    med = np.median(s, axis=(1, 2), keepdims=True)
-    dev = np.abs(s - med)
-    mad = _MAD_TO_SIGMA * np.median(dev, axis=(1, 2), keepdims=True)
-    scale = np.where(mad > 0, mad, np.maximum(dev.max(axis=(1, 2), keepdims=True), 1e-30))
-    return np.mean(dev / scale, axis=-1)
+    dev, scale = _deviation(smooth(maps, sigma, periodic))
+    return np.mean(np.abs(dev) / scale, axis=-1)
+
+
+def signed_z(maps: np.ndarray, sigma: float = 1.0, periodic: bool = True) -> np.ndarray:
+    """Per image and channel ``(s - median(s)) / (1.4826 MAD(s))`` of the smoothed map ``s``:
+    ``(N, ny, nx, C)``, the sign saying on which side of the background a pixel lies."""
+    dev, scale = _deviation(smooth(maps, sigma, periodic))
+    return dev / scale
+
+
+def _deviation(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``s - median`` per image and channel, and the robust scale ``1.4826 MAD`` (the largest
+    deviation where the MAD is 0; never 0)."""
+    dev = s - np.median(s, axis=(1, 2), keepdims=True)
+    mad = _MAD_TO_SIGMA * np.median(np.abs(dev), axis=(1, 2), keepdims=True)
+    scale = np.where(mad > 0, mad, np.maximum(np.abs(dev).max(axis=(1, 2), keepdims=True), 1e-30))
+    return dev, scale
 
 
 def _dice_curve(z: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -141,13 +164,77 @@ def score(pred: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class TypedBaselineFit:
+    """The typed baseline (module docstring): the detection ``detect`` and the per-channel
+    ``signs`` (±1) whose signed score ``Σ_c sign_c z_c`` is > 0 for class 1 and ≤ 0 for class 2;
+    ``val_class_dice``: the validation Dice of each class (background first) that chose them."""
+
+    detect: BaselineFit
+    signs: tuple[int, ...]
+    val_class_dice: tuple[float, ...]
+
+    def predict(self, maps: np.ndarray) -> np.ndarray:
+        """Class maps ``(N, ny, nx)`` uint8: 0 background, 1 and 2 the typed defect classes."""
+        return typed_predict(self, maps)
+
+    def to_dict(self) -> dict:
+        return {"detect": self.detect.to_dict(), "signs": list(self.signs), "val_class_dice": list(self.val_class_dice)}
+
+
+def _typed_classes(mask: np.ndarray, z: np.ndarray, signs) -> np.ndarray:
+    side = np.tensordot(z, np.asarray(signs, np.float64), axes=([-1], [0]))  # (N, ny, nx)
+    return np.where(mask, np.where(side > 0, 1, 2), 0).astype(np.uint8)
+
+
+def typed_predict(fit: TypedBaselineFit, maps: np.ndarray) -> np.ndarray:
+    """Class maps ``(N, ny, nx)`` uint8 of ``maps (N, ny, nx[, C])``: the detected pixels
+    (``fit.detect.predict``) of class 1 where the signed smoothed robust z ``Σ_c sign_c z_c`` is
+    positive, class 2 elsewhere; 0 background."""
+    d = fit.detect
+    return _typed_classes(d.predict(maps), signed_z(maps, d.sigma, d.periodic), fit.signs)
+
+
+def fit_types(detect: BaselineFit, maps: np.ndarray, classes: np.ndarray) -> TypedBaselineFit:
+    """The signs (one per channel, ±1) that maximise the mean Dice of the two defect classes of
+    ``typed_predict`` on these (validation) maps; ``classes (N, ny, nx)``: 0/1/2 class labels
+    (``jaxmag.learn.classes.class_labels(..., "typed", num_a)``). Ties: the first in the order
+    of ``itertools.product((1, -1), repeat=C)``."""
+    import itertools
+
+    maps = _as_channels(maps)
+    classes = np.asarray(classes)
+    if classes.shape != maps.shape[:3]:
+        raise ValueError(f"class labels {classes.shape} do not match maps {maps.shape[:3]}")
+    mask = detect.predict(maps)
+    z = signed_z(maps, detect.sigma, detect.periodic)
+    best = None
+    for signs in itertools.product((1, -1), repeat=maps.shape[-1]):
+        dice = typed_score(_typed_classes(mask, z, signs), classes)["class_dice"]
+        if best is None or np.mean(dice[1:]) > np.mean(best[1][1:]):
+            best = (signs, dice)
+    return TypedBaselineFit(detect=detect, signs=tuple(int(s) for s in best[0]), val_class_dice=tuple(best[1]))
+
+
+def typed_score(pred: np.ndarray, classes: np.ndarray, num_classes: int = 3) -> dict:
+    """``{"class_dice", "confusion"}`` of class maps against class labels, as ``jaxmag.learn.metrics``
+    (confusion rows true, columns predicted; per-class Dice, background first)."""
+    from jaxmag.learn.metrics import class_dice
+
+    t = np.asarray(classes, np.int64).ravel()
+    p = np.asarray(pred, np.int64).ravel()
+    confusion = np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+    return {"class_dice": class_dice(confusion), "confusion": confusion.tolist()}
+
+
 def _read_maps(path: Path, inputs: Sequence[tuple[str, str]], condition: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maps ``(len(idx), ny, nx, C)`` float64 and defect masks of the rows ``idx`` of a measures file."""
+    """Maps ``(len(idx), ny, nx, C)`` float64 and the labels as stored (blob ids, > 0 defect) of the
+    rows ``idx`` of a measures file."""
     from jaxmag.io.measures_file import MeasuresFile
 
     measures = MeasuresFile(path)
     cond = measures.resolve_condition(condition)
-    return measures.read(cond, inputs, idx, dtype=np.float64), measures.labels(idx) > 0
+    return measures.read(cond, inputs, idx, dtype=np.float64), measures.labels(idx)
 
 
 def fit_and_evaluate(
@@ -158,17 +245,29 @@ def fit_and_evaluate(
     *,
     periodic: bool = True,
     fit_condition: str | None = None,
+    classes: str = "binary",
+    num_a: int | None = None,
 ) -> dict:
     """Fit on the validation split of ``fit_condition`` (default ``condition``), then score the
-    test split of ``condition``. Returns ``{"fit": {...}, **score}``.
+    test split of ``condition``. Returns ``{"fit": {...}, **score}``; with ``classes = "typed"``
+    (``num_a``: ``[defects] num_a``) also ``"typed"``: the typed baseline's signs, validation and
+    test per-class Dice and test confusion matrix (``fit_types``, ``typed_score``).
 
     Only ``split["val"]`` is read for the fit; the test maps are read afterwards.
     """
+    from jaxmag.learn.classes import class_labels, class_scheme
+
+    scheme = class_scheme(classes)
     path = Path(measures_path)
     val_x, val_y = _read_maps(path, inputs, fit_condition or condition, np.asarray(split["val"]))
     fitted = fit(val_x, val_y, periodic=periodic)
+    typed = fit_types(fitted, val_x, class_labels(val_y, scheme, num_a)) if scheme.typed else None
     test_x, test_y = _read_maps(path, inputs, condition, np.asarray(split["test"]))
-    return {"fit": fitted.to_dict(), **score(fitted.predict(test_x), test_y)}
+    out = {"fit": fitted.to_dict(), **score(fitted.predict(test_x), test_y)}
+    if typed is not None:
+        test_score = typed_score(typed.predict(test_x), class_labels(test_y, scheme, num_a), len(scheme))
+        out["typed"] = {"signs": list(typed.signs), "val_class_dice": list(typed.val_class_dice), **test_score}
+    return out
 
 
 # -- the study's baseline rows and the report's comparison -------------------------------------

@@ -1,20 +1,23 @@
 """The decision threshold of a trained U-Net, chosen on the validation split.
 
 A pixel is called a defect when the logit margin ``l1 - l0`` exceeds a threshold ``t``;
-``t = 0`` is the argmax of the logits. A model trained on weak, noisy signal often ranks
-pixels well but is under-confident, so at ``t = 0`` it claims too few defect pixels (the
-predicted fraction falls far below the true one, down to the collapse onto "no defect"). The
-recipes with ``calibrate = True`` (``jaxmag.learn.recipe``) therefore pick, after training,
-the ``t`` of ``THRESHOLD_GRID`` that maximises the aggregated Dice of the best checkpoint on
-the **validation** split, the same split that chose the checkpoint. The test split is never
-seen.
+``t = 0`` is the argmax of the logits. A model with ``K > 2`` classes (typed defects,
+``jaxmag.learn.classes``) is thresholded on its any-defect margin
+``logsumexp(l1..l_{K-1}) - l0`` (``any_defect_margin``; ``l1 - l0`` for ``K = 2``). A model
+trained on weak, noisy signal often ranks pixels well but is under-confident, so at ``t = 0``
+it claims too few defect pixels (the predicted fraction falls far below the true one, down to
+the collapse onto "no defect"). The recipes with ``calibrate = True`` (``jaxmag.learn.recipe``)
+therefore pick, after training, the ``t`` of ``THRESHOLD_GRID`` that maximises the aggregated
+Dice of the best checkpoint on the **validation** split, the same split that chose the
+checkpoint. The test split is never seen.
 
 The threshold is stored beside the checkpoints in ``decision.json`` (``{"best_epoch",
 "decision_bias", "val_dice", "val_dice_argmax"}``) and applied when the model is loaded, by
-moving the head's two biases by ``∓t/2`` (``shift_decision``): argmax and softmax of the
-shifted logits then carry the threshold to every user of the model (evaluation, the study,
-``predict``, ``detect``) without a second code path, and the saved checkpoints are never
-rewritten.
+moving the head's biases by ``+t/2`` (background) and ``-t/2`` (every defect class;
+``shift_decision``): that moves the any-defect margin by exactly ``-t`` and leaves the ranking
+of the defect classes alone, so the any-defect decision and the softmax of the shifted logits
+carry the threshold to every user of the model (evaluation, the study, ``predict``,
+``detect``) without a second code path, and the saved checkpoints are never rewritten.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import numpy as np
 from flax import nnx
 
 from jaxmag.learn import sharding
+from jaxmag.learn.classes import any_defect_margin
 from jaxmag.learn.metrics import confusion_counts, dice_from_counts, segmentation_sums, summarize
 
 DECISION_FILE = "decision.json"
@@ -37,11 +41,12 @@ THRESHOLD_GRID = np.round(np.linspace(-4.0, 4.0, 81), 6)
 
 
 def threshold_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array, thresholds: jax.Array) -> jax.Array:
-    """Summed ``(TP, FP, FN)`` of the defect class for each threshold on the logit margin: ``(K, 3)``.
+    """Summed ``(TP, FP, FN)`` of any defect for each threshold on the any-defect margin:
+    ``(len(thresholds), 3)``.
 
     Additive over batches and devices, like ``metrics.segmentation_sums``; ``mask`` drops padding.
     """
-    margin = (logits[..., 1] - logits[..., 0]).astype(jnp.float32)
+    margin = any_defect_margin(logits)
     mask = mask.astype(jnp.float32)
 
     def counts(t):
@@ -98,11 +103,13 @@ def _best_threshold(counts) -> dict:
 def shift_decision(model: nnx.Module, decision_bias: float) -> nnx.Module:
     """``model`` whose argmax calls a defect where the original margin exceeds ``decision_bias``.
 
-    Moves the head's biases (background, defect) by (+t/2, −t/2), in place, and returns the model.
+    Moves the head's biases (background, every defect class) by (+t/2, −t/2, ...), in place, and
+    returns the model (for ``K > 2`` the margin is the any-defect one, module docstring).
     """
     if decision_bias:
         bias = model.head.bias
-        bias[...] = bias[...] + jnp.asarray([0.5, -0.5], bias[...].dtype) * decision_bias
+        step = jnp.asarray([0.5] + [-0.5] * (bias[...].shape[-1] - 1), bias[...].dtype)
+        bias[...] = bias[...] + step * decision_bias
     return model
 
 

@@ -2,15 +2,19 @@
 
 - ``load_trained(run_dir) -> (model, run_info)``: the U-Net with the best checkpoint's
   parameters and the run's ``run.json`` (inputs, normalisation statistics, split, ...).
-- ``predict_logits(model, inputs)`` / ``predict_proba(model, inputs)``: inputs already
-  normalised with ``normalise_inputs(raw, run_info)``, ``(N, ny, nx, C)`` ->
-  logits ``(N, ny, nx, 2)`` / defect probability ``(N, ny, nx)``.
+- ``predict_logits(model, inputs)`` / ``predict_proba(model, inputs)`` /
+  ``predict_class_proba(model, inputs)``: inputs already normalised with
+  ``normalise_inputs(raw, run_info)``, ``(N, ny, nx, C)`` -> logits ``(N, ny, nx, K)`` /
+  probability of any defect ``(N, ny, nx)`` / per-class probabilities ``(N, ny, nx, K)``
+  (``K`` = 2 binary, 3 typed: ``jaxmag.learn.classes``).
 - ``evaluate(model, eval_set)``: test metrics (``jaxmag.learn.metrics.summarize``).
 - ``evaluate_run(run_dir, measures, condition)``: the test split of a measures file in a noise
   condition, normalised with the run's clean statistics; writes ``eval_<condition>.json`` and
   ``eval_<condition>.png`` (example inputs, truth, predicted probability and mask). The record's
   ``baseline`` holds the non-learned baseline on the same test split (``jaxmag.learn.baseline``,
-  fitted on the validation split of that condition).
+  fitted on the validation split of that condition). A typed model's record adds ``classes``,
+  ``class_names``, ``class_dice`` and ``confusion`` (``jaxmag.learn.metrics``), and its baseline
+  the typed baseline's (``baseline["typed"]``).
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from flax import nnx
 from jaxmag.channels import parse_channels
 from jaxmag.config import load_stored_config
 from jaxmag.learn import calibration, checkpoint, normalization, sharding
-from jaxmag.learn.loop import evaluate_params, make_model
+from jaxmag.learn.classes import any_defect_probability
+from jaxmag.learn.loop import class_record, evaluate_params, make_model
 from jaxmag.learn.run_folder import read_run_info, save_eval_report
 
 
@@ -98,7 +103,7 @@ def _logits(graphdef, params, x):
 
 
 def predict_logits(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Logits ``(N, ny, nx, 2)`` float32 for normalised ``inputs (N, ny, nx, C)`` (dropout off)."""
+    """Logits ``(N, ny, nx, K)`` float32 for normalised ``inputs (N, ny, nx, C)`` (dropout off)."""
     graphdef, params = nnx.split(model, nnx.Param)
     inputs = np.asarray(inputs, np.float32)
     if inputs.ndim == 3:
@@ -114,9 +119,17 @@ def predict_logits(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) 
 
 
 def predict_proba(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Defect probability ``(N, ny, nx)`` (softmax of the logits, channel 1)."""
+    """Probability of any defect ``(N, ny, nx)``: the softmax's defect channel of a binary model,
+    ``1 - p(background)`` of a typed one (``jaxmag.learn.classes.any_defect_probability``)."""
     logits = predict_logits(model, inputs, batch_size)
-    return np.asarray(jax.nn.softmax(jnp.asarray(logits), axis=-1)[..., 1])
+    return np.asarray(any_defect_probability(jnp.asarray(logits)))
+
+
+def predict_class_proba(model: nnx.Module, inputs: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Per-class probabilities ``(N, ny, nx, K)`` (softmax of the logits; class 0 background, the
+    order of ``jaxmag.learn.classes.class_names``)."""
+    logits = predict_logits(model, inputs, batch_size)
+    return np.asarray(jax.nn.softmax(jnp.asarray(logits), axis=-1))
 
 
 def evaluate(model: nnx.Module, eval_set, batch_size: int = 32, mesh=None) -> dict:
@@ -139,12 +152,19 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     if info["split"] is None:
         raise ValueError(f"{run_dir} was trained on generated data; it has no stored split of a measures file")
     inputs = parse_channels(info["inputs"])
-    bs = batch_size or info["config"].training.batch_size
+    config = info["config"]
+    typed = config.model.classes != "binary"
+    if typed and config.instrument.enabled:
+        raise ValueError(f"{run_dir} segments [model] classes = {config.model.classes!r}, but the measures file of an "
+                         "[instrument] stores pixel labels (0/1) without the blob ids that tell the classes apart; "
+                         "evaluate it on its own recorded test films (the run's eval_*.json from training)")
+    bs = batch_size or config.training.batch_size
     mesh = sharding.data_mesh()
     bs = max(mesh.devices.size, bs - bs % mesh.devices.size)
     source = MeasuresSource(
         measures, inputs, train_condition="clean", batch_size=bs, indices=info["split"],
         norm_stats=info["norm_stats"], mesh=mesh, load_train=False,
+        classes=config.model.classes, num_a=config.defects.num_a,
     )
     if source.labels_sha256 != info["source"].get("labels_sha256"):
         raise ValueError(
@@ -158,5 +178,6 @@ def evaluate_run(run_dir: str | Path, measures: str | Path, condition: str = "cl
     from jaxmag.learn import baseline  # the non-learned row reported beside every model
 
     base = baseline.fit_and_evaluate(measures, inputs, test.condition, info["split"],
-                                     periodic=info["config"].grid.boundary == "periodic")
-    return save_eval_report(run_dir, test, metrics, model, extra={"checkpoint": "best", "checkpoint_epoch": info["checkpoint_epoch"], "measures_file": str(Path(measures).resolve()), "baseline": base})
+                                     periodic=config.grid.boundary == "periodic",
+                                     classes=config.model.classes, num_a=config.defects.num_a)
+    return save_eval_report(run_dir, test, metrics, model, extra={"checkpoint": "best", "checkpoint_epoch": info["checkpoint_epoch"], "measures_file": str(Path(measures).resolve()), "baseline": base, **class_record(config)})

@@ -36,6 +36,7 @@ from jaxmag.models.unet import UNet
 from jaxmag.progress import bar as progress_bar, write
 from jaxmag.pytree import pytree_dataclass, static_field
 from jaxmag.learn import calibration, checkpoint, sharding
+from jaxmag.learn.classes import class_names, class_scheme
 from jaxmag.learn.metrics import segmentation_sums, summarize
 from jaxmag.learn.recipe import get_recipe, loss_fn as recipe_loss, model_dropout
 from jaxmag.learn.run_folder import HISTORY_FILE, RUN_FILE, _check_resumable, _run_info, _write_json, read_run_info, save_eval_report
@@ -62,7 +63,8 @@ class TrainState:
 
 
 def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str | None = None) -> UNet:
-    """The U-Net described by ``config.model`` (and ``training.compute_dtype``).
+    """The U-Net described by ``config.model`` (and ``training.compute_dtype``): ``num_classes``
+    logits for the ``[model] classes`` scheme (``jaxmag.learn.classes``: 2 binary, 3 typed).
 
     ``input_norm``: the UNet's input normalisation; ``None`` takes the recipe's
     (``jaxmag.learn.recipe``). A stored run passes the value its ``run.json`` records.
@@ -75,6 +77,7 @@ def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str
         depth=m.depth,
         dropout=model_dropout(config),
         compute_dtype=dtype,
+        num_classes=len(class_scheme(m.classes)),
         input_norm=get_recipe(config.training.recipe).input_norm if input_norm is None else input_norm,
         rngs=nnx.Rngs(params=key),
     )
@@ -134,7 +137,7 @@ def train_step(state: TrainState, inputs: jax.Array, labels: jax.Array, loss: st
     """One Adam step on a global batch: ``inputs (B, ny, nx, C)``, ``labels (B, ny, nx)`` int32.
 
     ``loss`` (static): ``"ce"``, mean pixel-wise cross-entropy over the batch (the paper's), or
-    ``"ce_dice"``, that plus the soft Dice loss of the defect class (``jaxmag.learn.recipe``).
+    ``"ce_dice"``, that plus the soft Dice loss of any defect (``jaxmag.learn.recipe``).
     Returns the new state and ``{"loss": scalar}`` (the loss before the update).
     """
     dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
@@ -225,6 +228,7 @@ def train_and_evaluate(
     Returns ``{"best_val_dice", "best_epoch", "history", "test"}``.
     """
     t = config.training
+    check_source_classes(config, source)
     mesh = mesh if mesh is not None else sharding.data_mesh()
     sharding.check_batch_size(t.batch_size, mesh)
     if source.batch_size != t.batch_size:
@@ -259,8 +263,29 @@ def train_and_evaluate(
     if get_recipe(t.recipe).calibrate:
         result["decision"] = _calibrate_best(state, val_set, t.batch_size, mesh, out, run.best_epoch)
     if evaluate_test:
-        result["test"] = _test_best(state, source, t.batch_size, mesh, eval_fn, out, run.best_epoch)
+        result["test"] = _test_best(state, source, t.batch_size, mesh, eval_fn, out, run.best_epoch,
+                                    class_record(config))
     return result
+
+
+def check_source_classes(config: Config, source) -> None:
+    """``ValueError`` unless ``source`` labels its pixels with ``[model] classes`` (a source without a
+    ``classes`` attribute, e.g. ``OnlineSource``, gives binary labels)."""
+    given = getattr(source, "classes", "binary")
+    if given != config.model.classes:
+        raise ValueError(f"[model] classes = {config.model.classes!r} but the training source gives {given!r} labels; "
+                         f"build the source with classes={config.model.classes!r} (jaxmag.learn.recipe.make_source "
+                         "does), or train a binary model (--classes binary)"
+                         + ("; --online and fine-tuning generate binary labels only" if given == "binary" else ""))
+
+
+def class_record(config: Config) -> dict:
+    """What an evaluation record says about the classes of a typed model (``{}`` for binary, whose
+    records stay as they were): ``classes`` (the scheme) and ``class_names`` (background first),
+    the order of its ``class_dice`` and of the rows and columns of its ``confusion``."""
+    if config.model.classes == "binary":
+        return {}
+    return {"classes": config.model.classes, "class_names": list(class_names(config.model.classes, config.defects))}
 
 
 def _calibrate_best(state, val_set, batch_size: int, mesh, out: Path, best_epoch: int) -> dict:
@@ -337,6 +362,8 @@ def _validate(state, val_set, batch_size: int, mesh, eval_fn, epoch: int, record
         val = evaluate_params(state.graphdef, state.params, val_set, batch_size, mesh, eval_fn)
         score = val["dice"]
     record.update(val_dice=val["dice"], val_dice_per_image=val["dice_per_image"], val_loss=val["loss"])
+    if "class_dice" in val:  # typed models: each class's validation Dice, background first
+        record["val_class_dice"] = val["class_dice"]
     if score > run.best_dice:
         run.best_dice, run.best_epoch = score, epoch + 1
         checkpoint.save(out / "checkpoints", "best", epoch + 1, state.checkpoint_tree(), {"epoch": epoch + 1, "val": val})
@@ -357,7 +384,7 @@ def _end_epoch(state, epoch: int, epochs: int, record: dict, run: _Progress, out
               f"{calibrated}  {record['images_per_s']:.1f} img/s")
 
 
-def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_epoch: int) -> dict:
+def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_epoch: int, classes: dict) -> dict:
     """The best checkpoint on ``source.test_set()``; writes ``eval_<condition>.{json,png}``."""
     tree, _ = checkpoint.restore(out / "checkpoints", "best", _abstract(state.checkpoint_tree()))
     test_set = source.test_set()
@@ -367,7 +394,7 @@ def _test_best(state, source, batch_size: int, mesh, eval_fn, out: Path, best_ep
     params = nnx.split(calibration.shift_decision(model, bias), nnx.Param)[1]
     metrics = evaluate_params(state.graphdef, params, test_set, batch_size, mesh, eval_fn)
     return save_eval_report(out, test_set, metrics, model,
-                            extra={"checkpoint": "best", "best_epoch": best_epoch, "decision_bias": bias})
+                            extra={"checkpoint": "best", "best_epoch": best_epoch, "decision_bias": bias, **classes})
 
 
 def _fmt(x) -> str:

@@ -1,11 +1,13 @@
 """Segmentation metrics, pure jnp functions that run on device inside the jitted steps.
 
-Shapes: ``logits (B, ny, nx, 2)`` float (channel 1 = defect), ``labels (B, ny, nx)`` int
-(0 background, 1 defect), ``mask (B,)`` float (1 for real images, 0 for padding added to make
-the last evaluation batch full).
+Shapes: ``logits (B, ny, nx, K)`` float (channel 0 background; ``K = 2``: channel 1 defect;
+``K = 3``: the typed classes of ``jaxmag.learn.classes``), ``labels (B, ny, nx)`` int (class
+indices: 0 background), ``mask (B,)`` float (1 for real images, 0 for padding added to make the
+last evaluation batch full).
 
-Dice for the defect class, with ``P`` the predicted defect pixels (``argmax(logits) == 1``) and
-``T`` the true ones:
+The headline Dice is that of **any defect**, whatever ``K``, so binary and typed models compare
+on one number; with ``P`` the predicted defect pixels (``jaxmag.learn.classes.any_defect_prediction``:
+``argmax(logits) == 1`` for ``K = 2``) and ``T`` the true ones (``labels > 0``):
 
 - **per image**: ``2|P∩T| / (|P| + |T|)``; if both are empty the image is scored 1 (nothing to
   find, nothing claimed), if exactly one is empty it is scored 0;
@@ -13,6 +15,11 @@ Dice for the defect class, with ``P`` the predicted defect pixels (``argmax(logi
   dividing, ``2ΣTP / (2ΣTP + ΣFP + ΣFN)``; it is 1 if the set has no true and no predicted
   defect pixel at all. Large defects weigh more than small ones, and images without defects
   contribute only their false positives.
+
+For ``K > 2`` the sums add the confusion matrix ``confusion[i, j]`` (pixels of true class ``i``
+predicted as class ``j``, ``jaxmag.learn.classes.typed_prediction``) and ``summarize`` the
+per-class Dice ``2 C_kk / (Σ_j C_kj + Σ_i C_ik)`` (1 when the class is neither true nor
+predicted anywhere); binary models report neither, and their numbers are unchanged.
 
 The ``*_sums`` functions return additive sums so that batches (and devices) combine exactly;
 ``dice(pred, truth)`` is the aggregated Dice of two host masks (NumPy), for maps outside a run.
@@ -23,9 +30,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmag.learn.classes import any_defect_prediction, typed_prediction
+
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Pixel-wise cross-entropy per image: ``(B, ny, nx, 2), (B, ny, nx) -> (B,)`` mean over pixels."""
+    """Pixel-wise cross-entropy per image: ``(B, ny, nx, K), (B, ny, nx) -> (B,)`` mean over pixels
+    (softmax over the ``K`` classes; labels are class indices)."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     picked = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
     return -jnp.mean(picked, axis=(1, 2))
@@ -65,11 +75,15 @@ def segmentation_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> 
     """Additive metric sums over the real images of a batch (scalars, float32).
 
     Keys: ``loss_sum`` (sum of per-image cross-entropy), ``dice_image_sum`` (sum of per-image
-    Dice), ``tp``, ``fp``, ``fn`` (pixel counts), ``pred_pixels`` and ``count`` (images).
+    any-defect Dice), ``tp``, ``fp``, ``fn`` (any-defect pixel counts), ``pred_pixels`` and
+    ``count`` (images); for ``K > 2`` also ``confusion`` ``(K, K)`` (``class_confusion``).
     """
     mask = mask.astype(jnp.float32)
-    pred = jnp.argmax(logits, axis=-1) == 1
+    pred = any_defect_prediction(logits)
     tp, fp, fn = confusion_counts(pred, labels)
+    extra = {}
+    if logits.shape[-1] > 2:
+        extra["confusion"] = class_confusion(typed_prediction(logits), labels, mask, logits.shape[-1])
     return {
         "loss_sum": jnp.sum(cross_entropy(logits, labels) * mask),
         "dice_image_sum": jnp.sum(dice_per_image(pred, labels) * mask),
@@ -78,18 +92,40 @@ def segmentation_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> 
         "fn": jnp.sum(fn * mask),
         "pred_pixels": jnp.sum((tp + fp) * mask),
         "count": jnp.sum(mask),
+        **extra,
     }
+
+
+def class_confusion(pred: jax.Array, labels: jax.Array, mask: jax.Array, num_classes: int) -> jax.Array:
+    """``(K, K)`` float32 pixel counts over the real images: row = true class, column = predicted."""
+    t = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    p = jax.nn.one_hot(pred, num_classes, dtype=jnp.float32)
+    return jnp.einsum("bhwi,bhwj,b->ij", t, p, mask.astype(jnp.float32))
+
+
+def class_dice(confusion) -> list[float]:
+    """Per-class Dice ``2 C_kk / (Σ_j C_kj + Σ_i C_ik)`` of a ``(K, K)`` confusion matrix (1 for a
+    class that is neither true nor predicted anywhere)."""
+    c = np.asarray(confusion, np.float64)
+    diag = np.diag(c)
+    return [dice_from_counts(diag[k], c[:, k].sum() - diag[k], c[k].sum() - diag[k]) for k in range(c.shape[0])]
 
 
 def summarize(sums: dict[str, float]) -> dict[str, float]:
     """Turn accumulated ``segmentation_sums`` into reported metrics.
 
     Returns ``dice`` (aggregated), ``dice_per_image`` (mean of per-image Dice), ``loss``
-    (mean cross-entropy), ``tp``/``fp``/``fn`` and ``num_images``.
+    (mean cross-entropy), ``tp``/``fp``/``fn`` and ``num_images``; with a ``confusion`` sum
+    (``K > 2``) also ``class_dice`` (per class, background first) and ``confusion`` (``K x K``
+    integer pixel counts, rows true, columns predicted).
     """
     n = float(sums["count"])
     if n <= 0:
         raise ValueError("cannot summarise metrics over an empty set")
+    typed = {}
+    if "confusion" in sums:
+        confusion = np.rint(np.asarray(sums["confusion"], np.float64)).astype(np.int64)
+        typed = {"class_dice": class_dice(confusion), "confusion": confusion.tolist()}
     return {
         "dice": dice_from_counts(float(sums["tp"]), float(sums["fp"]), float(sums["fn"])),
         "dice_per_image": float(sums["dice_image_sum"]) / n,
@@ -98,4 +134,5 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
         "fp": int(sums["fp"]),
         "fn": int(sums["fn"]),
         "num_images": int(n),
+        **typed,
     }

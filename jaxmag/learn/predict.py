@@ -22,6 +22,10 @@ and says which ``jaxmag finetune`` command to run when they differ by more than 
 as the paper advises (Knapman et al. 2026: estimate the noise on defect-free regions, train
 with matching noise).
 
+A typed run (``[model] classes = "typed"``, ``jaxmag.learn.classes``) predicts the same
+probability of any defect (``1 - p(background)``); ``predict_class_probability`` gives its
+per-class probabilities ``(ny, nx, K)``, tiled the same way, for maps of the defect types.
+
 ``write_prediction`` writes ``probability.{tif,npy,png}``, ``mask.{tif,npy,png}``,
 ``overlay.png`` and ``prediction.json`` into a folder.
 """
@@ -40,7 +44,7 @@ from jaxmag.channels import Channel, movie_maps, needed, parse_channels, stack_c
 from jaxmag.io import outdir
 from jaxmag.io.atomic import atomic_write, write_text
 from jaxmag.io.movie import Movie, movie_from_array
-from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_proba
+from jaxmag.learn.evaluation import load_trained, normalise_inputs, predict_class_proba, predict_proba
 from jaxmag.measures import check_movie, working_float
 from jaxmag.learn.noise_match import reference_kind
 from jaxmag.noise import NOISE_MODELS, condition_label, estimate_noise_variances, noise_model, parse_noise_spec
@@ -179,11 +183,33 @@ def predict_probability(
     overlap: int | None = None,
     batch_size: int = 8,
 ) -> tuple[np.ndarray, int, tuple[int, int]]:
-    """Defect probability ``(ny, nx)`` for raw input maps ``(ny, nx, C)`` of any size.
+    """Probability of any defect ``(ny, nx)`` for raw input maps ``(ny, nx, C)`` of any size
+    (``jaxmag.learn.evaluation.predict_proba``: ``1 - p(background)`` of a typed run).
 
     ``tile``: tile size (default: the training image size; ``0`` predicts the padded image in one
     piece). Returns ``(probability, number of tiles, padded shape)``.
     """
+    return _tiled(predict_proba, model, info, raw, tile, overlap, batch_size)
+
+
+def predict_class_probability(
+    model,
+    info: Mapping,
+    raw: np.ndarray,
+    *,
+    tile: int | tuple[int, int] | None = None,
+    overlap: int | None = None,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """Per-class probabilities ``(ny, nx, K)`` (class 0 background, then the run's classes in the
+    order of ``jaxmag.learn.classes.class_names``) for raw input maps ``(ny, nx, C)``, padded and
+    tiled as ``predict_probability``; they sum to 1 per pixel, and ``1 - [..., 0]`` is its
+    probability of any defect (to rounding). Returns ``(probabilities, number of tiles, padded shape)``."""
+    return _tiled(predict_class_proba, model, info, raw, tile, overlap, batch_size)
+
+
+def _tiled(proba_fn, model, info: Mapping, raw: np.ndarray, tile, overlap, batch_size: int):
+    """``proba_fn(model, tiles)`` over padded, overlapping tiles of ``raw``, blended with the window."""
     raw = np.asarray(raw, np.float32)
     if raw.ndim != 3 or raw.shape[-1] != len(info["inputs"]):
         raise ValueError(f"input maps must be (ny, nx, {len(info['inputs'])}), got {raw.shape}")
@@ -202,10 +228,11 @@ def predict_probability(
         raise ValueError(f"overlap must be in [0, {min(th, tw)}) pixels for tiles of {th} x {tw}, got {overlap}")
     ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
     tiles = np.stack([padded[y : y + th, x0 : x0 + tw] for y in ys for x0 in xs])
-    proba = predict_proba(model, tiles, batch_size=batch_size)
+    proba = proba_fn(model, tiles, batch_size=batch_size)
     weight = np.outer(_window(th, len(ys) == 1), _window(tw, len(xs) == 1))
-    acc = np.zeros((H, W), np.float64)
-    norm = np.zeros((H, W), np.float64)
+    weight = weight.reshape(weight.shape + (1,) * (proba.ndim - 3))  # per-class probabilities: one weight per pixel
+    acc = np.zeros((H, W) + proba.shape[3:], np.float64)
+    norm = np.zeros((H, W) + (1,) * (proba.ndim - 3), np.float64)
     for k, (y, x0) in enumerate((y, x0) for y in ys for x0 in xs):
         acc[y : y + th, x0 : x0 + tw] += weight * proba[k]
         norm[y : y + th, x0 : x0 + tw] += weight

@@ -33,11 +33,16 @@ def model_dropout(config) -> float:
 
 def soft_dice_loss(logits: jax.Array, labels: jax.Array, eps: float = 1.0) -> jax.Array:
     """``1 - (2 Σ p t + eps) / (Σ p + Σ t + eps)`` over the whole batch, ``p`` the softmax
-    probability of the defect class: it rewards finding the ~10 % defect pixels as much as the
-    background, which cross-entropy alone does not when the signal is weak (a model that
-    predicts no defect at all scores a cross-entropy near the prior, but a Dice loss of 1)."""
-    p = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)[..., 1]
-    t = labels.astype(jnp.float32)
+    probability of any defect (``jaxmag.learn.classes.any_defect_probability``: the defect
+    class of a binary model, ``1 - p(background)`` of a typed one) and ``t = labels > 0``: it
+    rewards finding the ~10 % defect pixels as much as the background, which cross-entropy
+    alone does not when the signal is weak (a model that predicts no defect at all scores a
+    cross-entropy near the prior, but a Dice loss of 1). The types of a typed model are learnt
+    by the K-class cross-entropy."""
+    from jaxmag.learn.classes import any_defect_probability
+
+    p = any_defect_probability(logits)
+    t = (labels > 0).astype(jnp.float32)
     return 1.0 - (2.0 * jnp.sum(p * t) + eps) / (jnp.sum(p) + jnp.sum(t) + eps)
 
 
@@ -79,7 +84,14 @@ def make_source(recipe: Recipe, config, *, data_path, measures_path, inputs, tra
 
     check_recorded_inputs(config, inputs)
     t = config.training
-    common = dict(train_condition=train_condition, batch_size=t.batch_size, split=t.split, seed=t.seed, **kw)
+    # the labels as [model] classes reads them (jaxmag.learn.classes): blob ids -> classes
+    common = dict(train_condition=train_condition, batch_size=t.batch_size, split=t.split, seed=t.seed,
+                  classes=config.model.classes, num_a=config.defects.num_a, **kw)
+    if recipe.source == "measures" and config.instrument.enabled and config.model.classes != "binary":
+        raise ValueError(f"[model] classes = {config.model.classes!r} needs the blob ids of the labels, but the "
+                         "measures file of an [instrument] stores pixel labels (0/1, jaxmag.recording.pixel_labels): "
+                         "train typed classes on the dataset's films with a movie recipe (e.g. training.recipe = "
+                         "\"robust\"), which records them anew and bins the classes onto the pixels")
     if recipe.source == "measures":
         return MeasuresSource(measures_path, inputs, **common)
     if config.instrument.enabled:

@@ -1,7 +1,9 @@
 """The U-Net of Knapman et al. (2026, appendix A), in Flax NNX.
 
-Layout is channel-last everywhere: inputs ``(B, ny, nx, C)`` float, logits ``(B, ny, nx, 2)``
-(channel 0 background, channel 1 defect). ``ny`` and ``nx`` must be divisible by ``2**depth``.
+Layout is channel-last everywhere: inputs ``(B, ny, nx, C)`` float, logits ``(B, ny, nx, K)``
+with ``K = num_classes`` (channel 0 background; the paper's ``K = 2``: channel 1 defect; the
+training library's class schemes, ``jaxmag.learn.classes``, say what the others are). ``ny``
+and ``nx`` must be divisible by ``2**depth``.
 
 Architecture (Ronneberger et al. 2015, padded "same" convolutions):
 
@@ -11,7 +13,7 @@ Architecture (Ronneberger et al. 2015, padded "same" convolutions):
   dropout, Conv3x3 + ReLU; the dropout mask is drawn per (image, channel) and shared over
   pixels, as in ``torch.nn.Dropout2d``;
 - 2x2 max pooling down, 2x2 stride-2 transposed convolution up, skip connections by
-  concatenation, and a final 1x1 convolution to 2 logits.
+  concatenation, and a final 1x1 convolution to ``num_classes`` logits (2 in the paper).
 
 The paper configuration (``in_channels=1, base_features=64, depth=4``: levels 64-128-256-512,
 bottleneck 1024) has **31,030,658** parameters (checked in ``tests/test_unet.py``).
@@ -95,7 +97,7 @@ class UpConv2x2(nnx.Module):
 
 
 class UNet(nnx.Module):
-    """U-Net segmenter: ``(B, ny, nx, in_channels) -> (B, ny, nx, 2)`` float32 logits.
+    """U-Net segmenter: ``(B, ny, nx, in_channels) -> (B, ny, nx, num_classes)`` float32 logits.
 
     Args:
         in_channels: number of input maps stacked channel-last (>= 1).
@@ -105,6 +107,7 @@ class UNet(nnx.Module):
         dropout: spatial dropout probability inside every block.
         compute_dtype: dtype of the convolutions (``jnp.float32`` or ``jnp.bfloat16``);
             parameters are always stored in float32 and logits are returned in float32.
+        num_classes: logits per pixel (>= 2; channel 0 is the background).
         input_norm: ``"none"`` or ``"per_image"`` (each map minus its spatial mean, over its
             spatial standard deviation).
         rngs: initialisation randomness (``nnx.Rngs(params=key)``).
@@ -128,6 +131,8 @@ class UNet(nnx.Module):
             raise ValueError(f"UNet base_features and depth must be >= 1, got {base_features}, {depth}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
+        if num_classes < 2:
+            raise ValueError(f"UNet num_classes must be >= 2 (background and at least one defect class), got {num_classes}")
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"UNet input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         self.in_channels = in_channels
@@ -156,7 +161,7 @@ class UNet(nnx.Module):
                              rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
-        """Logits ``(B, ny, nx, 2)`` float32 for inputs ``(B, ny, nx, in_channels)``.
+        """Logits ``(B, ny, nx, num_classes)`` float32 for inputs ``(B, ny, nx, in_channels)``.
 
         ``train=True`` enables dropout and needs ``rngs=nnx.Rngs(dropout=key)``.
         """

@@ -4,6 +4,7 @@ The file (read through ``jaxmag.io.measures_file.MeasuresFile``)::
 
     /<condition>/<measure>/<component>   (N, ny, nx) float32   condition "clean", "gaussian_1e-2", ...
     /labels                              (N, ny, nx) uint8     0 background, > 0 defect blob id
+                                                               (classes: jaxmag.learn.classes)
 
 Training and validation inputs come from the training condition's group, normalised with the
 statistics of the clean training maps; the test set may be read in any condition the file holds.
@@ -20,6 +21,7 @@ from jax.sharding import Mesh
 
 from jaxmag.io.measures_file import MeasuresFile
 from jaxmag.learn import normalization, sharding
+from jaxmag.learn.classes import class_scheme
 from jaxmag.learn.sources import (
     Batch,
     EvalSet,
@@ -48,6 +50,9 @@ class MeasuresSource:
         norm_stats: stored statistics; computed from the clean training subset if ``None``.
         mesh: device mesh (default: all devices).
         load_train: read the training maps (``False`` for evaluation only).
+        classes, num_a: the class scheme the blob ids of ``/labels`` are read with
+            (``jaxmag.learn.classes``: ``"binary"``, > 0, the default; ``"typed"``, 0/1/2 by blob
+            group, which needs ``num_a``, ``[defects] num_a``).
 
     The whole train and validation arrays are read into host memory once.
     """
@@ -65,7 +70,10 @@ class MeasuresSource:
         norm_stats: dict | None = None,
         mesh: Mesh | None = None,
         load_train: bool = True,
+        classes: str = "binary",
+        num_a: int | None = None,
     ):
+        self.classes, self.num_a = class_scheme(classes).name, num_a
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"measures file not found: {self.path}")
@@ -76,7 +84,7 @@ class MeasuresSource:
         self.train_condition = self.file.resolve_condition(train_condition)
         self.file.check("clean", self.inputs)
         self.file.check(self.train_condition, self.inputs)
-        self._labels = (self.file.labels() > 0).astype(np.int32)
+        self._labels = class_scheme(self.classes).labels(self.file.labels(), self.num_a).astype(np.int32)
         self.labels_sha256 = labels_digest(self._labels)
         self.indices = split_of(self.shape[0], split, seed, indices, str(self.path))
         if norm_stats is None:
@@ -127,4 +135,5 @@ class MeasuresSource:
             "num_samples": self.shape[0],
             "image_shape": list(self.shape[1:]),
             "conditions": sorted(self.layout),
+            **({} if self.classes == "binary" else {"classes": self.classes, "num_a": self.num_a}),
         }

@@ -44,6 +44,7 @@ from jaxmag.channels import (
 from jaxmag.io.dataset import open_dataset, read_labels, read_movies
 from jaxmag.layout import measure_from_stored
 from jaxmag.learn import normalization, sharding
+from jaxmag.learn.classes import class_scheme
 from jaxmag.learn.sources import (
     Batch,
     EvalSet,
@@ -155,7 +156,7 @@ class MovieSource:
 
     Args:
         movies: clean movies ``(N, T, C, ny, nx)`` (float32 or float16), the stored layout.
-        labels: ``(N, ny, nx)``, > 0 is defect.
+        labels: ``(N, ny, nx)`` blob ids (0 background, ``1..num_a`` the "a" blobs, then the "b" ones).
         components: the letters of the movies' C axis (``"xz"``).
         inputs: ``((measure, component), ...)``.
         measure_options: ``{component: MeasureOptions}`` (``jaxmag.assemble.measure_options``).
@@ -169,6 +170,9 @@ class MovieSource:
             symmetries (``jaxmag.symmetry.film_symmetries``); default +x, the paper's film.
         augment, fresh_noise: random symmetries; a fresh noise draw every step.
         steps_per_epoch: batches per epoch (default: as many as the training films fill once).
+        classes, num_a: the class scheme the labels are read with (``jaxmag.learn.classes``:
+            ``"binary"``, labels > 0, the default; ``"typed"``, 0/1/2 by blob group, which needs
+            ``num_a``, ``[defects] num_a``).
         norm_stats: stored statistics; computed from the clean training maps if ``None``.
     """
 
@@ -197,7 +201,10 @@ class MovieSource:
         device_budget_bytes: int | None = None,
         mesh: Mesh | None = None,
         chunk: int = 16,
+        classes: str = "binary",
+        num_a: int | None = None,
     ):
+        self.classes, self.num_a = class_scheme(classes).name, num_a
         store = movies if isinstance(movies, _FileMovies) else _HostMovies(movies, components)
         self.path = store.origin
         self.inputs, self.input_names = input_channels(inputs)
@@ -253,14 +260,15 @@ class MovieSource:
             raise ValueError(f"the movie source cannot make the training condition {condition!r}: {exc}") from None
 
     def _check_labels(self, labels, run_index) -> tuple[np.ndarray, np.ndarray]:
-        """Binary labels ``(N, ny, nx)`` int32 and run indices ``(N,)`` int64, checked against the movies."""
+        """Class labels ``(N, ny, nx)`` int32 (``self.classes``) and run indices ``(N,)`` int64, checked
+        against the movies."""
         labels = np.asarray(labels)
         if labels.shape != self.shape:
             raise ValueError(f"labels must be (N, ny, nx) = {self.shape} to match the movies, got {labels.shape}")
         run_index = np.arange(self.shape[0]) if run_index is None else np.asarray(run_index, np.int64)
         if run_index.shape != self.shape[:1]:
             raise ValueError(f"run_index must be ({self.shape[0]},), one per movie, got {run_index.shape}")
-        return (labels > 0).astype(np.int32), run_index
+        return class_scheme(self.classes).labels(labels, self.num_a).astype(np.int32), run_index
 
     def _needed_components(self, stored: str) -> str:
         """The stored components the inputs read, in stored order (unknown measures refused)."""
@@ -465,4 +473,5 @@ class MovieSource:
             "fresh_noise": self.fresh_noise,
             "noise_seed": self.noise_seed,
             "stream": self.stream,
+            **({} if self.classes == "binary" else {"classes": self.classes, "num_a": self.num_a}),
         }

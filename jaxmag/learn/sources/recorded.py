@@ -41,6 +41,7 @@ from jaxmag.channels import (PROBE_COMPONENT, Channel, gaussian_sufficient_stats
 from jaxmag.instrument import NORMAL_LIMIT_PHOTONS
 from jaxmag.io.dataset import open_dataset, read_labels, read_movies
 from jaxmag.learn import normalization, sharding
+from jaxmag.learn.classes import class_scheme, pixel_classes
 from jaxmag.learn.sources import (Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
                                   labels_digest, split_of)
 from jaxmag.learn.splits import epoch_permutation
@@ -57,7 +58,7 @@ class RecordedSource:
 
     Args:
         movies: clean films ``(N, T, C, ny, nx)`` on cells, the stored layout.
-        labels: ``(N, ny, nx)`` cell labels, > 0 is defect.
+        labels: ``(N, ny, nx)`` cell labels, blob ids (0 background).
         plan: the instrument on the films' grid (``jaxmag.recording.recording_plan``; its
             ``components`` are the movies' C axis).
         inputs: ``((measure, "p"), ...)``: measures of the recorded signal.
@@ -68,13 +69,18 @@ class RecordedSource:
         augment: random exact symmetries per training sample.
         easy_axis: picks the film's symmetries.
         norm_stats: given, else from the recorded training films.
+        classes, num_a: the class scheme of the labels (``jaxmag.learn.classes``): ``"binary"``
+            (> 0; pixel labels ``jaxmag.recording.pixel_labels``) or ``"typed"`` (0/1/2 by blob
+            group, ``num_a`` = ``[defects] num_a``; a pixel is a defect where defect cells cover
+            half of it, of the class covering most of it: ``jaxmag.learn.classes.pixel_classes``).
     """
 
     def __init__(self, movies, labels, plan: RecordingPlan, inputs, measure_options: Mapping[str, MeasureOptions], *,
                  noise: str = "clean", batch_size: int = 16, indices: dict | None = None,
                  split: tuple[float, float, float] = (0.70, 0.15, 0.15), seed: int = 0, noise_seed: int = 0,
                  augment: bool = True, easy_axis=(1.0, 0.0, 0.0), norm_stats: dict | None = None,
-                 steps_per_epoch: int | None = None, mesh: Mesh | None = None, chunk: int = 8):
+                 steps_per_epoch: int | None = None, mesh: Mesh | None = None, chunk: int = 8,
+                 classes: str = "binary", num_a: int | None = None):
         movies = np.asarray(movies, np.float32)
         if movies.ndim != 5 or movies.shape[2] != len(plan.components) or movies.shape[3:] != plan.cell_shape:
             raise ValueError(f"films must be (N, T, {len(plan.components)}, {plan.cell_shape[0]}, {plan.cell_shape[1]}) "
@@ -93,8 +99,9 @@ class RecordedSource:
         self.train_condition = self.spec.name
         self.noise_seed, self.seed, self.augment = int(noise_seed), int(seed), bool(augment)
         self.shape = (movies.shape[0],) + plan.pixel_shape
-        self._labels_cells = (labels > 0).astype(np.int32)
-        self.labels = np.asarray(pixel_labels(self._labels_cells, plan), np.int32)
+        self.classes, self.num_a = class_scheme(classes).name, num_a
+        self._labels_cells = class_scheme(classes).labels(labels, num_a).astype(np.int32)
+        self.labels = np.asarray(self._pixel_labels(self._labels_cells), np.int32)
         self.labels_sha256 = labels_digest(self.labels)
         self.indices = split_of(movies.shape[0], split, self.seed, indices, "the films")
         check_train_size(self.indices["train"].size, self.batch_size)
@@ -140,6 +147,12 @@ class RecordedSource:
 
     # -- the device functions -----------------------------------------------------------------
 
+    def _pixel_labels(self, cell_labels):
+        """Cell classes -> detector-pixel classes (NumPy or jax): ``pixel_labels`` for binary labels."""
+        if self.classes == "binary":
+            return pixel_labels(cell_labels, self.plan)
+        return pixel_classes(cell_labels, self.plan, len(class_scheme(self.classes)))
+
     def _maps(self, key: jax.Array, movies: jax.Array) -> jax.Array:
         """Films ``(B, T, C, ny, nx)`` -> raw channel maps of their record ``(B, ny_pix, nx_pix, K)``."""
         k_rec, k_noise = jax.random.split(key)
@@ -156,7 +169,7 @@ class RecordedSource:
             codes, shifts = self.symmetries.draw(k_flip, k_shift, self.plan.cell_shape, (rows.shape[0],))
             m, lab = self.symmetries.augment_movies(m, lab, codes, shifts)
         x = self._maps(k_rec, m)
-        return normalization.normalize(x, self.norm_stats), pixel_labels(lab, self.plan).astype(jnp.int32)
+        return normalization.normalize(x, self.norm_stats), self._pixel_labels(lab).astype(jnp.int32)
 
     # -- sampled batches (module docstring) ---------------------------------------------------
 
@@ -298,4 +311,5 @@ class RecordedSource:
             "noise": self.train_condition,
             "noise_seed": self.noise_seed,
             "sampled_batches": self.sampled(),
+            **({} if self.classes == "binary" else {"classes": self.classes, "num_a": self.num_a}),
         }
