@@ -69,3 +69,12 @@ def add_movie_options(parser, component_help: str) -> None:
                         help="none | minmax | maxabs | ms:<Ms in A/m>: map the data to unit-vector components "
                              "(default none)")
     parser.add_argument("--max-abs", type=float, default=MAX_ABS, metavar="X", help=max_abs_help())
+
+
+def add_classes(parser) -> None:
+    """``--classes binary|typed``: the class scheme of the U-Net (``jaxmag.learn.classes``), over ``[model] classes``."""
+    from jaxmag.learn.classes import SCHEMES
+
+    parser.add_argument("--classes", choices=tuple(SCHEMES),
+                        help="what the U-Net segments (overrides [model] classes): binary = background/defect, "
+                             "typed = background and one class per [defects] group (softer, harder)")

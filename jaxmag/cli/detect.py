@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import get_args
 
-from jaxmag.cli._options import add_force, add_movie_options, add_noise
+from jaxmag.cli._options import add_classes, add_force, add_movie_options, add_noise
 from jaxmag.grid import Boundary
 
 
@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--signal", choices=("counts", "magnetisation"),
                    help="what the movie holds: detector counts (docs/instrument.md) or unit-vector magnetisation "
                    "(default: counts for integer TIFF/HDF5 data, magnetisation otherwise)")
+    add_classes(p)
     p.add_argument("--probe", help="counts: the probe direction, x, y, z, grazing:DEGREES (XMCD-PEEM) or kx,ky,kz (default z)")
     p.add_argument("--pixel-size", type=float, metavar="M",
                    help="counts: detector pixel in m (default: the movie's OME/ImageJ/HDF5 metadata)")
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         max_abs=args.max_abs, regime=args.regime, material=args.material, boundary=args.boundary, cell_size=args.cell_size,
         frame_interval=args.frame_interval, temperature=args.temperature, inputs=args.inputs, noise=args.noise,
         budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, force=args.force,
-        progress=not args.no_progress, signal=args.signal, probe=args.probe, pixel_size=args.pixel_size,
+        progress=not args.no_progress, signal=args.signal, classes=args.classes, probe=args.probe, pixel_size=args.pixel_size,
         psf_fwhm=args.psf_fwhm, exposure=args.exposure,
     )
     f, v, n = res.facts, res.validation, res.noise

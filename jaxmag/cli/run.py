@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from jaxmag.cli.train import add_classes, with_classes
+from jaxmag.cli._options import add_classes
+from jaxmag.cli.train import with_classes
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ import argparse
 from pathlib import Path
 
 from jaxmag.cli._choices import component_names, measure_names
-from jaxmag.cli._options import add_noise
+from jaxmag.cli._options import add_classes, add_noise
 from jaxmag.config import load_config, parse_input_spec
 
 
@@ -46,15 +46,6 @@ def input_channels(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     if not (args.measure and args.component):
         raise ValueError("name the input with --measure and --component (or --inputs mean:x,std:z)")
     return parse_input_spec(f"{args.measure}:{args.component}")
-
-
-def add_classes(parser: argparse.ArgumentParser) -> None:
-    """``--classes binary|typed``: the class scheme of the U-Net (``jaxmag.learn.classes``), over ``[model] classes``."""
-    from jaxmag.learn.classes import SCHEMES
-
-    parser.add_argument("--classes", choices=tuple(SCHEMES),
-                        help="what the U-Net segments (overrides [model] classes): binary = background/defect, "
-                             "typed = background and one class per [defects] group (softer, harder)")
 
 
 def with_classes(config, classes: str | None):

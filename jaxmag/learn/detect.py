@@ -60,7 +60,9 @@ from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.budgets import Budget
 from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage,
-                                         regime_films, trained_member, request_budget, slug, stage)
+                                         movie_types, regime_films, request_budget, slug, stage, trained_member,
+                                         with_classes)
+from jaxmag.learn.classes import class_names
 from jaxmag.learn.detect_counts import detect_counts
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.learn.noise_match import estimate_noise, strongest
@@ -77,7 +79,7 @@ def read_request(movie: Any, out: Path, *, component: str | None, dataset: str |
                  max_abs: float, material: str | Path | None, boundary: str | None, cell_size: float | None,
                  frame_interval: float | None, temperature: float | None, inputs: str, noise: str,
                  budget: str | Budget | None, cache: str | Path | None, threshold: float, seed: int | None,
-                 force: bool, regime: str | Path | None = None) -> Request:
+                 force: bool, regime: str | Path | None = None, classes: str | None = None) -> Request:
     """Stage 1: read the movie, build its regime, check every choice, claim ``out`` and write ``regime.toml``.
 
     All bad input is refused here, before anything is simulated (``detect`` documents the arguments).
@@ -90,8 +92,9 @@ def read_request(movie: Any, out: Path, *, component: str | None, dataset: str |
     facts = rg.movie_facts(movies, cell_size_m=cell_size, frame_interval_s=frame_interval, boundary=boundary,
                            regime=file_config, regime_name=file_name,
                            easy_axis=rg.regime_easy_axis(material, file_config))
-    built = rg.build_regime(facts, regime=file_config, regime_name=file_name, material=material, temperature=temperature,
-                            seed=seed, budget_label=budget_label, **budget_keys)
+    built = with_classes(rg.build_regime(facts, regime=file_config, regime_name=file_name, material=material,
+                                         temperature=temperature, seed=seed, budget_label=budget_label, **budget_keys),
+                         classes)
     requested = None if inputs == "auto" else parse_input_spec(inputs)
     if requested is not None:
         missing = sorted({c for _, c in requested} - set(movies))
@@ -147,7 +150,8 @@ def regime_source(request: Request, films: Films, channels, spec: NoiseSpec, nor
                        measure_options(request.config.measures), train_condition=spec.name, batch_size=b.batch_size,
                        indices=indices, noise_seed=request.config.noise.seed, periodic=films.periodic,
                        easy_axis=request.config.material.easy_axis, augment=True,
-                       fresh_noise=True, norm_stats=norm_stats, steps_per_epoch=b.steps_per_epoch)
+                       fresh_noise=True, norm_stats=norm_stats, steps_per_epoch=b.steps_per_epoch,
+                       classes=request.config.model.classes, num_a=request.config.defects.num_a)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,6 +261,7 @@ def detect(
     force: bool = False,
     progress: bool = True,
     signal: str | None = None,
+    classes: str | None = None,
     probe: str | None = None,
     pixel_size: float | None = None,
     psf_fwhm: float | None = None,
@@ -282,6 +287,9 @@ def detect(
         threshold: probability of the mask.
         seed: of the simulated films (default 0).
         force: replace files in ``out`` that jaxmag did not write (``jaxmag.io.outdir``).
+        classes: ``"binary"`` or ``"typed"`` (one class per defect group of ``[defects]``, named
+            softer or harder from its factor: ``jaxmag.learn.classes``); default: the regime
+            file's, else binary.
         signal: ``"magnetisation"`` (unit-vector components) or ``"counts"`` (what a microscope
             recorded: ``jaxmag.learn.detect_counts``, which ``probe``, ``pixel_size`` (m),
             ``psf_fwhm`` (m) and ``exposure`` (s) describe); default: counts for integer TIFF and
@@ -296,7 +304,8 @@ def detect(
         return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm, exposure=exposure,
                              dataset=dataset, regime=regime, material=material, boundary=boundary, cell_size=cell_size,
                              frame_interval=frame_interval, temperature=temperature, inputs=inputs, budget=budget,
-                             cache=cache, threshold=threshold, seed=seed, force=force, progress=progress)
+                             cache=cache, threshold=threshold, seed=seed, force=force, progress=progress,
+                             classes=classes)
     if signal != "magnetisation":
         raise ValueError(f"--signal must be counts or magnetisation, got {signal!r}")
     given = [n for n, v in (("--probe", probe), ("--pixel-size", pixel_size), ("--psf-fwhm", psf_fwhm),
@@ -311,7 +320,7 @@ def detect(
             movie, Path(out), component=component, dataset=dataset, rescale=rescale, max_abs=max_abs,
             regime=regime, material=material, boundary=boundary, cell_size=cell_size, frame_interval=frame_interval,
             temperature=temperature, inputs=inputs, noise=noise, budget=budget, cache=cache, threshold=threshold,
-            seed=seed, force=force)
+            seed=seed, force=force, classes=classes)
     with stage(seconds, "simulate"):
         films = regime_films(request, progress)
         request = calibrate_bins(request, films, Path(out))
@@ -326,6 +335,7 @@ def detect(
         model = models[0]
     with stage(seconds, "predict"):
         proba, uncertainty, confidence, raw, base_mask, input_names = apply_model(request, films, models, channels, spec)
+        types = movie_types([m.run_dir for m in models], raw, proba >= request.threshold)
         statistics, warnings = check_regime(request, films, spec)
     seconds["total"] = time.perf_counter() - t0
     b = request.budget
@@ -335,6 +345,7 @@ def detect(
         validation={"inputs_scored_by_baseline": scores, **model.record, "val_films": b.val_films, "test_films": b.test_films},
         warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=request.description, budget=request.budget_name, threshold=request.threshold, statistics=statistics,
-        origin=request.origin, uncertainty=uncertainty, confidence=confidence,
+        origin=request.origin, uncertainty=uncertainty, confidence=confidence, types=types,
+        class_names=class_names(request.config.model.classes, request.config.defects),
     )
     return dataclasses.replace(result, files=write_detection(result, Path(out)))

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from jaxmag.channels import PROBE_COMPONENT
+from jaxmag.learn.classes import class_names
 from jaxmag.config import Config, load_config, parse_input_spec
 from jaxmag.instrument import Instrument, probe_direction
 from jaxmag.io import outdir
@@ -41,7 +42,8 @@ from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.counts import RecordingEstimate, estimate_recording
 from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, confidence_stage,
-                                         regime_films, trained_member, request_budget, slug, stage)
+                                         movie_types, regime_films, request_budget, slug, stage, trained_member,
+                                         with_classes)
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.recording import RecordingPlan, calibrate_counts, recording_plan, record_signal
 
@@ -117,7 +119,7 @@ def read_counts_request(movie: Any, out: Path, *, dataset: str | None, probe: st
                         frame_interval: float | None, boundary: str | None, material: str | Path | None,
                         temperature: float | None, inputs: str, budget: str | None, cache: str | Path | None,
                         threshold: float, seed: int | None, force: bool, regime: str | Path | None = None,
-                        full_scale: float | None = None) -> CountsRequest:
+                        full_scale: float | None = None, classes: str | None = None) -> CountsRequest:
     """Stage 1 (module docstring): every bad input is refused here, before anything is simulated."""
     if not 0 < threshold < 1:
         raise ValueError(f"--threshold must be in (0, 1), got {threshold}")
@@ -166,8 +168,8 @@ def read_counts_request(movie: Any, out: Path, *, dataset: str | None, probe: st
                            "default (the largest cell <= the material's that divides the pixel)",
                            "frame_interval_s": interval_origin, "boundary": bnd_origin}, evidence)
     budget_name, b, budget_keys, budget_label = request_budget(budget, file_config, file_name)
-    built = rg.build_regime(facts, regime=None, material=material, temperature=temperature, seed=seed,
-                            budget_label=budget_label, **budget_keys)
+    built = with_classes(rg.build_regime(facts, regime=None, material=material, temperature=temperature, seed=seed,
+                                         budget_label=budget_label, **budget_keys), classes)
     needed = "".join(a for a, k in zip("xyz", probe_direction(optics.probe)) if k != 0)
     comps = "".join(c for c in "xyz" if c in needed + "xz")
     config = built.config.replace(instrument=optics,
@@ -223,7 +225,8 @@ def _source(req: Request, films: Films, plan: RecordingPlan, channels, norm_stat
     return RecordedSource(films.m[rows], films.labels[rows], plan, tuple(tuple(c) for c in channels),
                           {PROBE_COMPONENT: req.config.measures.options(PROBE_COMPONENT)}, batch_size=b.batch_size,
                           indices=indices, noise_seed=req.config.noise.seed, easy_axis=req.config.material.easy_axis,
-                          norm_stats=norm_stats, steps_per_epoch=b.steps_per_epoch)
+                          norm_stats=norm_stats, steps_per_epoch=b.steps_per_epoch,
+                          classes=req.config.model.classes, num_a=req.config.defects.num_a)
 
 
 def choose_counts_inputs(req: Request, films: Films, plan: RecordingPlan):
@@ -258,7 +261,7 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
                   cell_size: float | None = None, frame_interval: float | None = None, temperature: float | None = None,
                   inputs: str = "auto", budget: str | None = None, cache: str | Path | None = None,
                   threshold: float = 0.5, seed: int | None = None, force: bool = False, progress: bool = True,
-                  full_scale: float | None = None) -> DetectionResult:
+                  full_scale: float | None = None, classes: str | None = None) -> DetectionResult:
     """Defect map of a counts movie (module docstring). Arguments as ``jaxmag.learn.detect.detect``, plus
     ``probe`` (``x``, ``y``, ``z``, ``grazing:DEG`` or ``kx,ky,kz``), ``pixel_size`` (m; else the
     movie's metadata), ``psf_fwhm`` (m, default 0), ``exposure`` (s, default instantaneous frames)."""
@@ -275,7 +278,7 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
                                    exposure=exposure, cell_size=cell_size, frame_interval=frame_interval,
                                    boundary=boundary, material=material, temperature=temperature, inputs=inputs,
                                    budget=budget, cache=cache, threshold=threshold, seed=seed, force=force,
-                                   regime=regime, full_scale=full_scale)
+                                   regime=regime, full_scale=full_scale, classes=classes)
     with stage(seconds, "simulate"):
         films = regime_films(creq.request, progress)
     with stage(seconds, "noise"):
@@ -294,6 +297,7 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
             [m.run_dir for m in models], lambda: _source(req, films, plan, channels), raw, req.config, channels,
             films.components, films.periodic)
         base_mask = model.baseline.predict(raw[None, ..., 0])[0]
+        types = movie_types([m.run_dir for m in models], raw, proba >= req.threshold)
         test, _ = films.part("test")
         recorded = np.asarray(record_signal(jax.random.key(req.seed + 99), test, plan))
         film_stats = [rg.movie_statistics({PROBE_COMPONENT: r}) for r in recorded]
@@ -321,5 +325,6 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
         warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=req.description, budget=req.budget_name, threshold=req.threshold,
         statistics={"movie": stats, "films": film_stats}, origin=req.origin, pixel_size_m=creq.pixel_m,
-        uncertainty=uncertainty, confidence=confidence)
+        uncertainty=uncertainty, confidence=confidence, types=types,
+        class_names=class_names(req.config.model.classes, req.config.defects))
     return dataclasses.replace(result, files=write_detection(result, out))

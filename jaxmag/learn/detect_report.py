@@ -33,7 +33,7 @@ from jaxmag.learn.regime import ORIGIN_ROWS, origin_kind
 DETECT_FILE = "detect.json"
 REGIME_FILE = "regime.toml"
 OUTPUTS = ("probability.npy", "probability.tif", "mask.npy", "mask.tif", "baseline_mask.npy", "baseline_mask.tif",
-           "uncertainty.npy", "uncertainty.tif", "defects.csv", "reliability.png", "overlay.png", "report.md",
+           "uncertainty.npy", "uncertainty.tif", "types.npy", "types.tif", "defects.csv", "reliability.png", "overlay.png", "report.md",
            DETECT_FILE, REGIME_FILE)
 
 
@@ -55,6 +55,9 @@ def write_detection(result: Any, out: str | Path) -> dict[str, Path]:
     if result.uncertainty is not None:
         maps["uncertainty"] = result.uncertainty.astype(np.float32)
         files["uncertainty"] = out / "uncertainty.npy"
+    if result.types is not None:
+        maps["types"] = result.types.astype(np.uint8)
+        files["types"] = out / "types.npy"
     write_maps(out, maps)
     write_defects_csv(files["defects"], defect_table(result))
     if result.confidence.get("curves"):
@@ -75,8 +78,10 @@ def defect_table(result: Any) -> list[dict]:
     from jaxmag.learn.defect_table import defect_rows
 
     pixel = getattr(result, "pixel_size_m", None) or result.facts.cell_size_m
+    names = dict(enumerate(result.class_names)) if result.types is not None else None
     return defect_rows(result.probability, result.mask, pixel_size_m=pixel, input_map=result.inputs[..., 0],
-                       uncertainty=result.uncertainty, periodic=result.config.grid.boundary == "periodic")
+                       types=result.types, type_names=names, uncertainty=result.uncertainty,
+                       periodic=result.config.grid.boundary == "periodic")
 
 
 def detection_record(result: Any) -> dict:
@@ -292,6 +297,15 @@ def _model_section(result: Any) -> list[str]:
         f"{v['baseline']['val_dice']:.3f} | {v['baseline']['test_dice']:.3f} |",
         "",
     ]
+    typed = v.get("typed")
+    if typed:
+        names = list(result.class_names)
+        lines += ["Per class on the test films (Dice; rows of the confusion matrices are the true class, columns the "
+                  "predicted one, in pixels):", "",
+                  "| | " + " | ".join(names) + " | confusion |", "|---|" + "---|" * (len(names) + 1)]
+        for who, rec in (("U-Net", typed["model"]), ("typed baseline (sign of the robust z)", typed["baseline"])):
+            lines.append(f"| {who} | " + " | ".join(f"{d:.3f}" for d in rec["class_dice"]) + f" | {rec['confusion']} |")
+        lines.append("")
     if v["model"]["test_dice"] <= v["baseline"]["test_dice"]:
         lines += ["The U-Net does **not** beat the baseline on this regime: trust `baseline_mask` as much, or "
                   "rerun with a larger `--budget`.", ""]

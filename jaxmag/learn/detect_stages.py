@@ -65,6 +65,8 @@ class DetectionResult:
     origin: Mapping[str, str] = dataclasses.field(default_factory=dict)
     pixel_size_m: float | None = None  # the detector pixel of a counts movie (None: the cell)
     uncertainty: np.ndarray | None = None  # (ny, nx): the ensemble's spread over members and views
+    types: np.ndarray | None = None  # (ny, nx) uint8 class of each pixel (typed models; 0 background)
+    class_names: tuple[str, ...] = ("background", "defect")
     confidence: dict = dataclasses.field(default_factory=dict)  # jaxmag.learn.confidence.calibrate_members
 
 
@@ -143,14 +145,16 @@ def films_key(config: Config) -> str:
 
 def simulate_films(config: Config, cache: Path | None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Clean films of the regime: ``m (N, T, C, ny, nx)`` float32, the stored layout (C = ``simulation.components``),
-    labels ``(N, ny, nx)`` uint8. Cached in ``cache/films-<films_key(config)>.npz``."""
+    labels ``(N, ny, nx)`` uint8 blob ids (0 background, then the "a" and "b" blobs; caches written
+    before typed classes hold 0/1, which a binary scheme reads alike and a typed regime, hashed
+    apart, never meets). Cached in ``cache/films-<films_key(config)>.npz``."""
     path = None if cache is None else cache / f"films-{films_key(config)}.npz"
     if path is not None and path.is_file():
         with np.load(path) as f:
             return f["m"], f["labels"]
     data = simulate(config, progress=progress)
     m = np.asarray(data.m, np.float32)
-    labels = (np.asarray(data.labels) > 0).astype(np.uint8)
+    labels = np.asarray(data.labels).astype(np.uint8)  # blob ids: the sources read them as their class scheme
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb") as f:
@@ -173,18 +177,31 @@ def slug(text: str) -> str:
 
 
 def evaluation(result: Mapping, source, periodic: bool) -> dict:
-    """``eval.json``: the model's Dice from training, the baseline fitted on the validation films and scored on the test films."""
+    """``eval.json``: the model's Dice from training, the baseline fitted on the validation films and
+    scored on the test films. Dice is of "any defect" (labels > 0) for every class scheme; a typed
+    source (``jaxmag.learn.classes``) adds ``typed``: the model's and the typed baseline's per-class
+    Dice and confusion matrices on the test films (the baseline's class signs chosen on the
+    validation films, ``baseline.fit_types``)."""
     val, test = source.val_set(), source.test_set()
     xv, yv = val.examples(len(val))
     xt, yt = test.examples(len(test))
     fit = robust_z.fit(xv[..., 0], yv, periodic=periodic)
-    return {
+    record = {
         "model": {"val_dice": float(result["best_val_dice"]), "test_dice": float(result["test"]["dice"]),
                   "best_epoch": int(result["best_epoch"])},
-        "baseline": {"val_dice": float(fit.val_dice), "test_dice": dice(fit.predict(xt[..., 0]), yt),
+        "baseline": {"val_dice": float(fit.val_dice), "test_dice": dice(fit.predict(xt[..., 0]), yt > 0),
                      "sigma_px": fit.sigma, "z": fit.threshold, "val_images": fit.num_val},
         "test_images": int(yt.shape[0]),
     }
+    if getattr(source, "classes", "binary") != "binary":
+        typed = robust_z.fit_types(fit, xv[..., :1], yv)
+        base = robust_z.typed_score(typed.predict(xt[..., :1]), yt, len(result["test"]["class_dice"]))
+        record["typed"] = {
+            "model": {"class_dice": [float(v) for v in result["test"]["class_dice"]], "confusion": result["test"]["confusion"]},
+            "baseline": {"class_dice": [float(v) for v in base["class_dice"]], "confusion": base["confusion"],
+                         "signs": list(typed.signs)},
+        }
+    return record
 
 
 @contextlib.contextmanager
@@ -233,6 +250,20 @@ def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, cha
     return probability, uncertainty, record
 
 
+def movie_types(run_dirs, raw: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """``(ny, nx)`` uint8 class of each masked pixel (the most probable defect class of the members'
+    mean class probabilities, ``jaxmag.learn.predict.predict_class_probability``), 0 elsewhere; None
+    for binary models."""
+    from jaxmag.learn.evaluation import load_trained
+    from jaxmag.learn.predict import predict_class_probability
+
+    members = [load_trained(d) for d in run_dirs]
+    if members[0][1]["config"].model.classes == "binary":
+        return None
+    p = np.mean([predict_class_probability(model, info, raw)[0] for model, info in members], axis=0)
+    return np.where(mask, 1 + np.argmax(p[..., 1:], axis=-1), 0).astype(np.uint8)
+
+
 def trained_member(run_dir: Path, config: Config, make_source, periodic: bool, member: int = 0,
                    progress: bool = True) -> TrainedModel:
     """Ensemble member ``member`` in ``member_dir(run_dir, member)``: reused where a finished run is
@@ -259,3 +290,18 @@ def trained_member(run_dir: Path, config: Config, make_source, periodic: bool, m
     baseline = robust_z.BaselineFit(float(b["sigma_px"]), float(b["z"]), periodic, float(b["val_dice"]),
                                     int(b.get("val_images", 0)))
     return TrainedModel(run_dir, bool(cached), baseline, record)
+
+
+def with_classes(regime: "rg.Regime", classes: str | None) -> "rg.Regime":
+    """The regime with ``[model] classes`` set to ``classes`` (``jaxmag.learn.classes``: ``binary`` or
+    ``typed``, one class per defect group); None keeps the file's, else binary."""
+    if classes is None:
+        return regime
+    from jaxmag.learn.classes import class_scheme
+
+    name = class_scheme(classes).name
+    config = regime.config.replace(model=dataclasses.replace(regime.config.model, classes=name))
+    origin = dict(regime.origin)
+    if name != "binary":
+        origin["model"] = f"{origin.get('model', 'default')}; --classes {name}"
+    return rg.Regime(config, origin)

@@ -114,7 +114,9 @@ def save_eval_report(run_dir: str | Path, eval_set, metrics: dict, model, extra:
         record.update(inputs=info["inputs"], train_condition=info["train_condition"], config_hash=info["config_hash"])
         _write_json(run_dir / f"eval_{eval_set.condition}.json", record)
         # a handful of example images: one eager forward pass, dropout off
-        proba = np.asarray(jax.nn.softmax(model(np.asarray(x, np.float32), train=False), axis=-1)[..., 1])
+        from jaxmag.learn.classes import any_defect_probability
+
+        proba = np.asarray(any_defect_probability(model(np.asarray(x, np.float32), train=False)))
         config = _run_config(run_dir)
         plot_eval_examples(run_dir / f"eval_{eval_set.condition}.png", _raw_inputs(x, info), y, proba,
                            _input_label(info, config), None if config is None else float(config.grid.cell_size_m[0]),
