@@ -288,5 +288,8 @@ def test_write_prediction_files(loaded, tmp_path):
     paths = write_prediction(pred, tmp_path / "o")
     assert set(p.name for p in paths.values()) == {
         "probability.tif", "probability.npy", "probability.png", "mask.tif", "mask.npy", "mask.png",
-        "overlay.png", "prediction.json",
+        "overlay.png", "prediction.json", "defects.csv",
     }
+    rows = (tmp_path / "o" / "defects.csv").read_text().splitlines()
+    assert rows[0].startswith("id,centroid_x_m,centroid_y_m,area_m2,area_pixels")
+    assert len(rows) - 1 == len(json.loads((tmp_path / "o" / "prediction.json").read_text())["defects"])

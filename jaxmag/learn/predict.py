@@ -373,6 +373,7 @@ def predict_movie(
         "padded_shape": [int(s) for s in padded],
         "tiles": int(n_tiles),
         "defect_fraction": float(mask.mean()),
+        "boundary": info["config"].grid.boundary,  # the trained regime's edges (defects.csv joins regions across them)
     }
     if isinstance(movies, Movie):
         description["movie"] = movies.metadata()
@@ -408,6 +409,7 @@ PREDICTION_FILES = {
     "mask_tif": "mask.tif",
     "mask_npy": "mask.npy",
     "mask_png": "mask.png",
+    "defects_csv": "defects.csv",
     "overlay_png": "overlay.png",
     "json": "prediction.json",
 }
@@ -424,7 +426,8 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
 
     ``probability.tif``/``.npy`` float32, ``mask.tif``/``.npy`` uint8 (1 = defect),
     ``probability.png`` (magma, 0..1) and ``mask.png`` (one pixel per cell, for other tools),
-    ``overlay.png`` (``plot_overlay``: a figure to read) and ``prediction.json``. Each file is written crash-safely
+    ``overlay.png`` (``plot_overlay``: a figure to read), ``defects.csv`` (one row per connected
+    region of the mask, ``jaxmag.learn.defect_table``) and ``prediction.json``. Each file is written crash-safely
     (``jaxmag.io.atomic``); files in ``out_dir`` that jaxmag did not write are refused unless
     ``force`` (``jaxmag.io.outdir``).
     """
@@ -446,8 +449,13 @@ def write_prediction(pred: Prediction, out_dir: str | Path, *, force: bool = Fal
     for name, write in writers.items():
         with atomic_write(paths[name], "wb") as f:  # a full disk raises WriteError; no 0-byte file is left
             write(f)
-    record = {**pred.info, "noise": pred.noise, "files": {k: p.name for k, p in paths.items()}}
-    write_text(paths["json"], json.dumps(record, indent=1) + "\n")
+    from jaxmag.learn.defect_table import defect_rows, write_defects_csv
+
+    rows = defect_rows(pred.probability, pred.mask, pixel_size_m=float(pred.info["pixel_size_m"]),
+                       input_map=pred.inputs[..., 0], periodic=pred.info.get("boundary") == "periodic")
+    write_defects_csv(paths["defects_csv"], rows)  # one row per connected region (jaxmag.learn.defect_table)
+    record = {**pred.info, "noise": pred.noise, "defects": rows, "files": {k: p.name for k, p in paths.items()}}
+    write_text(paths["json"], json.dumps(record, indent=1, default=float) + "\n")
     return paths
 
 
