@@ -5,7 +5,8 @@
     python scripts/make_detect_example.py --out pma --material configs/pma.toml --nx 40 --seed 7 --burn-in 2e-9
 
 Writes ``OUT/m000000.ovf ...`` (3-vector frames, MuMax3 names, the frame time in each header),
-``OUT/labels.npy`` (the true defect mask, uint8 (ny, nx)) and ``OUT/truth.json`` (the regime and
+``OUT/labels.npy`` (the true defect mask, uint8 (ny, nx)), ``OUT/blob_ids.npy`` (each blob's id:
+1..num_a the factor_a ("softer") blobs, then the factor_b ones) and ``OUT/truth.json`` (the regime and
 the noise added). The regime is deliberately not one that ``jaxmag detect`` starts from: open
 edges, 48 x 48 cells, 5 ps frames, a longer burn-in (``--burn-in``, 0.3 ns), its own seed, Gaussian noise of variance
 ``--noise`` added to every component of every frame (``jaxmag.noise``, key ``--seed``). The film
@@ -73,6 +74,7 @@ def main(argv=None) -> int:
         frame = np.moveaxis(m[k], 0, -1)[None]  # (1, ny, nx, 3)
         write_ovf(args.out / f"m{k:06d}.ovf", frame, cell, time_s=float(data.t[k]))
     np.save(args.out / "labels.npy", (data.labels[0] > 0).astype(np.uint8))
+    np.save(args.out / "blob_ids.npy", np.asarray(data.labels[0]).astype(np.uint8))  # 1..num_a the "a" blobs, then "b"
     truth = {
         "grid": [config.grid.ny, config.grid.nx],
         "cell_size_m": cell[0],
@@ -87,6 +89,7 @@ def main(argv=None) -> int:
         "noise_variance": args.noise,
         "seed": args.seed,
         "defect_fraction": float((data.labels[0] > 0).mean()),
+        "num_a": config.defects.num_a, "factor_a": config.defects.factor_a, "factor_b": config.defects.factor_b,
     }
     (args.out / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     print(json.dumps(truth))
