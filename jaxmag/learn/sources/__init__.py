@@ -172,3 +172,22 @@ def labels_digest(labels: np.ndarray) -> str:
     h = hashlib.sha256(str(labels.shape).encode())
     h.update(np.ascontiguousarray(labels).tobytes())
     return h.hexdigest()[:16]
+
+
+def open_movie_dataset(path):
+    """The ``DatasetInfo`` of a finished ``jaxmag simulate`` dataset (``/m``, ``/labels``, the
+    ``components`` attribute), for the sources that read its films; a clear error otherwise."""
+    from pathlib import Path
+
+    from jaxmag.io.dataset import open_dataset
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"movie dataset not found: {path}")
+    info = open_dataset(path)
+    if not info.has_labels:
+        raise ValueError(f"{path} is not a jaxmag movie dataset (needs /m, /labels and the 'components' "
+                         "attribute written by `jaxmag simulate`)")
+    if not info.complete:
+        raise ValueError(f"{path} has unfinished runs; finish it with `jaxmag simulate --resume`")
+    return info

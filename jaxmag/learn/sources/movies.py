@@ -41,11 +41,12 @@ from jaxmag.channels import (
     sampled_noisy_movie_maps,
     stack_channels,
 )
-from jaxmag.io.dataset import open_dataset, read_labels, read_movies
+from jaxmag.io.dataset import read_labels, read_movies
 from jaxmag.layout import measure_from_stored
 from jaxmag.learn import normalization, sharding
 from jaxmag.learn.classes import class_scheme
 from jaxmag.learn.sources import (
+    open_movie_dataset,
     Batch,
     EvalSet,
     batch_mesh,
@@ -238,14 +239,7 @@ class MovieSource:
         ``components`` attribute, its run indices); ``stream``: read each batch's movies from the
         file instead of holding them all on the device. ``kw``: as ``MovieSource``."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"movie dataset not found: {path}")
-        info = open_dataset(path)
-        if not info.has_labels:
-            raise ValueError(f"{path} is not a jaxmag movie dataset (needs /m, /labels and the 'components' "
-                             "attribute written by `jaxmag simulate`)")
-        if not info.complete:
-            raise ValueError(f"{path} has unfinished runs; finish it with `jaxmag simulate --resume`")
+        info = open_movie_dataset(path)
         movies = _FileMovies(info)
         return cls(movies, read_labels(path), info.components, inputs, measure_options, run_index=info.run_index,
                    stream=stream, **kw)

@@ -39,10 +39,10 @@ from jax.sharding import Mesh
 from jaxmag.channels import (PROBE_COMPONENT, Channel, gaussian_sufficient_stats, movie_maps, sample_gaussian_maps,
                              stack_channels)
 from jaxmag.instrument import NORMAL_LIMIT_PHOTONS
-from jaxmag.io.dataset import open_dataset, read_labels, read_movies
+from jaxmag.io.dataset import read_labels, read_movies
 from jaxmag.learn import normalization, sharding
 from jaxmag.learn.classes import class_scheme, pixel_classes
-from jaxmag.learn.sources import (Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
+from jaxmag.learn.sources import (open_movie_dataset, Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
                                   labels_digest, split_of)
 from jaxmag.learn.splits import epoch_permutation
 from jaxmag.measures import MeasureOptions
@@ -133,14 +133,7 @@ class RecordedSource:
         run index in a whole (not a part) dataset: the validation and test records are then those
         of the measures file's ``clean`` condition (``jaxmag.io.measures_file.fixed_records``)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"movie dataset not found: {path}")
-        info = open_dataset(path)
-        if not info.has_labels:
-            raise ValueError(f"{path} is not a jaxmag movie dataset (needs /m, /labels and the 'components' "
-                             "attribute written by `jaxmag simulate`)")
-        if not info.complete:
-            raise ValueError(f"{path} has unfinished runs; finish it with `jaxmag simulate --resume`")
+        info = open_movie_dataset(path)
         plan = plan if isinstance(plan, RecordingPlan) else plan(info.components)
         movies = read_movies(path, np.arange(info.num_rows))
         return cls(movies, read_labels(path), plan, inputs, measure_options, **kw)
