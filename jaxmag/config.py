@@ -250,6 +250,9 @@ class StudyConfig:
     seeds: int = 1  # training seeds of the headline units (seed_inputs x seed_conditions)
     seed_inputs: tuple[str, ...] = ("mean:x", "std:z")
     seed_conditions: tuple[str, ...] = ("clean", "gaussian_1e-2", "speckle_1e-2")
+    # class schemes of the headline units (seed_inputs x seed_conditions): every scheme besides
+    # "binary" adds one unit per headline unit, trained with [model] classes set to it
+    classes: tuple[str, ...] = ("binary",)
 
     def __post_init__(self) -> None:
         for measure in self.measures:
@@ -264,6 +267,12 @@ class StudyConfig:
         for name in self.recipes:
             require(name in RECIPES, "recipes", f"entries must be one of {tuple(RECIPES)}, got {name!r}")
         require(self.seeds >= 1, "seeds", f"must be >= 1, got {self.seeds}")
+        # the names [model] classes accepts (jaxmag.learn.classes.SCHEMES, which this layer may not import)
+        schemes = typing.get_args(typing.get_type_hints(ModelConfig)["classes"])
+        for name in self.classes:
+            require(name in schemes, "classes", f"entries must be one of {schemes}, got {name!r}")
+        require("binary" in self.classes and len(set(self.classes)) == len(self.classes), "classes",
+                f"must list 'binary' (the study's own units) and each scheme to add beside it once, got {list(self.classes)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,7 +312,8 @@ class Config:
 
 # Keys added after configs were first stored (datasets, run folders, study units compare their
 # hashes): written only when they differ from their default, so older configs keep their hash.
-_LATER_KEYS = (("measures", "fixed_range_p", []), ("noise", "shot", []), ("model", "classes", "binary"))
+_LATER_KEYS = (("measures", "fixed_range_p", []), ("noise", "shot", []), ("model", "classes", "binary"),
+               ("study", "classes", ["binary"]))
 
 
 def config_hash(config: Config, *sections: str) -> str:

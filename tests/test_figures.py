@@ -119,7 +119,8 @@ def test_detect_and_predict_overlays_have_units_and_scale_bars(tmp_path, drawn):
     mask[5:10, 5:12] = True
     result = types.SimpleNamespace(inputs=img[..., None], input_names=("std:z",), mask=mask, baseline_mask=mask,
                                    probability=mask * 0.9, config=Config(),
-                                   facts=types.SimpleNamespace(cell_size_m=2e-9))
+                                   facts=types.SimpleNamespace(cell_size_m=2e-9), pixel_size_m=None, types=None,
+                                   uncertainty=None, class_names=("background", "defect"), confidence={})
     with open(tmp_path / "detect.png", "wb") as f:
         detect_overlay(f, result)
     fig = drawn[-1]

@@ -278,28 +278,45 @@ BASELINE_FILE = "baseline.json"
 def study_records(units, config, measures_path: str | Path) -> list[dict]:
     """One baseline record per (input, evaluation condition) of the study's ``units``, each
     fitted on the validation split of that condition (the baseline is always noise-matched)
-    with the split the units use (``training.split``, ``training.seed``)."""
+    with the split the units use (``training.split``, ``training.seed``).
+
+    Where a typed unit (``unit.classes``, ``[study] classes``) evaluates the pair, the record
+    also holds the typed baseline's test Dice of each defect class (``fit_types`` on the same
+    validation split, ``typed_score``), as ``dice_<class>`` with the class names of
+    ``jaxmag.learn.classes.class_names``; the class labels come from the measures file's blob
+    ids and ``[defects] num_a``. The any-defect fields are the same either way."""
     from jaxmag.io.measures_file import MeasuresFile
+    from jaxmag.learn.classes import class_names
     from jaxmag.learn.splits import split_indices
     from jaxmag.noise import parse_noise_spec
 
     n = MeasuresFile(measures_path).shape[0]
     split = split_indices(n, tuple(config.training.split), config.training.seed)
     periodic = config.grid.boundary == "periodic"
-    seen: dict[tuple[str, str], dict] = {}
+    schemes: dict[tuple[str, str], str] = {}  # (inputs, condition) -> a typed scheme if any unit needs one
     for unit in units:
         for cond in unit.eval_conditions:
-            if (unit.inputs, cond) in seen:
-                continue
-            m = fit_and_evaluate(measures_path, unit.channels, cond, split, periodic=periodic)
-            spec = parse_noise_spec(cond)
-            seen[(unit.inputs, cond)] = {
-                "inputs": unit.inputs, "eval_condition": cond, "noise_type": spec.kind,
-                "noise_variance": float(spec.level), "sigma": m["fit"]["sigma"],
-                "threshold": m["fit"]["threshold"], "val_dice": m["fit"]["val_dice"],
-                **{k: m[k] for k in ("dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images")},
-            }
-    return list(seen.values())
+            scheme = unit.classes
+            if schemes.get((unit.inputs, cond), "binary") == "binary":
+                schemes[(unit.inputs, cond)] = scheme
+    channels = {unit.inputs: unit.channels for unit in units}
+    records = []
+    for (inputs, cond), scheme in schemes.items():
+        m = fit_and_evaluate(measures_path, channels[inputs], cond, split, periodic=periodic,
+                             classes=scheme, num_a=config.defects.num_a)
+        spec = parse_noise_spec(cond)
+        record = {
+            "inputs": inputs, "eval_condition": cond, "noise_type": spec.kind,
+            "noise_variance": float(spec.level), "sigma": m["fit"]["sigma"],
+            "threshold": m["fit"]["threshold"], "val_dice": m["fit"]["val_dice"],
+            **{k: m[k] for k in ("dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images")},
+        }
+        if "typed" in m:
+            names = class_names(scheme, config.defects)
+            record.update({"classes": scheme, "signs": m["typed"]["signs"],
+                           **{f"dice_{name}": float(d) for name, d in zip(names[1:], m["typed"]["class_dice"][1:])}})
+        records.append(record)
+    return records
 
 
 def write_study_records(out_dir: str | Path, records: Sequence[dict]) -> Path:
@@ -339,6 +356,7 @@ def report_section(model_records: Sequence[dict], base_records: Sequence[dict], 
         b = base.get((r["inputs"], r["eval_condition"]))
         if b is not None and not r["dice"] > b["dice"] + margin:
             tag = f" [{r['recipe']}]" if r.get("recipe") else ""
+            tag += f" ({r['classes']})" if r.get("classes", "binary") != "binary" else ""
             losers.append(f"- {r['inputs']} trained on {condition_label(r['train_condition'])}{tag}, evaluated on "
                           f"{condition_label(r['eval_condition'])}: "
                           f"model {r['dice']:.3f} ≤ baseline {b['dice']:.3f}")

@@ -150,7 +150,9 @@ def seed_section(records, base_records=()) -> list[str]:
     base = {(b["inputs"], b["eval_condition"]): b["dice"] for b in base_records}
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r.get("recipe", ""), r["inputs"], r["train_condition"], r["eval_condition"]), []).append(r)
+        # typed and binary models (``classes``) are different models: never one group
+        groups.setdefault((r.get("recipe", ""), r["inputs"], r["train_condition"], r["eval_condition"],
+                           r.get("classes", "binary")), []).append(r)
     multi = {k: v for k, v in groups.items() if len(v) > 1 and k[2] == k[3]}
     lines = []
     if multi:
@@ -158,15 +160,15 @@ def seed_section(records, base_records=()) -> list[str]:
                   "Same data, split and normalisation; training seeds differ (initialisation, order, dropout where the recipe has it, noise and augmentation draws).", "",
                   "| recipe | inputs | trained and evaluated on | seeds | test Dice mean ± std | min – max | baseline |",
                   "|---|---|---|---|---|---|---|"]
-        for (rec, inputs, train, ev), rows in multi.items():
+        for (rec, inputs, train, ev, classes), rows in multi.items():
             d = np.array([r["dice"] for r in rows])
             b = base.get((inputs, ev))
-            lines.append(f"| {rec or 'config'} | {inputs} | {condition_label(ev)} | {len(d)} | {d.mean():.3f} ± {d.std(ddof=1):.3f} | "
+            lines.append(f"| {rec or 'config'}{'' if classes == 'binary' else f' ({classes})'} | {inputs} | {condition_label(ev)} | {len(d)} | {d.mean():.3f} ± {d.std(ddof=1):.3f} | "
                          f"{d.min():.3f} – {d.max():.3f} | {'n/a' if b is None else f'{b:.3f}'} |")
         lines.append("")
     collapsed = [r for r in records if r["train_condition"] == r["eval_condition"] != "clean"
                  and r["noise_variance"] <= 1e-2 and r["pred_fraction"] < r["true_fraction"] / 3]
     lines += ["Noise-matched models at σ² ≤ 1e-2 that collapse (predicted defect fraction below a third of the true one): "
-              + (", ".join(f"{r['inputs']} {condition_label(r['eval_condition'])} [{r.get('recipe') or 'config'}] {r['pred_fraction']:.3f}/{r['true_fraction']:.3f}"
+              + (", ".join(f"{r['inputs']} {condition_label(r['eval_condition'])} [{r.get('recipe') or 'config'}{'' if r.get('classes', 'binary') == 'binary' else ', ' + r['classes']}] {r['pred_fraction']:.3f}/{r['true_fraction']:.3f}"
                            for r in collapsed) or "none"), ""]
     return lines

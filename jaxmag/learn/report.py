@@ -10,7 +10,11 @@
   clean data (dotted), each kind of line in the legend.
 * ``report.md`` — embeds both, states every parameter (the resolved config), the results
   table, and checks the paper's qualitative findings (``shared/docs/study.md`` §4), each
-  marked *reproduced* / *not reproduced* / *not tested* with the numbers behind it.
+  marked *reproduced* / *not reproduced* / *not tested* with the numbers behind it. Figures and
+  findings use the binary units; a study with typed units (``[study] classes``) adds the section
+  "Typed against binary" (``typed_section``): per headline input and condition, the any-defect
+  Dice of both models, their difference, and the per-class Dice of the typed model and of the
+  typed baseline.
 """
 from __future__ import annotations
 
@@ -354,14 +358,68 @@ def smoothness_ratio(out_dir: Path, records: Sequence[dict], measures_path: Path
     return float(np.mean(values)) if values else None
 
 
+def is_binary(record: dict) -> bool:
+    """Whether a results record is of a binary model (records without ``classes`` predate typed units)."""
+    return record.get("classes", "binary") == "binary"
+
+
 def results_table(records: Sequence[dict]) -> str:
-    lines = ["| recipe | seed | inputs | trained on | evaluated on | Dice | per-image Dice | predicted / true defect fraction |",
-             "|---|---|---|---|---|---|---|---|"]
+    typed = not all(map(is_binary, records))  # the classes column only where a study has typed units
+    lines = ["| recipe | seed | " + ("classes | " if typed else "") + "inputs | trained on | evaluated on | Dice | per-image Dice | predicted / true defect fraction |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if typed else "")]
     for r in records:
-        lines.append(f"| {r.get('recipe') or '-'} | {r.get('seed', 0)} | {r['inputs']} | {condition_label(r['train_condition'])} | "
+        cls = f"{r.get('classes', 'binary')} | " if typed else ""
+        lines.append(f"| {r.get('recipe') or '-'} | {r.get('seed', 0)} | {cls}{r['inputs']} | {condition_label(r['train_condition'])} | "
                      f"{condition_label(r['eval_condition'])} | {r['dice']:.3f} | "
                      f"{r['dice_per_image']:.3f} | {r['pred_fraction']:.3f} / {r['true_fraction']:.3f} |")
     return "\n".join(lines)
+
+
+def typed_section(config: Config, records: Sequence[dict], base_records: Sequence[dict] = ()) -> list[str]:
+    """Markdown lines of "Typed against binary" (``[]`` without typed records): per typed unit of
+    the first seed trained and evaluated on the same condition (the headline units), the
+    any-defect test Dice of the binary unit of the same recipe, input and condition, the typed
+    unit's, typed − binary, the typed unit's Dice per defect class and the typed baseline's
+    (``baseline.json``, ``dice_<class>``), and the mean and largest difference."""
+    from jaxmag.learn.classes import class_names
+    from jaxmag.learn.study import class_dice_key
+
+    typed = [r for r in records if not is_binary(r) and not r.get("seed", 0) and r["train_condition"] == r["eval_condition"]]
+    if not typed:
+        return []
+    binary = {(r.get("recipe", ""), r["inputs"], r["train_condition"], r["eval_condition"]): r["dice"]
+              for r in records if is_binary(r) and not r.get("seed", 0)}
+    base = {(b["inputs"], b["eval_condition"]): b for b in base_records}
+    lines = ["## Typed against binary", "",
+             "Each headline unit trained twice: binary (background, defect) and typed (`[model] classes`; background "
+             "and one class per `[defects]` group). Both are scored on the same any-defect decision (a typed model's "
+             "defect mask is where some defect class is more probable than the background, `jaxmag.learn.classes`), "
+             "so the difference is what telling the groups apart costs (negative) or gains. Per-class Dice: test "
+             "Dice of each defect class; the baseline's types its detected pixels by the sign of the smoothed "
+             "robust z, fitted on the validation split (`jaxmag.learn.baseline.fit_types`). The results table holds "
+             "every evaluation of the typed units.", "",
+             "| recipe | classes | inputs | trained and evaluated on | binary Dice | typed Dice | typed − binary "
+             "| typed per-class Dice | baseline per-class Dice |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    diffs = []
+    for r in typed:
+        names = class_names(r["classes"], config.defects)[1:]
+        b = binary.get((r.get("recipe", ""), r["inputs"], r["train_condition"], r["eval_condition"]))
+        diff = None if b is None else r["dice"] - b
+        if diff is not None:
+            diffs.append(diff)
+        bb = base.get((r["inputs"], r["eval_condition"]), {})
+        per_class = ", ".join(f"{n} {_fmt(r.get(class_dice_key(n)))}" for n in names)
+        base_class = ", ".join(f"{n} {_fmt(bb.get(class_dice_key(n)))}" for n in names)
+        lines.append(f"| {r.get('recipe') or config.training.recipe} | {r['classes']} | {r['inputs']} | "
+                     f"{condition_label(r['eval_condition'])} | {_fmt(b)} | {_fmt(r['dice'])} | "
+                     f"{'n/a' if diff is None else f'{diff:+.3f}'} | {per_class} | {base_class} |")
+    lines.append("")
+    if diffs:
+        worst = min(diffs)
+        lines += [f"Typed − binary any-defect Dice over {len(diffs)} pairs: mean {np.mean(diffs):+.3f}, "
+                  f"lowest {worst:+.3f}; typed lower than binary in {sum(d < 0 for d in diffs)} of {len(diffs)}.", ""]
+    return lines
 
 
 def write_report(out_dir: Path, config: Config, records: Sequence[dict], measures_path: Path, *,
@@ -372,8 +430,10 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
 
     base_records = baseline.load_study_records(out_dir)
     recipes = recipe.recipes_in(records)
-    # one set of findings per recipe, on its first-seed units (the table keeps every unit)
-    by_recipe = {name: [r for r in records if r.get("recipe", "") == name and not r.get("seed", 0)] for name in recipes}
+    # one set of findings per recipe, on its first-seed binary units (the table keeps every unit;
+    # typed units have their own section)
+    by_recipe = {name: [r for r in records if r.get("recipe", "") == name and not r.get("seed", 0) and is_binary(r)]
+                 for name in recipes}
     shown = by_recipe[recipes[-1]] if recipes else []  # the figures show the last recipe (the study's own)
     examples = plot_examples(out_dir, config, shown, measures_path)
     shown_inputs = {r["inputs"] for r in shown}
@@ -400,6 +460,7 @@ def write_report(out_dir: Path, config: Config, records: Sequence[dict], measure
                   "In the noise formulas x is the component of m = M/M_s.", ""]
     parts += baseline.report_section(records, base_records)
     parts += recipe.seed_section(records, base_records)
+    parts += typed_section(config, records, base_records)
     parts += ["## The paper's findings", "", "| recipe | finding | status | numbers |", "|---|---|---|---|"]
     for name, rows in by_recipe.items():
         smooth = smoothness_ratio(out_dir, rows, measures_path)

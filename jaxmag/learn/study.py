@@ -18,8 +18,16 @@ from its latest one; anything else starts afresh. After every unit the aggregate
 ``results.json`` / ``results.csv`` are rewritten atomically, one record per (unit, evaluation
 condition) with ``measure``, ``component``, ``inputs``, ``train_condition``,
 ``eval_condition``, ``noise_type``, ``noise_variance``, ``dice``, ``dice_per_image``,
-``pred_fraction``, ``true_fraction`` and ``config_hash``. ``baseline.json`` holds the
+``pred_fraction``, ``true_fraction``, ``classes`` and ``config_hash``. ``baseline.json`` holds the
 non-learned baseline (``jaxmag.learn.baseline``) for every (input, evaluation condition).
+
+**Typed units** (``[study] classes``, issue 30): every class scheme besides ``"binary"``
+(``jaxmag.learn.classes.SCHEMES``) adds one unit per headline unit (``seed_inputs`` ×
+``seed_conditions``, first seed), trained with ``[model] classes`` set to it; its id ends in
+``__<scheme>`` (``mean-x__clean__typed``). Its records keep ``dice`` the any-defect Dice (the
+same decision as a binary model's, so the two compare directly) and add ``dice_<class>`` per
+defect class (``dice_softer``, ``dice_harder``: ``class_dice_key``); binary rows leave those
+columns empty. Records of units finished before ``classes`` existed read as ``"binary"``.
 """
 from __future__ import annotations
 
@@ -43,8 +51,9 @@ RESULT_FILE = "result.json"
 RESULT_FIELDS = (
     "unit", "recipe", "seed", "measure", "component", "inputs", "train_condition", "eval_condition", "noise_type",
     "noise_variance", "dice", "dice_per_image", "pred_fraction", "true_fraction", "num_images",
-    "config_hash",
+    "classes", "config_hash",
 )
+BINARY = "binary"  # the class scheme of the study's own units (jaxmag.learn.classes.SCHEMES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Unit:
     eval_conditions: tuple[str, ...]
     recipe: str = ""  # "" = the config's training.recipe
     seed: int = 0  # added to training.seed (initialisation, dropout, order; not the split)
+    classes: str = BINARY  # [model] classes of the unit's model (jaxmag.learn.classes.SCHEMES)
 
     @property
     def channels(self) -> tuple[tuple[str, str], ...]:
@@ -65,7 +75,20 @@ class Unit:
     @property
     def id(self) -> str:
         chans = "+".join(f"{m}-{c}" for m, c in self.channels)
-        return f"{chans}__{self.train_condition}" + (f"__{self.recipe}" if self.recipe else "") + (f"__seed{self.seed}" if self.seed else "")
+        return (f"{chans}__{self.train_condition}" + (f"__{self.recipe}" if self.recipe else "")
+                + (f"__seed{self.seed}" if self.seed else "") + (f"__{self.classes}" if self.classes != BINARY else ""))
+
+
+def unit_config(unit: Unit, config: Config) -> Config:
+    """``config`` with ``[model] classes`` the unit's scheme (unchanged for a binary unit)."""
+    if unit.classes == config.model.classes:
+        return config
+    return config.replace(model=dataclasses.replace(config.model, classes=unit.classes))
+
+
+def class_dice_key(name: str) -> str:
+    """The results column of one class's Dice: ``"dice_" + name`` (``dice_softer``)."""
+    return f"dice_{name}"
 
 
 def training_hash(config: Config) -> str:
@@ -95,6 +118,7 @@ def plan_study(config: Config) -> list[Unit]:
     inputs = [f"{m}:{c}" for m in config.study.measures for c in config.study.components]
     inputs += list(config.study.multichannel)
     units: list[Unit] = []
+    typed_heads: list[Unit] = []
     for recipe in config.study.recipes or ("",):
         grid: list[Unit] = []
         for spec in inputs:
@@ -105,7 +129,13 @@ def plan_study(config: Config) -> list[Unit]:
         # extra training seeds of the headline units: their spread is reported
         heads = [u for u in grid if u.inputs in config.study.seed_inputs and u.train_condition in config.study.seed_conditions]
         units += grid + [dataclasses.replace(u, seed=s) for s in range(1, config.study.seeds) for u in heads]
-    return units
+        typed_heads += [dataclasses.replace(u, classes=c) for c in config.study.classes if c != BINARY for u in heads]
+    if typed_heads and config.instrument.enabled:
+        raise ValueError(f"[study] classes = {list(config.study.classes)} needs the blob ids of the labels to evaluate "
+                         "typed units, but the measures file of an [instrument] stores pixel labels (0/1): "
+                         "set [study] classes = [\"binary\"] for a study of recorded films")
+    # after every binary unit, so a study grown by typed units keeps its units' positions (shards)
+    return units + typed_heads
 
 
 def plan_run(config: Config) -> list[Unit]:
@@ -120,7 +150,9 @@ def _condition_parts(name: str) -> tuple[str, float]:
 
 
 def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_image: int) -> list[dict]:
-    """Result records of one evaluated unit (one per evaluation condition)."""
+    """Result records of one evaluated unit (one per evaluation condition); a typed unit's add
+    the Dice of each defect class (``class_dice_key``) from its evaluations' ``class_names`` and
+    ``class_dice`` (background first, left out)."""
     channels = unit.channels
     single = len(channels) == 1
     records = []
@@ -144,29 +176,35 @@ def unit_records(unit: Unit, evals: dict[str, dict], cfg_hash: str, pixels_per_i
             "pred_fraction": (m["tp"] + m["fp"]) / pixels,
             "true_fraction": (m["tp"] + m["fn"]) / pixels,
             "num_images": int(m["num_images"]),
+            "classes": unit.classes,
             "config_hash": cfg_hash,
+            **{class_dice_key(name): float(d) for name, d in
+               list(zip(m.get("class_names", ()), m.get("class_dice", ())))[1:]},
         })
     return records
 
 
 def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *, progress: bool = True) -> list[dict]:
     """Train (or resume) and evaluate one unit; returns its records (from ``result.json`` when
-    the unit was already finished with the same config)."""
+    the unit was already finished with the same config). ``config``: the study's; the unit's
+    model segments ``unit.classes`` (``unit_config``), and its records carry the study's hash."""
     from jaxmag.learn.evaluation import evaluate_run
     from jaxmag.learn.recipe import get_recipe, make_source
     from jaxmag.learn.loop import train_and_evaluate
 
-    cfg_hash, model_hash = config_hash(config), training_hash(config)
+    cfg_hash = config_hash(config)
+    config = unit_config(unit, config)
+    model_hash = training_hash(config)
     unit_dir = units_dir / unit.id
     result_file = unit_dir / RESULT_FILE
     run_dir = unit_dir / "run"
     if result_file.is_file():
         stored = json.loads(result_file.read_text())
         if stored.get("config_hash") == cfg_hash and tuple(stored.get("eval_conditions", ())) == unit.eval_conditions:
-            return stored["records"]
+            return [with_classes(r) for r in stored["records"]]
         if stored.get("training_hash") == model_hash and (run_dir / "checkpoints" / "best").exists():
             # only what chooses units changed: the trained model stands, new conditions are evaluated
-            have = {r["eval_condition"]: {**r, "config_hash": cfg_hash} for r in stored["records"]}
+            have = {r["eval_condition"]: {**with_classes(r), "config_hash": cfg_hash} for r in stored["records"]}
             new = dataclasses.replace(unit, eval_conditions=tuple(c for c in unit.eval_conditions if c not in have))
             evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in new.eval_conditions}
             _, ny, nx = MeasuresFile(measures_path).shape
@@ -190,13 +228,13 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     # the split stays the config's (seed), the unit's seed offset moves initialisation and order
     source = make_source(recipe, config, data_path=Path(measures_path).parent / "data.h5", measures_path=measures_path,
                          inputs=unit.channels, train_condition=unit.train_condition)
-    unit_config = config.replace(training=dataclasses.replace(t, recipe=recipe.name, seed=t.seed + unit.seed))
-    train_and_evaluate(unit_config, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
+    trained = config.replace(training=dataclasses.replace(t, recipe=recipe.name, seed=t.seed + unit.seed))
+    train_and_evaluate(trained, source, run_dir, resume=resume, progress=progress, evaluate_test=False)
     evals = {cond: evaluate_run(run_dir, measures_path, cond) for cond in unit.eval_conditions}
     _, ny, nx = MeasuresFile(measures_path).shape
     records = unit_records(unit, evals, cfg_hash, ny * nx)
     payload = {
-        "unit": unit.id, "inputs": unit.inputs, "train_condition": unit.train_condition,
+        "unit": unit.id, "inputs": unit.inputs, "train_condition": unit.train_condition, "classes": unit.classes,
         "eval_conditions": list(unit.eval_conditions), "config_hash": cfg_hash, "training_hash": model_hash,
         "seconds": time.perf_counter() - started, "records": records,
     }
@@ -204,11 +242,22 @@ def run_unit(unit: Unit, config: Config, measures_path: Path, units_dir: Path, *
     return records
 
 
+def with_classes(record: dict) -> dict:
+    """``record`` with ``classes`` (``"binary"`` for one written before typed units existed)."""
+    return record if "classes" in record else {**record, "classes": BINARY}
+
+
+def class_dice_columns(records: Sequence[dict]) -> list[str]:
+    """The per-class Dice columns of the records (``class_dice_key``), in first-seen order."""
+    return list(dict.fromkeys(k for r in records for k in r if k.startswith("dice_") and k not in RESULT_FIELDS))
+
+
 def write_results(out_dir: Path, records: Sequence[dict]) -> None:
-    """``results.json`` and ``results.csv`` (atomic rewrites)."""
+    """``results.json`` and ``results.csv`` (atomic rewrites); the CSV's per-class Dice columns
+    (``class_dice_columns``) follow ``RESULT_FIELDS`` and are empty in binary rows."""
     write_text(out_dir / "results.json", json.dumps(list(records), indent=1))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=RESULT_FIELDS + tuple(class_dice_columns(records)), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(records)
     write_text(out_dir / "results.csv", buf.getvalue())
