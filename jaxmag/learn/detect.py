@@ -335,7 +335,7 @@ def detect(
         model = models[0]
     with stage(seconds, "predict"):
         proba, uncertainty, confidence, raw, base_mask, input_names = apply_model(request, films, models, channels, spec)
-        types = movie_types([m.run_dir for m in models], raw, proba >= request.threshold)
+        types = movie_types([m.run_dir for m in models], raw, proba >= request.threshold, model)
         statistics, warnings = check_regime(request, films, spec)
     seconds["total"] = time.perf_counter() - t0
     b = request.budget

@@ -297,7 +297,7 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
             [m.run_dir for m in models], lambda: _source(req, films, plan, channels), raw, req.config, channels,
             films.components, films.periodic)
         base_mask = model.baseline.predict(raw[None, ..., 0])[0]
-        types = movie_types([m.run_dir for m in models], raw, proba >= req.threshold)
+        types = movie_types([m.run_dir for m in models], raw, proba >= req.threshold, model)
         test, _ = films.part("test")
         recorded = np.asarray(record_signal(jax.random.key(req.seed + 99), test, plan))
         film_stats = [rg.movie_statistics({PROBE_COMPONENT: r}) for r in recorded]

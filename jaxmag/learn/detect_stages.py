@@ -196,10 +196,18 @@ def evaluation(result: Mapping, source, periodic: bool) -> dict:
     if getattr(source, "classes", "binary") != "binary":
         typed = robust_z.fit_types(fit, xv[..., :1], yv)
         base = robust_z.typed_score(typed.predict(xt[..., :1]), yt, len(result["test"]["class_dice"]))
+        epochs = [r for r in result.get("history", []) if "val_class_dice" in r]
+        best = next((r for r in epochs if r.get("epoch") == result["best_epoch"]), epochs[-1] if epochs else {})
+        model_val = [float(v) for v in best.get("val_class_dice", [])]
+        # how the movie's defects are typed: the U-Net's classes, or the sign of the input map's
+        # contrast (the typed baseline's rule), whichever types the validation films better
+        by_contrast = bool(model_val) and np.mean(typed.val_class_dice[1:]) > np.mean(model_val[1:])
         record["typed"] = {
-            "model": {"class_dice": [float(v) for v in result["test"]["class_dice"]], "confusion": result["test"]["confusion"]},
+            "model": {"class_dice": [float(v) for v in result["test"]["class_dice"]], "confusion": result["test"]["confusion"],
+                      "val_class_dice": model_val},
             "baseline": {"class_dice": [float(v) for v in base["class_dice"]], "confusion": base["confusion"],
-                         "signs": list(typed.signs)},
+                         "signs": list(typed.signs), "val_class_dice": [float(v) for v in typed.val_class_dice]},
+            "typing": "contrast" if by_contrast else "model",
         }
     return record
 
@@ -250,17 +258,24 @@ def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, cha
     return probability, uncertainty, record
 
 
-def movie_types(run_dirs, raw: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-    """``(ny, nx)`` uint8 class of each masked pixel (the most probable defect class of the members'
-    mean class probabilities, ``jaxmag.learn.predict.predict_class_probability``), 0 elsewhere; None
-    for binary models."""
+def movie_types(run_dirs, raw: np.ndarray, mask: np.ndarray, model: TrainedModel) -> np.ndarray | None:
+    """``(ny, nx)`` uint8 class of each masked pixel, 0 elsewhere; None for binary models. The typing
+    chosen on the validation films (``evaluation``: ``typed.typing``): the most probable defect class
+    of the members' mean class probabilities (``predict_class_probability``), or the side of the
+    smoothed robust z of the input map that the typed baseline's signs give each class."""
     from jaxmag.learn.evaluation import load_trained
     from jaxmag.learn.predict import predict_class_probability
 
-    members = [load_trained(d) for d in run_dirs]
-    if members[0][1]["config"].model.classes == "binary":
+    typed = model.record.get("typed")
+    if typed is None:
         return None
-    p = np.mean([predict_class_probability(model, info, raw)[0] for model, info in members], axis=0)
+    if typed.get("typing") == "contrast":
+        b = model.baseline
+        z = robust_z.signed_z(raw[None, ..., :1], b.sigma, b.periodic).reshape(raw.shape[:2] + (-1,))
+        side = np.tensordot(z, np.asarray(typed["baseline"]["signs"], np.float64), axes=([-1], [0]))
+        return np.where(mask, np.where(side > 0, 1, 2), 0).astype(np.uint8)
+    members = [load_trained(d) for d in run_dirs]
+    p = np.mean([predict_class_probability(net, info, raw)[0] for net, info in members], axis=0)
     return np.where(mask, 1 + np.argmax(p[..., 1:], axis=-1), 0).astype(np.uint8)
 
 
