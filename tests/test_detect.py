@@ -16,6 +16,7 @@ from jaxmag.io.movie import movie_from_array
 from jaxmag.io.ovf import write_ovf
 from jaxmag.learn import baseline, budgets
 from jaxmag.learn import detect as dt
+from jaxmag.learn import detect_stages
 from jaxmag.learn import regime as rg
 from jaxmag.learn.metrics import dice
 from jaxmag.learn.noise_match import estimate_noise
@@ -352,7 +353,7 @@ def test_latent_entropy_bins_come_from_the_regimes_own_films(tmp_path):
     calibrated = dt.calibrate_bins(request, films, tmp_path / "det")
     m = calibrated.config.measures
     assert (m.fixed_range_x, m.fixed_range_z) == (bins["x"], bins["z"]) and calibrated.key != request.key
-    assert dt.films_key(calibrated.config) == dt.films_key(request.config)
+    assert detect_stages.films_key(calibrated.config) == detect_stages.films_key(request.config)
     assert rg.origin_kind(calibrated.origin["measures"]) == "default" and "clean training films" in calibrated.origin["measures"]
     written = load_config(tmp_path / "det" / "regime.toml")
     assert written == calibrated.config
