@@ -6,6 +6,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from jaxmag.learn import detect as dt
 from jaxmag.learn import regime as rg
@@ -14,6 +15,7 @@ TINY = dt.Budget(films=8, val_films=2, test_films=2, epochs=2, steps_per_epoch=2
                  depth=2, eval_draws=2)
 
 
+@pytest.mark.slow  # ~90 s on 2 cores; typed training and eval records are in tests/test_typed.py
 def test_detect_typed_end_to_end(tmp_path):
     from jaxmag.assemble import simulate
     from jaxmag.noise import add_gaussian

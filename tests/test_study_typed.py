@@ -137,6 +137,7 @@ def test_typed_study_writes_typed_units_columns_and_report(tmp_path, measures_fi
     assert run_units(units, config, measures_file, tmp_path, progress=False, log=lambda s: None) == records
 
 
+@pytest.mark.slow
 def test_binary_only_study_is_unchanged_and_typed_units_are_added_beside(tmp_path, measures_file, monkeypatch):
     """A binary study's records carry classes = binary and no class columns; adding typed
     keeps every finished binary unit (not retrained, same Dice) and trains the typed one only.
