@@ -80,6 +80,10 @@ class Instrument:
     ``grazing:DEGREES`` or ``"kx,ky,kz"`` (``probe_direction``; a 3-sequence is accepted and
     written as ``"kx,ky,kz"``); ``direction`` is its unit vector.
 
+    ``psf_image``: a user's PSF image (``jaxmag.io.psf``: odd sides, centred) whose pixel is
+    ``psf_pixel_m`` (0: the simulation cell), resampled onto the cells and convolved as a 2-D kernel
+    (``optics_operators``), instead of the Gaussian.
+
     Exposure (applied by the solver, ``jaxmag.exposure``): a frame is the time average of m over
     its last ``exposure_s``; an exposure longer than ``camera_window_s`` is a camera-rate frame
     (ms-s), the thermal average over a simulated window of ``camera_window_s``, every frame the
@@ -90,6 +94,8 @@ class Instrument:
     enabled: bool = True
     probe: str = "z"
     psf_fwhm_m: float = 0.0  # 0: no blur
+    psf_image: str = ""  # a user's PSF image (.npy/.tif, jaxmag.io.psf) instead of the Gaussian; "": none
+    psf_pixel_m: float = 0.0  # the PSF image's pixel in m; 0: the simulation cell
     pixel_size_m: float = 0.0  # 0: one pixel per cell
     photons_per_pixel: float = 0.0  # I0: photons per pixel and frame at s = 0; 0: no detector
     contrast: float = 0.1  # c in I = I0 (1 + c s); XMCD asymmetries are a few % to ~20 %
@@ -111,6 +117,8 @@ class Instrument:
         object.__setattr__(self, "probe", spec.strip().lower())
         finite = lambda v: isinstance(v, (int, float)) and math.isfinite(v)
         require(finite(self.psf_fwhm_m) and self.psf_fwhm_m >= 0, "psf_fwhm_m", "must be >= 0 (m; 0: no blur)")
+        require(not (self.psf_image and self.psf_fwhm_m), "psf_image", "replaces the Gaussian PSF: set psf_fwhm_m = 0")
+        require(finite(self.psf_pixel_m) and self.psf_pixel_m >= 0, "psf_pixel_m", "must be >= 0 (m; 0: the cell)")
         require(finite(self.pixel_size_m) and self.pixel_size_m >= 0, "pixel_size_m",
                 "must be >= 0 (m; 0: one pixel per cell)")
         require(finite(self.photons_per_pixel) and self.photons_per_pixel >= 0, "photons_per_pixel",
@@ -219,22 +227,69 @@ def pixel_matrix(n: int, cell_m: float, pixel_m: float | None) -> np.ndarray:
     return (hi - lo) / ratio
 
 
+def psf_kernel(instrument: Instrument, cell_m: tuple[float, float]) -> np.ndarray | None:
+    """The user's PSF image resampled onto cells of ``cell_m`` (dy, dx) m, odd sides, sum 1; None
+    without ``psf_image``."""
+    if not instrument.psf_image:
+        return None
+    from scipy import ndimage
+
+    from jaxmag.io.psf import read_psf_image
+
+    image = read_psf_image(instrument.psf_image)
+    pixel = instrument.psf_pixel_m
+    if pixel and any(abs(pixel / d - 1) > 1e-9 for d in cell_m):
+        image = ndimage.zoom(image, (pixel / cell_m[0], pixel / cell_m[1]), order=1)
+        # odd sides around the same centre: pad one row/column where the zoom made them even
+        image = np.pad(image, [(0, 1 - n % 2) for n in image.shape])
+        image = np.clip(image, 0.0, None)
+    return image / image.sum()
+
+
 def optics_operators(shape: tuple[int, int], cell_m: tuple[float, float], instrument: Instrument,
-                     periodic: bool) -> tuple[np.ndarray, np.ndarray]:
+                     periodic: bool) -> tuple:
     """``(L_y (ny_pix, ny), L_x (nx_pix, nx))`` float64: blur then pixel average, per axis.
 
-    ``shape`` is ``(ny, nx)`` cells and ``cell_m`` ``(dy, dx)`` in m.
+    ``shape`` is ``(ny, nx)`` cells and ``cell_m`` ``(dy, dx)`` in m. With a PSF image
+    (``psf_kernel``) the blur is not separable: the result is ``(W_y, W_x, kernel)``, the pixel
+    averages and the kernel that ``apply_optics`` convolves first (wrapped on a periodic film,
+    zero beyond an open one's edge).
     """
+    kernel = psf_kernel(instrument, cell_m)
+    if kernel is not None and any(k > n for k, n in zip(kernel.shape, shape)):
+        raise ValueError(f"a PSF image of {kernel.shape[0]} x {kernel.shape[1]} cells is wider than the frame "
+                         f"({shape[0]} x {shape[1]} cells)")
     out = []
     for n, d in zip(shape, cell_m):
         out.append(pixel_matrix(n, d, instrument.pixel) @ psf_matrix(n, d, instrument.psf_fwhm_m, periodic))
-    return out[0], out[1]
+    if kernel is None:
+        return out[0], out[1]
+    return out[0], out[1], _kernel_operator(kernel, shape, periodic)
 
 
-def apply_optics(signal: Any, operators: tuple[Any, Any]) -> Any:
-    """``(..., ny, nx) -> (..., ny_pix, nx_pix)``: ``L_y s L_xᵀ`` for every frame."""
-    ly, lx = operators
+def _kernel_operator(kernel: np.ndarray, shape: tuple[int, int], periodic: bool) -> np.ndarray:
+    """``(spectrum, size)``: the FFT (``rfft2``, complex128) of the kernel placed with its centre at the
+    origin of a frame of ``size``: ``(ny, nx)`` on a periodic film, ``(ny + ky - 1, nx + kx - 1)`` on an
+    open one (the zeros beyond the edge, no wrap-around)."""
+    ky, kx = kernel.shape
+    size = shape if periodic else (shape[0] + ky - 1, shape[1] + kx - 1)
+    placed = np.zeros(size)
+    placed[:ky, :kx] = kernel
+    placed = np.roll(placed, (-(ky // 2), -(kx // 2)), axis=(0, 1))  # centre at the origin
+    return np.fft.rfft2(placed), size
+
+
+def apply_optics(signal: Any, operators: tuple) -> Any:
+    """``(..., ny, nx) -> (..., ny_pix, nx_pix)``: ``L_y s L_xᵀ`` for every frame (after the PSF
+    image's convolution where ``operators`` holds its kernel, ``optics_operators``)."""
     dtype = signal.dtype
+    if len(operators) == 3:
+        ly, lx, (spectrum, size) = operators
+        ny, nx = signal.shape[-2:]
+        blurred = jnp.fft.irfft2(jnp.fft.rfft2(signal, s=size) * jnp.asarray(spectrum), s=size)[..., :ny, :nx]
+        signal = blurred.astype(dtype)
+    else:
+        ly, lx = operators
     return jnp.einsum("Yy,...yx,Xx->...YX", jnp.asarray(ly, dtype), signal, jnp.asarray(lx, dtype))
 
 

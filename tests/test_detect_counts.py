@@ -165,3 +165,23 @@ def test_a_camera_rate_counts_movie_is_modelled_not_refused(tmp_path):
     assert res.config.instrument.camera_rate and res.noise["recording"]["scale_from"] == "static contrast"
     assert any("camera-rate frames" in w for w in res.warnings)
     assert res.config.simulation.frame_interval_s == pytest.approx(1e-3)
+
+
+def test_a_psf_image_on_the_detector_pixels_is_taken(tmp_path):
+    """--psf-image: the optics of the regime use the user's image (resampled from the pixels to the cells)."""
+    from jaxmag.learn.detect_counts import read_counts_request
+
+    rng = np.random.default_rng(0)
+    write_counts_tiff(tmp_path / "c.tif", rng.poisson(2e4, (10, 16, 16)).astype(np.uint16), pixel_size_m=8e-9,
+                      frame_interval_s=1e-11)
+    psf = np.outer([1.0, 2.0, 1.0], [1.0, 3.0, 1.0])
+    np.save(tmp_path / "psf.npy", psf)
+    creq = read_counts_request(tmp_path / "c.tif", tmp_path / "d", dataset=None, probe="z", pixel_size=None,
+                               psf_fwhm=None, psf_image=tmp_path / "psf.npy", exposure=None, cell_size=None,
+                               frame_interval=None, boundary="periodic", material=None, temperature=None,
+                               inputs="auto", budget=TINY, cache=None, threshold=0.5, seed=None, force=False)
+    i = creq.optics
+    assert i.psf_image.endswith("psf.npy") and i.psf_pixel_m == pytest.approx(8e-9) and i.psf_fwhm_m == 0
+    kernel = ins.psf_kernel(i, (4e-9, 4e-9))  # 3 x 3 pixels of 8 nm -> about 6 x 6 cells of 4 nm, odd sides
+    assert kernel.shape[0] % 2 == 1 and kernel.shape[0] >= 5 and kernel.sum() == pytest.approx(1.0)
+    assert (tmp_path / "d" / "regime.toml").read_text().count("psf_image = \"/") == 1  # the TOML key, the path

@@ -115,3 +115,35 @@ def test_bad_instruments_are_named():
         ins.optics_operators((8, 8), (4e-9, 4e-9), ins.Instrument(psf_fwhm_m=100e-9), periodic=True)
     with pytest.raises(ValueError, match="smaller than the simulation cells"):
         ins.optics_operators((8, 8), (4e-9, 4e-9), ins.Instrument(pixel_size_m=2e-9), periodic=True)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_a_psf_image_is_the_image_of_a_point_source(tmp_path, periodic):
+    """A user's (asymmetric) PSF image: a point source away from the edges comes out as the image."""
+    kernel = np.zeros((5, 7))
+    kernel[2, 3], kernel[1, 3], kernel[2, 5], kernel[4, 0] = 4.0, 2.0, 1.0, 1.0
+    np.save(tmp_path / "psf.npy", kernel)
+    inst = ins.Instrument(psf_image=str(tmp_path / "psf.npy"))
+    ops = ins.optics_operators((16, 20), (4e-9, 4e-9), inst, periodic=periodic)
+    point = np.zeros((1, 16, 20), np.float32)
+    point[0, 8, 10] = 1.0
+    out = np.asarray(ins.apply_optics(point, ops))[0]
+    expected = np.zeros((16, 20))
+    expected[6:11, 7:14] = kernel / kernel.sum()  # centre (2, 3) of the image on the point
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    corner = np.zeros((1, 16, 20), np.float32)
+    corner[0, 0, 0] = 1.0
+    edge = np.asarray(ins.apply_optics(corner, ops))[0]
+    assert edge.sum() == pytest.approx(1.0 if periodic else kernel[2:, 3:].sum() / kernel.sum(), abs=1e-6)
+
+
+def test_bad_psf_images_are_named(tmp_path):
+    from jaxmag.io.psf import PSFError
+
+    np.save(tmp_path / "even.npy", np.ones((4, 5)))
+    np.save(tmp_path / "neg.npy", -np.ones((3, 3)))
+    for name, message in (("missing.npy", "not found"), ("even.npy", "odd sides"), ("neg.npy", "non-negative")):
+        with pytest.raises(PSFError, match=message):
+            ins.optics_operators((8, 8), (4e-9, 4e-9), ins.Instrument(psf_image=str(tmp_path / name)), periodic=True)
+    with pytest.raises(ParamError, match="psf_image"):
+        ins.Instrument(psf_image="x.npy", psf_fwhm_m=4e-9)

@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--pixel-size", type=float, metavar="M",
                    help="counts: detector pixel in m (default: the movie's OME/ImageJ/HDF5 metadata)")
     p.add_argument("--psf-fwhm", type=float, metavar="M", help="counts: FWHM of the point-spread function in m (default 0)")
+    p.add_argument("--psf-image", type=Path, metavar="FILE",
+                   help="counts: a PSF image (.npy/.tif, odd sides, centred) sampled on the detector's pixels, "
+                   "instead of --psf-fwhm (docs/instrument.md)")
     p.add_argument("--exposure", type=float, metavar="S",
                    help="counts: exposure per frame in s (default: instantaneous; longer than 1 ns: camera-rate frames)")
     p.add_argument("--temperature", type=float, help="K (default: --regime's, else the material's: 300 for permalloy)")
@@ -80,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         frame_interval=args.frame_interval, temperature=args.temperature, inputs=args.inputs, noise=args.noise,
         budget=args.budget, cache=args.cache, threshold=args.threshold, seed=args.seed, force=args.force,
         progress=not args.no_progress, signal=args.signal, classes=args.classes, probe=args.probe, pixel_size=args.pixel_size,
-        psf_fwhm=args.psf_fwhm, exposure=args.exposure,
+        psf_fwhm=args.psf_fwhm, psf_image=args.psf_image, exposure=args.exposure,
     )
     f, v, n = res.facts, res.validation, res.noise
     print(f"regime: {f.ny} x {f.nx}, {f.num_frames} frames of {f.frame_interval_s:g} s, cells {f.cell_size_m:g} m, "

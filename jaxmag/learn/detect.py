@@ -266,6 +266,7 @@ def detect(
     pixel_size: float | None = None,
     psf_fwhm: float | None = None,
     exposure: float | None = None,
+    psf_image: str | Path | None = None,
 ) -> DetectionResult:
     """Defect map of ``movie`` with a U-Net trained on the movie's own regime and noise (module docstring).
 
@@ -301,7 +302,8 @@ def detect(
         signal = default_signal(Path(movie), dataset) if isinstance(movie, (str, Path)) and Path(movie).exists() \
             else "magnetisation"
     if signal == "counts":
-        return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm, exposure=exposure,
+        return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm,
+                             psf_image=psf_image, exposure=exposure,
                              dataset=dataset, regime=regime, material=material, boundary=boundary, cell_size=cell_size,
                              frame_interval=frame_interval, temperature=temperature, inputs=inputs, budget=budget,
                              cache=cache, threshold=threshold, seed=seed, force=force, progress=progress,
@@ -309,7 +311,7 @@ def detect(
     if signal != "magnetisation":
         raise ValueError(f"--signal must be counts or magnetisation, got {signal!r}")
     given = [n for n, v in (("--probe", probe), ("--pixel-size", pixel_size), ("--psf-fwhm", psf_fwhm),
-                            ("--exposure", exposure)) if v is not None]
+                            ("--psf-image", psf_image), ("--exposure", exposure)) if v is not None]
     if given:
         raise ValueError(f"{', '.join(given)} describe a recorded (counts) movie; this one is read as magnetisation: "
                          "pass --signal counts")

@@ -115,7 +115,8 @@ def counts_boundary(counts: np.ndarray, flag: str | None) -> tuple[str, str, str
 
 
 def read_counts_request(movie: Any, out: Path, *, dataset: str | None, probe: str, pixel_size: float | None,
-                        psf_fwhm: float | None, exposure: float | None, cell_size: float | None,
+                        psf_fwhm: float | None, psf_image: str | Path | None = None, exposure: float | None,
+                        cell_size: float | None,
                         frame_interval: float | None, boundary: str | None, material: str | Path | None,
                         temperature: float | None, inputs: str, budget: str | None, cache: str | Path | None,
                         threshold: float, seed: int | None, force: bool, regime: str | Path | None = None,
@@ -141,7 +142,9 @@ def read_counts_request(movie: Any, out: Path, *, dataset: str | None, probe: st
     pixel_m, pixel_origin = _pixel_size(mv, pixel_size if pixel_size is not None else (base_optics.pixel or None))
     optics = dataclasses.replace(
         base_optics, enabled=True, probe=probe if probe is not None else base_optics.probe,
-        psf_fwhm_m=float(psf_fwhm) if psf_fwhm is not None else base_optics.psf_fwhm_m, pixel_size_m=pixel_m,
+        psf_fwhm_m=float(psf_fwhm) if psf_fwhm is not None else 0.0 if psf_image else base_optics.psf_fwhm_m,
+        psf_image=str(Path(psf_image).resolve()) if psf_image else base_optics.psf_image,
+        psf_pixel_m=pixel_m if psf_image else base_optics.psf_pixel_m, pixel_size_m=pixel_m,
         exposure_s=float(exposure) if exposure is not None else base_optics.exposure_s, photons_per_pixel=0.0)
     interval, interval_origin = _frame_interval(mv, frame_interval, optics)
     src = rg.material_source("permalloy" if material is None else material) if file_config is None else file_config
@@ -256,7 +259,8 @@ def train_counts_model(req: Request, films: Films, plan: RecordingPlan, channels
 
 
 def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: float | None = None,
-                  psf_fwhm: float | None = None, exposure: float | None = None, dataset: str | None = None,
+                  psf_fwhm: float | None = None, psf_image: str | Path | None = None, exposure: float | None = None,
+                  dataset: str | None = None,
                   regime: str | Path | None = None, material: str | Path | None = None, boundary: str | None = None,
                   cell_size: float | None = None, frame_interval: float | None = None, temperature: float | None = None,
                   inputs: str = "auto", budget: str | None = None, cache: str | Path | None = None,
@@ -275,6 +279,7 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
     out = Path(out)
     with stage(seconds, "read"):
         creq = read_counts_request(movie, out, dataset=dataset, probe=probe, pixel_size=pixel_size, psf_fwhm=psf_fwhm,
+                                   psf_image=psf_image,
                                    exposure=exposure, cell_size=cell_size, frame_interval=frame_interval,
                                    boundary=boundary, material=material, temperature=temperature, inputs=inputs,
                                    budget=budget, cache=cache, threshold=threshold, seed=seed, force=force,

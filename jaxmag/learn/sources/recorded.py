@@ -183,7 +183,8 @@ class RecordedSource:
         of Ms²); None where batches must record every frame."""
         i, cal = self.plan.instrument, self.plan.calibration
         if not (i.records_counts and set(self._measures) <= {"mean", "std"} and self.spec.kind in ("clean", "gaussian")
-                and i.photons_per_pixel * (1 - abs(i.contrast)) >= NORMAL_LIMIT_PHOTONS and self._pixel_ratio()):
+                and i.photons_per_pixel * (1 - abs(i.contrast)) >= NORMAL_LIMIT_PHOTONS and self._pixel_ratio()
+                and not i.psf_image):  # a PSF image need not be mirror-symmetric: record the moved film
             return None
         top = i.gain * i.photons_per_pixel * (1 + abs(i.contrast)) + i.offset
         if top + 6 * (i.gain**2 * i.photons_per_pixel * (1 + abs(i.contrast)) + i.read_noise**2) ** 0.5 >= i.full_scale:
