@@ -3,6 +3,6 @@
 ``dataset`` (the simulated movies, HDF5), ``measures_file`` (the measure maps, HDF5),
 ``rowfile`` (the preallocated-row writing both share), ``movie`` (TIFF, npy, HDF5 and OVF movies
 read for prediction and detection; with ``movie_record`` its record, ``movie_metadata`` the pixel size
-and frame interval a file states, ``movie_counts`` detector-count movies and their uint16 TIFF writer), ``ovf``, ``mumax3``, ``mx3``, ``trajectory``, ``outdir``; ``atomic``
+and frame interval a file states, ``movie_counts`` detector-count movies and their uint16 TIFF writer), ``psf`` (a user's PSF image), ``ovf``, ``mumax3``, ``mx3``, ``trajectory``, ``outdir``; ``atomic``
 (crash-safe writing, used by every writer) and ``errors``.
 """
