@@ -121,6 +121,12 @@ class DetectorParams(NamedTuple):
     read_noise: float
 
 
+def slope_determined(fit: PoissonGaussianFit) -> bool:
+    """Whether the fitted gain is positive with a relative standard error of at most ``_POOR_SLOPE``."""
+    a = fit.gain
+    return math.isfinite(a) and a > 0 and math.isfinite(fit.gain_se) and fit.gain_se <= _POOR_SLOPE * a
+
+
 def equivalent_detector(fit: PoissonGaussianFit, level: float | None = None) -> DetectorParams:
     """A detector that reproduces the measured noise variance at ``level`` (ADU; default the movie's mean level).
 
@@ -135,7 +141,7 @@ def equivalent_detector(fit: PoissonGaussianFit, level: float | None = None) -> 
     if not (math.isfinite(level) and level > 0):
         raise ValueError(f"equivalent_detector: level must be a positive number of ADU, got {level!r}")
     a, b = fit.gain, fit.intercept
-    if not (math.isfinite(a) and a > 0 and math.isfinite(fit.gain_se) and fit.gain_se <= _POOR_SLOPE * a):
+    if not slope_determined(fit):
         var = fit.variance_at(level)
         if not var > 0:
             raise ValueError(f"equivalent_detector: the noise variance at level {level:.6g} ADU is {var:.6g} ADU^2, "

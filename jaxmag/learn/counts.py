@@ -131,18 +131,16 @@ def _detector(fit, level: float, noise: float, use_slope: bool = True) -> tuple[
     (a magnetic movie under uniform illumination) a signal whose amplitude follows the level tilts the
     line more than the shot noise does. The line is then moved through ``(level, noise)``. Otherwise,
     or with ``use_slope`` False: pure shot noise (gain = noise / level), exact at the movie's level."""
-    from jaxmag.detector import equivalent_detector
+    from jaxmag.detector import slope_determined
 
     if not (noise > 0 and level > 0):
         raise ValueError(f"the movie's noise variance ({noise:.4g} ADU²) at its level ({level:.4g} ADU) is not "
                          "that of a photon-counting detector; is this a counts movie?")
-    g = equivalent_detector(fit, level).gain
     levels = np.asarray(fit.levels, np.float64)
     span = float(np.ptp(levels) / level) if levels.size > 1 else 0.0
-    slope = use_slope and math.isfinite(fit.gain) and fit.gain > 0 and abs(g - fit.gain) < 1e-12 * fit.gain \
-        and span >= MIN_LEVEL_SPAN
-    if not slope:
+    if not (use_slope and slope_determined(fit) and span >= MIN_LEVEL_SPAN):
         return noise / level, 0.0, 0.0, True
+    g = fit.gain
     b = noise - g * level
     return (g, 0.0, math.sqrt(b), False) if b >= 0 else (g, -b / g, 0.0, False)
 
@@ -176,7 +174,7 @@ def estimate_recording(counts: np.ndarray, optical: np.ndarray, *, seed: int = 0
     fit = fit_poisson_gaussian(counts, dark=dark)
     movie_level = float(np.median(counts.mean(axis=0)))
     gain, offset, read, equivalent = _detector(fit, movie_level, noise)
-    if not equivalent and not (0 < scale / (level - offset) < 1 if level > offset else False):
+    if not equivalent and not 0 < scale < level - offset:
         # the fitted gain implies no intensity I0 (1 + c s) with |c| < 1: the slope is the signal's, not the shot noise's
         gain, offset, read, equivalent = _detector(fit, movie_level, noise, use_slope=False)
     note = str(fit.note) + ("; the gain reported is that of pure shot noise giving the measured noise at the "

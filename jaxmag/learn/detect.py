@@ -60,8 +60,8 @@ from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.budgets import Budget
 from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage,
-                                         movie_types, regime_films, request_budget, slug, stage, trained_member,
-                                         with_classes)
+                                         load_members, movie_types, regime_films, request_budget, slug,
+                                         source_rows, stage, trained_member, with_classes)
 from jaxmag.learn.classes import class_names
 from jaxmag.learn.detect_counts import detect_counts
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
@@ -141,11 +141,7 @@ def regime_source(request: Request, films: Films, channels, spec: NoiseSpec, nor
     which keys its draw. ``norm_stats``: given (the identity gives raw maps), else from the clean
     training maps."""
     b = request.budget
-    ids = np.arange(films.m.shape[0])
-    rows = np.concatenate([ids[films.parts["train"]], *(np.repeat(ids[films.parts[p]], b.eval_draws) for p in ("val", "test"))])
-    n_train, n_val = films.parts["train"].stop, b.val_films * b.eval_draws
-    indices = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val),
-               "test": np.arange(n_train + n_val, rows.size)}
+    rows, indices = source_rows(films, b)
     return MovieSource(films.m[rows], films.labels[rows], films.components, tuple(channels),
                        measure_options(request.config.measures), train_condition=spec.name, batch_size=b.batch_size,
                        indices=indices, noise_seed=request.config.noise.seed, periodic=films.periodic,
@@ -210,18 +206,20 @@ def train_model(request: Request, films: Films, channels: tuple[Channel, ...], s
 
 
 def apply_model(request: Request, films: Films, models: list[TrainedModel], channels, spec: NoiseSpec):
-    """Stage 6: ``(probability, uncertainty, calibration, raw input maps (ny, nx, C), baseline mask,
-    input names)`` on the movie: the ensemble of ``models`` over the film's mirror views
-    (``detect_stages.confidence_stage``)."""
-    from jaxmag.learn.evaluation import read_run_info
+    """Stage 6: ``(probability, uncertainty, calibration, types, raw input maps (ny, nx, C), baseline
+    mask, input names)`` on the movie: the ensemble of ``models`` over the film's mirror views
+    (``detect_stages.confidence_stage``) and the class of each masked pixel (``movie_types``)."""
     from jaxmag.learn.predict import measure_maps, run_components
 
-    info = {**read_run_info(models[0].run_dir), "config": request.config}
+    members = load_members(models)
+    info = {**members[0].info, "config": request.config}
     raw = measure_maps({c: request.movies[c] for c in run_components(info)}, info)
     proba, uncertainty, record = confidence_stage(
-        [m.run_dir for m in models], lambda: regime_source(request, films, channels, spec), raw, request.config,
+        members, lambda: regime_source(request, films, channels, spec), raw, request.config,
         channels, films.components, films.periodic)
-    return proba, uncertainty, record, raw, models[0].baseline.predict(raw[None, ..., 0])[0], tuple(info["inputs"])
+    types = movie_types(members, raw, proba >= request.threshold, models[0])
+    return (proba, uncertainty, record, types, raw, models[0].baseline.predict(raw[None, ..., 0])[0],
+            tuple(info["inputs"]))
 
 
 def check_regime(request: Request, films: Films, spec: NoiseSpec) -> tuple[dict, list[str]]:
@@ -238,6 +236,24 @@ def check_regime(request: Request, films: Films, spec: NoiseSpec) -> tuple[dict,
 # --------------------------------------------------------------------------------------------
 # the pipeline
 # --------------------------------------------------------------------------------------------
+def movie_signal(movie: Any, dataset: str | None, signal: str | None, optics: Mapping[str, Any]) -> str:
+    """``"counts"`` or ``"magnetisation"``: ``signal`` as given, else ``default_signal`` of a file (counts
+    for integer TIFF and HDF5 data), else magnetisation. ``optics``: the instrument flags given
+    (flag name -> value or None), refused on a magnetisation movie."""
+    if signal is None:
+        from jaxmag.io.movie import default_signal
+
+        signal = default_signal(Path(movie), dataset) if isinstance(movie, (str, Path)) and Path(movie).exists() \
+            else "magnetisation"
+    if signal not in ("counts", "magnetisation"):
+        raise ValueError(f"--signal must be counts or magnetisation, got {signal!r}")
+    given = [name for name, value in optics.items() if value is not None]
+    if signal == "magnetisation" and given:
+        raise ValueError(f"{', '.join(given)} describe a recorded (counts) movie; this one is read as magnetisation: "
+                         "pass --signal counts")
+    return signal
+
+
 def detect(
     movie: Any,
     out: str | Path,
@@ -296,25 +312,15 @@ def detect(
             ``psf_fwhm`` (m) and ``exposure`` (s) describe); default: counts for integer TIFF and
             HDF5 data, magnetisation otherwise (``jaxmag.io.movie.default_signal``).
     """
-    if signal is None:
-        from jaxmag.io.movie import default_signal
-
-        signal = default_signal(Path(movie), dataset) if isinstance(movie, (str, Path)) and Path(movie).exists() \
-            else "magnetisation"
-    if signal == "counts":
+    optics = {"--probe": probe, "--pixel-size": pixel_size, "--psf-fwhm": psf_fwhm, "--psf-image": psf_image,
+              "--exposure": exposure}
+    if movie_signal(movie, dataset, signal, optics) == "counts":
         return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm,
                              psf_image=psf_image, exposure=exposure,
                              dataset=dataset, regime=regime, material=material, boundary=boundary, cell_size=cell_size,
                              frame_interval=frame_interval, temperature=temperature, inputs=inputs, budget=budget,
                              cache=cache, threshold=threshold, seed=seed, force=force, progress=progress,
                              classes=classes)
-    if signal != "magnetisation":
-        raise ValueError(f"--signal must be counts or magnetisation, got {signal!r}")
-    given = [n for n, v in (("--probe", probe), ("--pixel-size", pixel_size), ("--psf-fwhm", psf_fwhm),
-                            ("--psf-image", psf_image), ("--exposure", exposure)) if v is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)} describe a recorded (counts) movie; this one is read as magnetisation: "
-                         "pass --signal counts")
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     with stage(seconds, "read"):
@@ -336,8 +342,8 @@ def detect(
         models = [train_model(request, films, channels, spec, progress, member=k) for k in range(request.budget.ensemble)]
         model = models[0]
     with stage(seconds, "predict"):
-        proba, uncertainty, confidence, raw, base_mask, input_names = apply_model(request, films, models, channels, spec)
-        types = movie_types([m.run_dir for m in models], raw, proba >= request.threshold, model)
+        proba, uncertainty, confidence, types, raw, base_mask, input_names = apply_model(request, films, models, channels,
+                                                                                         spec)
         statistics, warnings = check_regime(request, films, spec)
     seconds["total"] = time.perf_counter() - t0
     b = request.budget

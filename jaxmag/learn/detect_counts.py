@@ -42,8 +42,8 @@ from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
 from jaxmag.learn.counts import RecordingEstimate, estimate_recording
 from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, confidence_stage,
-                                         movie_types, regime_films, request_budget, slug, stage, trained_member,
-                                         with_classes)
+                                         load_members, movie_types, regime_films, request_budget, slug,
+                                         source_rows, stage, trained_member, with_classes)
 from jaxmag.learn.detect_report import OUTPUTS, REGIME_FILE, regime_file_text, write_detection
 from jaxmag.recording import RecordingPlan, calibrate_counts, recording_plan, record_signal
 
@@ -221,10 +221,7 @@ def _source(req: Request, films: Films, plan: RecordingPlan, channels, norm_stat
     from jaxmag.learn.sources.recorded import RecordedSource
 
     b = req.budget
-    ids = np.arange(films.m.shape[0])
-    rows = np.concatenate([ids[films.parts["train"]], *(np.repeat(ids[films.parts[p]], b.eval_draws) for p in ("val", "test"))])
-    n_train, n_val = films.parts["train"].stop, b.val_films * b.eval_draws
-    indices = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val), "test": np.arange(n_train + n_val, rows.size)}
+    rows, indices = source_rows(films, b)
     return RecordedSource(films.m[rows], films.labels[rows], plan, tuple(tuple(c) for c in channels),
                           {PROBE_COMPONENT: req.config.measures.options(PROBE_COMPONENT)}, batch_size=b.batch_size,
                           indices=indices, noise_seed=req.config.noise.seed, easy_axis=req.config.material.easy_axis,
@@ -271,7 +268,6 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
     movie's metadata), ``psf_fwhm`` (m, default 0), ``exposure`` (s, default instantaneous frames)."""
     import jax
 
-    from jaxmag.learn.evaluation import read_run_info
     from jaxmag.learn.predict import measure_maps
 
     seconds: dict[str, float] = {}
@@ -296,13 +292,14 @@ def detect_counts(movie: Any, out: str | Path, *, probe: str = "z", pixel_size: 
         model = models[0]
     with stage(seconds, "predict"):
         record = calibrate_counts(creq.counts.astype(np.float64), estimate.calibration).astype(np.float32)
-        info = {**read_run_info(model.run_dir), "config": req.config}
+        members = load_members(models)
+        info = {**members[0].info, "config": req.config}
         raw = measure_maps({PROBE_COMPONENT: Movie(record, PROBE_COMPONENT, req.description)}, info)
         proba, uncertainty, confidence = confidence_stage(
-            [m.run_dir for m in models], lambda: _source(req, films, plan, channels), raw, req.config, channels,
+            members, lambda: _source(req, films, plan, channels), raw, req.config, channels,
             films.components, films.periodic)
         base_mask = model.baseline.predict(raw[None, ..., 0])[0]
-        types = movie_types([m.run_dir for m in models], raw, proba >= req.threshold, model)
+        types = movie_types(members, raw, proba >= req.threshold, model)
         test, _ = films.part("test")
         recorded = np.asarray(record_signal(jax.random.key(req.seed + 99), test, plan))
         film_stats = [rg.movie_statistics({PROBE_COMPONENT: r}) for r in recorded]

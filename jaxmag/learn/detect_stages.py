@@ -234,20 +234,27 @@ def eval_maps(source, part: str) -> tuple[np.ndarray, np.ndarray]:
     return raw.astype(np.float32), np.asarray(es.labels)
 
 
-def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, channels, components: str,
+def load_members(models: list[TrainedModel]) -> list:
+    """The ensemble's models loaded once (``jaxmag.learn.confidence.Member``), for its probability and types."""
+    from jaxmag.learn.confidence import Member
+    from jaxmag.learn.evaluation import load_trained
+
+    return [Member(*load_trained(m.run_dir)) for m in models]
+
+
+def confidence_stage(members, make_source, raw: np.ndarray, config: Config, channels, components: str,
                      periodic: bool) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``(probability, uncertainty, calibration)`` of the movie's raw maps from the ensemble in
-    ``run_dirs`` (``jaxmag.learn.confidence``). The calibration on the regime's validation and test
-    films (``make_source()`` builds their source) is cached in the first member's folder."""
+    """``(probability, uncertainty, calibration)`` of the movie's raw maps from the ensemble
+    ``members`` (``load_members``, ``jaxmag.learn.confidence``). The calibration on the regime's
+    validation and test films (``make_source()`` builds their source) is cached in the first
+    member's folder."""
     import json
 
     from jaxmag.io.atomic import write_text
-    from jaxmag.learn.confidence import Member, calibrate_members, movie_probability, views_of
-    from jaxmag.learn.evaluation import load_trained
+    from jaxmag.learn.confidence import calibrate_members, movie_probability, views_of
 
-    members = [Member(*load_trained(d)) for d in run_dirs]
     views = views_of(config, [c.name for c in channels], components, periodic)
-    path = Path(run_dirs[0]) / f"confidence-{len(run_dirs)}.json"
+    path = Path(members[0].info["run_dir"]) / f"confidence-{len(members)}.json"
     if path.is_file():
         record = json.loads(path.read_text())
     else:
@@ -258,12 +265,12 @@ def confidence_stage(run_dirs, make_source, raw: np.ndarray, config: Config, cha
     return probability, uncertainty, record
 
 
-def movie_types(run_dirs, raw: np.ndarray, mask: np.ndarray, model: TrainedModel) -> np.ndarray | None:
-    """``(ny, nx)`` uint8 class of each masked pixel, 0 elsewhere; None for binary models. The typing
+def movie_types(members, raw: np.ndarray, mask: np.ndarray, model: TrainedModel) -> np.ndarray | None:
+    """``(ny, nx)`` uint8 class of each masked pixel of the ensemble ``members`` (``load_members``),
+    0 elsewhere; None for binary models (``model``: member 0, whose ``eval.json`` holds the typing). The typing
     chosen on the validation films (``evaluation``: ``typed.typing``): the most probable defect class
     of the members' mean class probabilities (``predict_class_probability``), or the side of the
     smoothed robust z of the input map that the typed baseline's signs give each class."""
-    from jaxmag.learn.evaluation import load_trained
     from jaxmag.learn.predict import predict_class_probability
 
     typed = model.record.get("typed")
@@ -274,8 +281,7 @@ def movie_types(run_dirs, raw: np.ndarray, mask: np.ndarray, model: TrainedModel
         z = robust_z.signed_z(raw[None, ..., :1], b.sigma, b.periodic).reshape(raw.shape[:2] + (-1,))
         side = np.tensordot(z, np.asarray(typed["baseline"]["signs"], np.float64), axes=([-1], [0]))
         return np.where(mask, np.where(side > 0, 1, 2), 0).astype(np.uint8)
-    members = [load_trained(d) for d in run_dirs]
-    p = np.mean([predict_class_probability(net, info, raw)[0] for net, info in members], axis=0)
+    p = np.mean([predict_class_probability(m.model, m.info, raw)[0] for m in members], axis=0)
     return np.where(mask, 1 + np.argmax(p[..., 1:], axis=-1), 0).astype(np.uint8)
 
 
@@ -320,3 +326,16 @@ def with_classes(regime: "rg.Regime", classes: str | None) -> "rg.Regime":
     if name != "binary":
         origin["model"] = f"{origin.get('model', 'default')}; --classes {name}"
     return rg.Regime(config, origin)
+
+
+def source_rows(films: Films, budget: Budget) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(rows, indices)`` of a regime's data source: every training film once, then the validation and
+    test films each repeated ``budget.eval_draws`` times (each copy its own row, so its own fixed noise
+    draw), and the split as indices into ``rows``."""
+    ids = np.arange(films.m.shape[0])
+    rows = np.concatenate([ids[films.parts["train"]],
+                           *(np.repeat(ids[films.parts[p]], budget.eval_draws) for p in ("val", "test"))])
+    n_train, n_val = films.parts["train"].stop, budget.val_films * budget.eval_draws
+    indices = {"train": np.arange(n_train), "val": np.arange(n_train, n_train + n_val),
+               "test": np.arange(n_train + n_val, rows.size)}
+    return rows, indices

@@ -43,3 +43,20 @@ def epoch_permutation(n: int, key: jax.Array) -> np.ndarray:
     """
     bits = np.asarray(jax.random.key_data(key)).astype(np.uint64).ravel().tolist()
     return np.random.default_rng(bits).permutation(n)
+
+
+ORDER_STREAM = 0xFFFFFFFE
+"""An epoch that asks for more samples than its training set holds goes on with the permutations of
+``fold_in(fold_in(epoch_key, ORDER_STREAM), r)``, r = 1, 2, ...; training steps fold in ``s <
+steps_per_epoch`` and noise pools their own stream, neither of which reaches it."""
+
+
+def epoch_order(train: np.ndarray, num_samples: int, key: jax.Array) -> np.ndarray:
+    """The training sample indices of an epoch, in order: ``train`` permuted by ``key``, followed (when
+    ``num_samples`` need more) by its permutations of ``ORDER_STREAM``; at least ``num_samples`` long."""
+    n = train.size
+    perms = [epoch_permutation(n, key)]
+    more = jax.random.fold_in(key, ORDER_STREAM)
+    for r in range(1, -(-num_samples // n)):
+        perms.append(epoch_permutation(n, jax.random.fold_in(more, r)))
+    return train[np.concatenate(perms)]

@@ -56,17 +56,11 @@ from jaxmag.learn.sources import (
     labels_digest,
     split_of,
 )
-from jaxmag.learn.splits import epoch_permutation
+from jaxmag.learn.splits import epoch_order
 from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, condition_hash, parse_noise_spec
 from jaxmag.noise.pool import movie_noise_keys, noise_pool, pooled_draws
 from jaxmag.symmetry import FilmSymmetries, film_symmetries, move_channel_pixels
-
-ORDER_STREAM = 0xFFFFFFFE
-"""An epoch that asks for more batches than its training films fill (``steps_per_epoch``) goes on
-with the permutations of ``fold_in(fold_in(epoch_key, ORDER_STREAM), r)``, r = 1, 2, ...; steps
-fold in ``s < steps_per_epoch`` and the noise pool ``POOL_STREAM``, neither of which reaches it."""
-
 
 def movie_measure_maps(movies, spec, seed, run_index, *, components: str, measures: tuple, options: tuple,
                        channels: tuple, cond_hash=None, sampled: bool = False, draws=None) -> jax.Array:
@@ -412,13 +406,8 @@ class MovieSource:
 
     def epoch_order(self, key: jax.Array) -> np.ndarray:
         """The training sample indices of an epoch, in order: the permutation of ``key``, followed
-        (when ``steps_per_epoch`` batches need more) by those of ``ORDER_STREAM``."""
-        n = self.indices["train"].size
-        perms = [epoch_permutation(n, key)]
-        more = jax.random.fold_in(key, ORDER_STREAM)
-        for r in range(1, -(-self.steps_per_epoch * self.batch_size // n)):
-            perms.append(epoch_permutation(n, jax.random.fold_in(more, r)))
-        return self.indices["train"][np.concatenate(perms)]
+        (when ``steps_per_epoch`` batches need more) by those of ``splits.ORDER_STREAM``."""
+        return epoch_order(self.indices["train"], self.steps_per_epoch * self.batch_size, key)
 
     def train_batches(self, epoch: int, key: jax.Array) -> Iterator[Batch]:
         """``steps_per_epoch`` batches; step ``s`` draws its augmentation and noise from ``fold_in(key, s)``

@@ -44,7 +44,7 @@ from jaxmag.learn import normalization, sharding
 from jaxmag.learn.classes import class_scheme, pixel_classes
 from jaxmag.learn.sources import (open_movie_dataset, Batch, EvalSet, batch_mesh, check_norm_stats, check_train_size, input_channels,
                                   labels_digest, split_of)
-from jaxmag.learn.splits import epoch_permutation
+from jaxmag.learn.splits import epoch_order
 from jaxmag.measures import MeasureOptions
 from jaxmag.noise import CLEAN, NoiseSpec, apply_noise, parse_noise_spec
 from jaxmag.recording import RecordingPlan, pixel_labels, record_signal
@@ -115,13 +115,13 @@ class RecordedSource:
         self._movies = jnp.asarray(movies)
         self._cell_labels = jnp.asarray(self._labels_cells)
         self._eval_cache: dict[str, np.ndarray] = {}
+        self._fixed_fn = jax.jit(self._fixed_kernel)
         if norm_stats is None:
             norm_stats = normalization.compute_stats(self._fixed_maps(self.indices["train"]), list(self.input_names))
         self.norm_stats = check_norm_stats(norm_stats, self.input_names)
         bsh = sharding.batch_sharding(self.mesh)
         self._stats = self._sampling_stats()
         self._train_fn = jax.jit(self._make_batch if self._stats is None else self._sampled_batch, out_shardings=(bsh, bsh))
-        self._fixed_fn = jax.jit(self._fixed_kernel)
 
     @classmethod
     def from_dataset(cls, path: str | Path, inputs, measure_options: Mapping[str, MeasureOptions],
@@ -245,7 +245,7 @@ class RecordedSource:
 
     def _fixed_maps(self, idx: np.ndarray) -> np.ndarray:
         """Raw maps ``(len(idx), ny_pix, nx_pix, K)`` of the fixed records of films ``idx``."""
-        fn = getattr(self, "_fixed_fn", None) or jax.jit(self._fixed_kernel)
+        fn = self._fixed_fn
         out = []
         for start in range(0, idx.size, self.chunk):
             rows = jnp.asarray(idx[start:start + self.chunk], jnp.int32)
@@ -258,12 +258,7 @@ class RecordedSource:
         """``steps_per_epoch`` batches; step ``s`` draws its symmetries and noise from ``fold_in(key, s)``."""
         if jax.process_count() > 1:
             raise NotImplementedError("RecordedSource runs on one process")
-        n = self.indices["train"].size
-        perms, r = [epoch_permutation(n, key)], 1
-        while sum(p.size for p in perms) < self.steps_per_epoch * self.batch_size:
-            perms.append(epoch_permutation(n, jax.random.fold_in(jax.random.fold_in(key, 0xFFFFFFFE), r)))
-            r += 1
-        order = self.indices["train"][np.concatenate(perms)]
+        order = epoch_order(self.indices["train"], self.steps_per_epoch * self.batch_size, key)
         for s in range(self.steps_per_epoch):
             rows = jnp.asarray(order[s * self.batch_size:(s + 1) * self.batch_size], jnp.int32)
             yield self._train_fn(self._movies, self._cell_labels, rows, jax.random.key_data(jax.random.fold_in(key, s)))
