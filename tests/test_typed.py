@@ -85,7 +85,7 @@ def test_a_binary_model_has_the_loss_metrics_and_threshold_it_had():
     ce = jnp.mean(metrics.cross_entropy(logits, labels))
     assert float(loss_fn("ce_dice")(logits, labels)) == float(ce + _old_soft_dice(logits, labels))
     new, old = jax.device_get(metrics.segmentation_sums(logits, labels, mask)), jax.device_get(_old_sums(logits, labels, mask))
-    assert set(new) == set(old)  # no confusion matrix for binary models
+    assert set(new) == set(old) | {"dice_image_sq_sum"}  # no confusion matrix for binary models (the squares: the spread)
     for key in old:
         assert float(new[key]) == float(old[key]), key
     assert "class_dice" not in metrics.summarize(new)
@@ -282,3 +282,15 @@ def test_cli_classes_override():
 
     assert with_classes(Config(), "typed").model.classes == "typed"
     assert with_classes(Config(), None) == Config()
+
+
+def test_runs_from_before_the_hierarchical_head_load_with_the_joint_one(tmp_path):
+    from jaxmag.learn.loop import default_head
+    from jaxmag.learn.run_folder import RUN_FILE, read_run_info
+
+    (tmp_path / RUN_FILE).write_text('{"inputs": ["std:z"]}')
+    assert read_run_info(tmp_path)["head"] == "joint"
+    config = Config()
+    assert default_head(config) == "joint"
+    typed = config.replace(model=ModelConfig(classes="typed"))
+    assert default_head(typed) == "hierarchical"

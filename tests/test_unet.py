@@ -160,3 +160,34 @@ def test_per_image_input_norm_makes_the_model_blind_to_each_maps_offset_and_scal
     assert not np.allclose(np.asarray(plain(x * scale + offset)), np.asarray(plain(x)), atol=1e-2)
     with pytest.raises(ValueError, match="input_norm"):
         UNet(1, base_features=4, depth=1, input_norm="batch", rngs=nnx.Rngs(0))
+
+
+def test_hierarchical_head_detects_like_a_binary_model_and_types_without_steering_the_trunk():
+    """Typed (K = 3) hierarchical head: the any-defect margin is the detection logits' b_1 - b_0,
+    whatever the type head says; the type loss's gradient reaches the type head only; K = 2
+    hierarchical is the joint head."""
+    from jaxmag.learn.classes import any_defect_margin
+    from jaxmag.learn.metrics import cross_entropy
+
+    x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+    model = UNet(1, base_features=4, depth=1, num_classes=3, head="hierarchical", rngs=nnx.Rngs(0))
+    logits = model(x)
+    assert logits.shape == (2, 8, 8, 3)
+    margin = any_defect_margin(logits)
+    model.type_head.bias[...] = model.type_head.bias[...] + jnp.asarray([3.0, -2.0])  # other types, same detection
+    np.testing.assert_allclose(any_defect_margin(model(x)), margin, atol=1e-5)
+    labels = jax.random.randint(jax.random.key(2), (2, 8, 8), 1, 3)  # every pixel a defect: the loss is the type's + detection's
+
+    def type_loss(m):
+        out = m(x)
+        return jnp.mean(cross_entropy(out, labels)) + jnp.mean(jax.nn.log_sigmoid(any_defect_margin(out)))  # = -log q(type)
+
+    grads = nnx.grad(type_loss)(model)
+    trunk = [g for path, g in nnx.to_flat_state(nnx.state(grads, nnx.Param)) if path[0] not in ("head", "type_head")]
+    assert max(float(jnp.max(jnp.abs(g[...]))) for g in trunk) < 1e-6  # the trunk does not learn the types
+    assert float(jnp.max(jnp.abs(grads.type_head.kernel[...]))) > 0
+    binary = UNet(1, base_features=4, depth=1, num_classes=2, head="hierarchical", rngs=nnx.Rngs(0))
+    joint = UNet(1, base_features=4, depth=1, num_classes=2, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(binary(x), joint(x))
+    with pytest.raises(ValueError, match="head"):
+        UNet(1, base_features=4, depth=1, head="separate", rngs=nnx.Rngs(0))

@@ -48,7 +48,7 @@ def load_trained(run_dir: str | Path, slot: str = "best") -> tuple[nnx.Module, d
     config = load_stored_config(run_dir / "config.toml")
     in_channels = len(info["inputs"])
     input_norm = info["input_norm"]
-    abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0), input_norm))
+    abstract = nnx.eval_shape(lambda: make_model(config, in_channels, jax.random.key(0), input_norm, info["head"]))
     graphdef, params = nnx.split(abstract, nnx.Param)
     rep = sharding.replicated(sharding.data_mesh(jax.local_devices()[:1]))
     target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), params)

@@ -153,7 +153,8 @@ def _seed_run(out: Path, config: Config, source, parent_dir: Path, record: dict,
     val = evaluate_on(model, source, mesh, source.val_set())
     record = {**record, "start_val": val}
     # the parent's input normalisation travels with its parameters (train_and_evaluate resumes with it)
-    _write_json(out / RUN_FILE, {**_run_info(config, source, parent_info["input_norm"]), "finetune": record})
+    _write_json(out / RUN_FILE, {**_run_info(config, source, parent_info["input_norm"], parent_info["head"]),
+                                 "finetune": record})
     checkpoint.save(out / "checkpoints", "best", 0, tree, {"epoch": 0, "val": val})
     checkpoint.save(out / "checkpoints", "latest", 0, tree,
                     {"epoch": 0, "best_dice": float(val["dice"]), "best_epoch": 0, "history": []})

@@ -62,12 +62,20 @@ class TrainState:
         return {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng}
 
 
-def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str | None = None) -> UNet:
+def default_head(config: Config) -> str:
+    """The U-Net head a new run of ``config`` gets: ``"hierarchical"`` for typed classes (detection
+    first, the type from the detector's features: ``jaxmag.models.unet``), else ``"joint"``."""
+    return "hierarchical" if len(class_scheme(config.model.classes)) > 2 else "joint"
+
+
+def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str | None = None,
+               head: str | None = None) -> UNet:
     """The U-Net described by ``config.model`` (and ``training.compute_dtype``): ``num_classes``
     logits for the ``[model] classes`` scheme (``jaxmag.learn.classes``: 2 binary, 3 typed).
 
     ``input_norm``: the UNet's input normalisation; ``None`` takes the recipe's
-    (``jaxmag.learn.recipe``). A stored run passes the value its ``run.json`` records.
+    (``jaxmag.learn.recipe``). ``head``: ``None`` takes ``default_head``. A stored run passes the
+    values its ``run.json`` records.
     """
     m = config.model
     dtype = jnp.bfloat16 if config.training.compute_dtype == "bfloat16" else jnp.float32
@@ -79,6 +87,7 @@ def make_model(config: Config, in_channels: int, key: jax.Array, input_norm: str
         compute_dtype=dtype,
         num_classes=len(class_scheme(m.classes)),
         input_norm=get_recipe(config.training.recipe).input_norm if input_norm is None else input_norm,
+        head=default_head(config) if head is None else head,
         rngs=nnx.Rngs(params=key),
     )
 
@@ -114,6 +123,7 @@ def _optimizer(t, total_steps: int) -> optax.GradientTransformation:
 def create_train_state(
     config: Config, in_channels: int, key: jax.Array, total_steps: int, mesh: jax.sharding.Mesh,
     input_norm: str | None = None,
+    head: str | None = None,
 ) -> TrainState:
     """Fresh parameters and optimiser state, replicated on ``mesh``.
 
@@ -123,7 +133,7 @@ def create_train_state(
     tx = make_optimizer(config, total_steps)
     # initialise eagerly and replicate from the host: compiling the initialisers as one jitted
     # program costs far more than running them, and every process derives the same values.
-    model = make_model(config, in_channels, jax.random.fold_in(key, 0), input_norm)
+    model = make_model(config, in_channels, jax.random.fold_in(key, 0), input_norm, head)
     graphdef, params = nnx.split(model, nnx.Param)
     host = jax.device_get(params)
     params = jax.tree.map(lambda a: sharding.replicate(a, mesh), host)
@@ -238,8 +248,10 @@ def train_and_evaluate(
     # a resumed (or fine-tuning) run keeps the input normalisation its run.json records
     stored = read_run_info(out) if resume and (out / RUN_FILE).is_file() else None
     input_norm = stored["input_norm"] if stored is not None else get_recipe(t.recipe).input_norm
-    state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh, input_norm)
-    state, run = _open_run(config, source, out, state, resume, input_norm)
+    head = stored["head"] if stored is not None else default_head(config)
+    state = create_train_state(config, len(source.input_names), root, t.epochs * source.steps_per_epoch, mesh,
+                               input_norm, head)
+    state, run = _open_run(config, source, out, state, resume, input_norm, head)
     ny, nx = _image_shape(source)
     step_fn = compile_train_step(state, mesh, (t.batch_size, ny, nx, len(source.input_names)), get_recipe(t.recipe).loss)
     eval_fn = compiled_eval_step(state.graphdef, mesh)
@@ -303,9 +315,9 @@ def _calibrate_best(state, val_set, batch_size: int, mesh, out: Path, best_epoch
 
 
 def _open_run(config: Config, source, out: Path, state: TrainState, resume: bool,
-              input_norm: str = "none") -> tuple[TrainState, _Progress]:
+              input_norm: str = "none", head: str = "joint") -> tuple[TrainState, _Progress]:
     """Check the run folder and either restore ``checkpoints/latest`` (resume) or start it."""
-    info = _run_info(config, source, input_norm)
+    info = _run_info(config, source, input_norm, head)
     ckpt_dir = out / "checkpoints"
     if resume:
         _check_resumable(read_run_info(out), info, out, config)

@@ -75,18 +75,20 @@ def segmentation_sums(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> 
     """Additive metric sums over the real images of a batch (scalars, float32).
 
     Keys: ``loss_sum`` (sum of per-image cross-entropy), ``dice_image_sum`` (sum of per-image
-    any-defect Dice), ``tp``, ``fp``, ``fn`` (any-defect pixel counts), ``pred_pixels`` and
+    any-defect Dice) and ``dice_image_sq_sum`` (of its squares: the spread over images), ``tp``, ``fp``, ``fn`` (any-defect pixel counts), ``pred_pixels`` and
     ``count`` (images); for ``K > 2`` also ``confusion`` ``(K, K)`` (``class_confusion``).
     """
     mask = mask.astype(jnp.float32)
     pred = any_defect_prediction(logits)
     tp, fp, fn = confusion_counts(pred, labels)
+    per_image = dice_per_image(pred, labels)
     extra = {}
     if logits.shape[-1] > 2:
         extra["confusion"] = class_confusion(typed_prediction(logits), labels, mask, logits.shape[-1])
     return {
         "loss_sum": jnp.sum(cross_entropy(logits, labels) * mask),
-        "dice_image_sum": jnp.sum(dice_per_image(pred, labels) * mask),
+        "dice_image_sum": jnp.sum(per_image * mask),
+        "dice_image_sq_sum": jnp.sum(per_image**2 * mask),
         "tp": jnp.sum(tp * mask),
         "fp": jnp.sum(fp * mask),
         "fn": jnp.sum(fn * mask),
@@ -114,7 +116,8 @@ def class_dice(confusion) -> list[float]:
 def summarize(sums: dict[str, float]) -> dict[str, float]:
     """Turn accumulated ``segmentation_sums`` into reported metrics.
 
-    Returns ``dice`` (aggregated), ``dice_per_image`` (mean of per-image Dice), ``loss``
+    Returns ``dice`` (aggregated), ``dice_per_image`` (mean of per-image Dice) and
+    ``dice_per_image_se`` (its standard error over the images, where the sums hold the squares), ``loss``
     (mean cross-entropy), ``tp``/``fp``/``fn`` and ``num_images``; with a ``confusion`` sum
     (``K > 2``) also ``class_dice`` (per class, background first) and ``confusion`` (``K x K``
     integer pixel counts, rows true, columns predicted).
@@ -122,10 +125,14 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
     n = float(sums["count"])
     if n <= 0:
         raise ValueError("cannot summarise metrics over an empty set")
-    typed = {}
+    extra = {}
     if "confusion" in sums:
         confusion = np.rint(np.asarray(sums["confusion"], np.float64)).astype(np.int64)
-        typed = {"class_dice": class_dice(confusion), "confusion": confusion.tolist()}
+        extra = {"class_dice": class_dice(confusion), "confusion": confusion.tolist()}
+    if "dice_image_sq_sum" in sums:
+        mean = float(sums["dice_image_sum"]) / n
+        var = max(0.0, float(sums["dice_image_sq_sum"]) / n - mean**2) * n / max(n - 1.0, 1.0)
+        extra["dice_per_image_se"] = (var / n) ** 0.5
     return {
         "dice": dice_from_counts(float(sums["tp"]), float(sums["fp"]), float(sums["fn"])),
         "dice_per_image": float(sums["dice_image_sum"]) / n,
@@ -134,5 +141,5 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
         "fp": int(sums["fp"]),
         "fn": int(sums["fn"]),
         "num_images": int(n),
-        **typed,
+        **extra,
     }

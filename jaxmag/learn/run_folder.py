@@ -44,13 +44,15 @@ def read_run_info(run_dir: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is corrupt: {exc}") from None
     info.setdefault("input_norm", "none")  # runs from before the option had none
+    info.setdefault("head", "joint")  # runs from before the hierarchical head had the joint one
     return info
 
 
-def _run_info(config: Config, source, input_norm: str = "none") -> dict:
+def _run_info(config: Config, source, input_norm: str = "none", head: str = "joint") -> dict:
     indices = getattr(source, "indices", None)
     return {
         "input_norm": input_norm,  # the UNet's input normalisation (jaxmag.models.unet)
+        "head": head,  # the UNet's head: joint or hierarchical (jaxmag.models.unet.HEADS)
         "inputs": list(source.input_names),
         "train_condition": source.train_condition,
         "config_hash": config_hash(config),
@@ -89,6 +91,7 @@ def _check_resumable(stored: dict, fresh: dict, run_dir: Path, config: Config | 
         ("split", "split"),
         ("norm_stats", "normalisation statistics"),
         ("input_norm", "input normalisation"),
+        ("head", "U-Net head"),
         ("model", "model (with the recipe's dropout)"),
     ):
         if stored.get(key) != fresh.get(key):

@@ -15,6 +15,14 @@ Architecture (Ronneberger et al. 2015, padded "same" convolutions):
 - 2x2 max pooling down, 2x2 stride-2 transposed convolution up, skip connections by
   concatenation, and a final 1x1 convolution to ``num_classes`` logits (2 in the paper).
 
+Typed models (K > 2) may take the ``"hierarchical"`` head (``HEADS``): a 1x1 convolution to the
+two logits of detection (background, any defect) and another to the K - 1 logits of the defect's
+type, composed as ``l_0 = b_0`` and ``l_k = b_1 + log_softmax(t)_k``. The K-class cross-entropy
+then splits exactly into the binary model's detection loss and a type loss on the defect pixels,
+and the type head reads the decoder's features through ``stop_gradient``: the trunk learns only
+detection, as a binary model's does, so typing costs no detection Dice (issue 30's measurement:
+the joint head cost 0.007-0.029 at the quick budget, ``docs/detect.md``).
+
 The paper configuration (``in_channels=1, base_features=64, depth=4``: levels 64-128-256-512,
 bottleneck 1024) has **31,030,658** parameters (checked in ``tests/test_unet.py``).
 
@@ -96,6 +104,9 @@ class UpConv2x2(nnx.Module):
         return y.reshape(b, 2 * h, 2 * w, k.shape[-1]) + self.bias[...].astype(self.dtype)
 
 
+HEADS = ("joint", "hierarchical")
+
+
 class UNet(nnx.Module):
     """U-Net segmenter: ``(B, ny, nx, in_channels) -> (B, ny, nx, num_classes)`` float32 logits.
 
@@ -110,6 +121,8 @@ class UNet(nnx.Module):
         num_classes: logits per pixel (>= 2; channel 0 is the background).
         input_norm: ``"none"`` or ``"per_image"`` (each map minus its spatial mean, over its
             spatial standard deviation).
+        head: ``"joint"`` (one 1x1 convolution to the K logits) or ``"hierarchical"`` (for K > 2:
+            ``HEADS``, detection first and the type read from the detector's features).
         rngs: initialisation randomness (``nnx.Rngs(params=key)``).
     """
 
@@ -123,6 +136,7 @@ class UNet(nnx.Module):
         compute_dtype=jnp.float32,
         num_classes: int = 2,
         input_norm: str = "none",
+        head: str = "joint",
         rngs: nnx.Rngs,
     ):
         if in_channels < 1:
@@ -133,6 +147,8 @@ class UNet(nnx.Module):
             raise ValueError(f"UNet dropout must be in [0, 1), got {dropout}")
         if num_classes < 2:
             raise ValueError(f"UNet num_classes must be >= 2 (background and at least one defect class), got {num_classes}")
+        if head not in HEADS:
+            raise ValueError(f"UNet head must be one of {HEADS}, got {head!r}")
         if input_norm not in INPUT_NORMS:
             raise ValueError(f"UNet input_norm must be one of {INPUT_NORMS}, got {input_norm!r}")
         self.in_channels = in_channels
@@ -157,8 +173,12 @@ class UNet(nnx.Module):
         self.up_blocks = nnx.List(
             [ConvBlock(2 * widths[i], widths[i], dropout, dtype=dt, rngs=rngs) for i in reversed(range(depth))]
         )
-        self.head = nnx.Conv(widths[0], num_classes, (1, 1), dtype=dt, conv_general_dilated=conv_general_dilated,
-                             rngs=rngs)
+        self.hierarchical = head == "hierarchical" and num_classes > 2
+        self.head = nnx.Conv(widths[0], 2 if self.hierarchical else num_classes, (1, 1), dtype=dt,
+                             conv_general_dilated=conv_general_dilated, rngs=rngs)
+        if self.hierarchical:
+            self.type_head = nnx.Conv(widths[0], num_classes - 1, (1, 1), dtype=dt,
+                                      conv_general_dilated=conv_general_dilated, rngs=rngs)
 
     def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
         """Logits ``(B, ny, nx, num_classes)`` float32 for inputs ``(B, ny, nx, in_channels)``.
@@ -184,7 +204,13 @@ class UNet(nnx.Module):
             x = upconv(x)
             x = jnp.concatenate([skip.astype(x.dtype), x], axis=-1)
             x = block(x, train=train, rngs=rngs)
-        return self.head(x).astype(jnp.float32)
+        logits = self.head(x).astype(jnp.float32)
+        if not self.hierarchical:
+            return logits
+        # l_0 = b_0, l_k = b_1 + log p(type k | defect): the any-defect margin is b_1 - b_0 whatever
+        # the types, and the type head reads the features without steering them (stop_gradient)
+        types = jax.nn.log_softmax(self.type_head(jax.lax.stop_gradient(x)).astype(jnp.float32), axis=-1)
+        return jnp.concatenate([logits[..., :1], logits[..., 1:2] + types], axis=-1)
 
 
 def count_parameters(model: nnx.Module) -> int:
