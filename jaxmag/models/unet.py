@@ -21,7 +21,7 @@ type, composed as ``l_0 = b_0`` and ``l_k = b_1 + log_softmax(t)_k``. The K-clas
 then splits exactly into the binary model's detection loss and a type loss on the defect pixels,
 and the type head reads the decoder's features through ``stop_gradient``: the trunk learns only
 detection, as a binary model's does, so typing costs no detection Dice (issue 30's measurement:
-the joint head cost 0.007-0.029 at the quick budget, ``docs/detect.md``).
+the joint head cost 0.007-0.029 at the quick budget, the hierarchical one 0.012 at most: ``docs/detect.md``).
 
 The paper configuration (``in_channels=1, base_features=64, depth=4``: levels 64-128-256-512,
 bottleneck 1024) has **31,030,658** parameters (checked in ``tests/test_unet.py``).
