@@ -2,7 +2,7 @@
 
 A config file has one table per section (``[grid]``, ``[material]``, ``[defects]``,
 ``[simulation]``, ``[dataset]``, ``[measures]``, ``[noise]``, ``[model]``, ``[training]``,
-``[run]``, ``[study]``, ``[instrument]``); every key has a default, so a file states only what it changes.
+``[run]``, ``[study]``, ``[instrument]``, ``[plan]``); every key has a default, so a file states only what it changes.
 A variant names a base file with a top-level ``base = "paper.toml"`` (relative to itself) and
 overrides some keys of it.
 
@@ -38,6 +38,7 @@ from jaxmag.defects import DefectParams
 from jaxmag.fields.terms import STANDARD_TERMS, TERMS
 from jaxmag.grid import Grid
 from jaxmag.instrument import Instrument
+from jaxmag.plan_grid import PlanConfig
 from jaxmag.measures import MEASURE_FUNCTIONS, MeasureOptions
 from jaxmag.noise import NOISE_MODELS, NoiseSweep
 from jaxmag.params import ParamError, require
@@ -291,13 +292,17 @@ class Config:
     # [instrument] (jaxmag.instrument.Instrument): absent, the movies are the magnetisation itself;
     # present, what the microscope records (enabled unless the section says enabled = false)
     instrument: Instrument = Instrument(enabled=False)
+    # [plan] (jaxmag.plan_grid.PlanConfig): the sweep of ``jaxmag plan``; absent, no plan
+    plan: PlanConfig = PlanConfig(enabled=False)
     name: str = "jaxmag"
 
     def to_dict(self) -> dict[str, Any]:
         data = _to_plain(dataclasses.asdict(self))
         data["noise"] = _noise_table(self.noise)
-        if self.instrument == Instrument(enabled=False):
-            del data["instrument"]  # no instrument: the TOML and the hash of the configs written before it
+        # sections absent by default: the TOML and the hash of the configs written before them
+        for section, absent in _ABSENT_SECTIONS:
+            if getattr(self, section) == absent:
+                del data[section]
         for section, key, default in _LATER_KEYS:
             if data[section].get(key) == default:
                 del data[section][key]
@@ -309,6 +314,8 @@ class Config:
     def replace(self, **sections: Any) -> "Config":
         return dataclasses.replace(self, **sections)
 
+
+_ABSENT_SECTIONS = (("instrument", Instrument(enabled=False)), ("plan", PlanConfig(enabled=False)))
 
 # Keys added after configs were first stored (datasets, run folders, study units compare their
 # hashes): written only when they differ from their default, so older configs keep their hash.

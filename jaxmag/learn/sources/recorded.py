@@ -53,6 +53,27 @@ from jaxmag.symmetry import film_symmetries, move_channel_pixels
 EVAL_STREAM = 0x5EC0  # folded into the noise seed's key for the fixed evaluation records
 
 
+def recorded_maps(key: jax.Array, movies: jax.Array, plan: RecordingPlan, spec: NoiseSpec, measures: tuple[str, ...],
+                  options: tuple[MeasureOptions, ...], channels: tuple[Channel, ...]) -> jax.Array:
+    """Films ``(B, T, C, ny, nx)`` -> raw channel maps ``(B, ny_pix, nx_pix, K)`` of one record each:
+    the instrument (``record_signal`` with the first half of ``key``), then ``spec``'s noise (the
+    second half), then the ``measures`` of the record stacked as ``channels``."""
+    k_rec, k_noise = jax.random.split(key)
+    s = record_signal(k_rec, movies, plan)
+    if spec.kind != "clean":
+        s = apply_noise(s, spec, k_noise)
+    return stack_channels(movie_maps(s[:, None], measures, options), channels, PROBE_COMPONENT)
+
+
+def fixed_record_maps(noise_seed: int, movies: jax.Array, rows: jax.Array, **maps_kw) -> jax.Array:
+    """The fixed evaluation records: film ``rows[i]`` (``movies[i]``) recorded with
+    ``fold_in(fold_in(key(noise_seed), EVAL_STREAM), rows[i])``, through ``recorded_maps(**maps_kw)``.
+    Any source or plan with the same seed, films and instrument gets the same draws."""
+    base = jax.random.fold_in(jax.random.key(noise_seed), EVAL_STREAM)
+    keys = jax.vmap(lambda r: jax.random.fold_in(base, r))(rows)
+    return jax.vmap(lambda k, m: recorded_maps(k, m[None], **maps_kw)[0])(keys, movies)
+
+
 class RecordedSource:
     """Training data from clean films seen through an instrument (module docstring).
 
@@ -148,11 +169,7 @@ class RecordedSource:
 
     def _maps(self, key: jax.Array, movies: jax.Array) -> jax.Array:
         """Films ``(B, T, C, ny, nx)`` -> raw channel maps of their record ``(B, ny_pix, nx_pix, K)``."""
-        k_rec, k_noise = jax.random.split(key)
-        s = record_signal(k_rec, movies, self.plan)
-        if self.spec.kind != "clean":
-            s = apply_noise(s, self.spec, k_noise)
-        return stack_channels(movie_maps(s[:, None], self._measures, self._options), self._channels, PROBE_COMPONENT)
+        return recorded_maps(key, movies, self.plan, self.spec, self._measures, self._options, self._channels)
 
     def _make_batch(self, movies, cell_labels, rows, key_bits):
         key = jax.random.wrap_key_data(key_bits)
@@ -239,9 +256,8 @@ class RecordedSource:
         return normalization.normalize(x, self.norm_stats), labels.astype(jnp.int32)
 
     def _fixed_kernel(self, movies, rows):
-        base = jax.random.fold_in(jax.random.key(self.noise_seed), EVAL_STREAM)
-        keys = jax.vmap(lambda r: jax.random.fold_in(base, r))(rows)
-        return jax.vmap(lambda k, m: self._maps(k, m[None])[0])(keys, movies)
+        return fixed_record_maps(self.noise_seed, movies, rows, plan=self.plan, spec=self.spec, measures=self._measures,
+                                 options=self._options, channels=self._channels)
 
     def _fixed_maps(self, idx: np.ndarray) -> np.ndarray:
         """Raw maps ``(len(idx), ny_pix, nx_pix, K)`` of the fixed records of films ``idx``."""
