@@ -296,6 +296,19 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
     return {"rows": rows, "report": report, "timings": timings}
 
 
+def correlation_times(films: Films, sample_s: float, num_films: int = 4, stride: int = 4) -> dict[str, float]:
+    """The median over pixels (every ``stride``-th cell) of the first ``num_films`` training films of
+    each component's 1/e autocorrelation time, s (``jaxmag.compare.autocorrelation_time``; the movie's
+    duration where the correlation stays above 1/e: a lower bound). An exposure much shorter than
+    this leaves the fluctuations; a longer one averages them away."""
+    from jaxmag.compare import autocorrelation_time
+
+    m = films.m[films.indices["train"][:num_films], :, :, ::stride, ::stride]  # (n, T, C, y, x)
+    return {c: float(np.median([autocorrelation_time(series, sample_s)
+                                for series in np.moveaxis(m[:, :, i], 1, -1).reshape(-1, m.shape[1])]))
+            for i, c in enumerate(films.components)}
+
+
 def plan_meta(config: Config, films_config: Config, films: Films, timings: dict, models: int) -> dict:
     """What the report says of the setup besides the rows (``docs/plan.md``)."""
     g, m = config.grid, config.material
@@ -308,6 +321,7 @@ def plan_meta(config: Config, films_config: Config, films: Films, timings: dict,
         "instrument": dataclasses.asdict(config.instrument),
         "simulated": {"frames": films_config.simulation.num_frames, "components": films.components,
                       "samples_per_frame": films.samples},
+        "correlation_time_s": correlation_times(films, films_config.simulation.frame_interval_s),
         "swept": {a: list(config.plan.values(a)) for a in config.plan.swept()},
         "axes_units": {a: AXES[a].unit for a in AXES},
         "timings": timings, "models_trained": models, "config_hash": config_hash(config),
