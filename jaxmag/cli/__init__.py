@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # the reader of stdout left (`jaxmag plan ... --list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except (UserError, ValueError, OSError, KeyError) as exc:
         if verbose:
             traceback.print_exc()
