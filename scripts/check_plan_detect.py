@@ -10,10 +10,10 @@ jaxmag's solver, the microscope written with NumPy/SciPy, not ``jaxmag.instrumen
 probe, PSF, pixel, photons, contrast, gain, offset and read noise. Each movie goes through
 ``jaxmag detect --budget quick`` told only the probe, PSF FWHM and boundary (the pixel and frame
 interval from the TIFF's metadata; the regime's films are detect's own, not the plan's). One JSON
-line per movie: detect's chosen input and its U-Net and baseline Dice on the movie against the true
-defects, beside the plan's Dice of that measure at that point (baseline and model where trained)
-and the plan's spread of one film's Dice (``dice_se`` times the square root of its test films: a
-single movie scatters by that much).
+line per movie: detect's chosen input, its U-Net and baseline Dice on the movie against the true
+defects and on its own regime's test films, beside the plan's Dice of that measure at that point
+(baseline and model where trained) and the plan's spread of one film's Dice (``dice_se`` times the
+square root of its test films: a single movie scatters by that much).
 """
 from __future__ import annotations
 
@@ -89,10 +89,12 @@ def main(argv=None) -> int:
                 "point": pid, "seed": seed, "input": record["inputs"][0],
                 "detect_dice_model": dice(np.load(det / "mask.npy"), labels),
                 "detect_dice_baseline": dice(np.load(det / "baseline_mask.npy"), labels),
+                "detect_regime_test_dice_model": record["validation"]["model"]["test_dice"],
+                "detect_regime_test_dice_baseline": record["validation"]["baseline"]["test_dice"],
                 "plan_dice_baseline": float(plan["baseline"]["dice"]), "plan_film_spread_baseline": spread(plan["baseline"]),
                 "plan_dice_model": float(plan["model"]["dice"]) if "model" in plan else None,
                 "plan_film_spread_model": spread(plan.get("model")),
-                "wall_s": time.perf_counter() - t0,
+                "warnings": record["warnings"], "wall_s": time.perf_counter() - t0,
             }), flush=True)
     return 0
 

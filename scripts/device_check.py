@@ -85,6 +85,7 @@ FULL = dict(
     measures_shape=(64, 100, 128, 128),
     unet=dict(size=128, batch=32, base_features=64, depth=4, steps=10),
     e2e=dict(base="configs/paper.toml", runs=64, epochs=3),
+    plan=dict(config="configs/plan_stxm.toml"),
 )
 DRY = dict(
     solver_cases=[(16, 2)],
@@ -96,6 +97,10 @@ DRY = dict(
     unet=dict(size=8, batch=4, base_features=4, depth=1, steps=2),
     e2e=dict(base="configs/tiny.toml", runs=8, epochs=1, model="base_features = 4\ndepth = 1",
              training="batch_size = 4", noise='gaussian = [1e-2]'),
+    plan=dict(text='base = "{repo}/configs/tiny.toml"\nname = "device-check-plan"\n[simulation]\nnum_frames = 8\n'
+                   '[dataset]\nnum_runs = 12\n[training]\nsplit = [0.34, 0.33, 0.33]\nepochs = 1\nbatch_size = 4\n'
+                   'recipe = "robust"\n[model]\nbase_features = 4\ndepth = 1\n[plan]\nphotons_per_pixel = [0, 1e3]\n'
+                   'measures = ["std"]\nmodels = 0\n'),
 )
 
 
@@ -413,6 +418,28 @@ def figure_e2e(report: Report, sizes: dict) -> None:
                                 "and compiles not included; one device")
 
 
+def figure_plan(report: Report, sizes: dict) -> None:
+    """``jaxmag plan`` of the STXM worked example (docs/plan.md): its wall time and stages on this device."""
+    import shutil
+
+    from jaxmag.learn.plan import run_plan
+
+    p = sizes["plan"]
+    folder = report.out / "plan"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    config = REPO / p["config"] if "config" in p else folder / "plan.toml"
+    if "text" in p:
+        config.write_text(p["text"].format(repo=REPO))
+    t0 = time.perf_counter()
+    result = run_plan(config, folder / "out", progress=False, log=lambda *_: None)
+    rows = result["rows"]
+    report.emit("plan", config=str(config), rows=len(rows), points=len({r["point"] for r in rows}),
+                models=sum(r["method"] == "model" for r in rows), wall_s=time.perf_counter() - t0,
+                stage_s=result["timings"])
+
+
 # --------------------------------------------------------------------------------------------
 # 8. summary
 # --------------------------------------------------------------------------------------------
@@ -433,6 +460,8 @@ def _row(line: dict) -> tuple[str, str, str]:
     if fig == "unet_train":
         return fig, "ok", (f"{line['dtype']} batch {line['batch']} on {line['devices']}: {line['images_per_s']:.4g} images/s; "
                            f"500 epochs {line['paper_model_500_epochs_h']:.2f} h")
+    if fig == "plan":
+        return fig, "ok", f"{line['points']} points, {line['models']} models in {line['wall_s']:.1f} s"
     if fig == "e2e_slice":
         return fig, "ok", f"{line['runs']} runs, {line['epochs']} epochs in {line['wall_s']:.1f} s; study ≈ {line['projected_study_h']:.2f} h"
     return fig, status, ""
@@ -450,7 +479,7 @@ def write_summary(report: Report) -> None:
     print(text, flush=True)
 
 
-FIGURES = ("environment", "solver", "solver_scaling", "peer", "measures", "unet", "e2e")
+FIGURES = ("environment", "solver", "solver_scaling", "peer", "measures", "unet", "e2e", "plan")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -469,6 +498,7 @@ def main(args: argparse.Namespace) -> int:
         "measures": lambda: report.run("measures", figure_measures, sizes),
         "unet": lambda: figure_unet(report, sizes, args.devices),
         "e2e": lambda: report.run("e2e_slice", figure_e2e, sizes),
+        "plan": lambda: report.run("plan", figure_plan, sizes),
     }
     for name in FIGURES:
         if name in only:

@@ -15,6 +15,7 @@ KEYS = {
     "measures": {"shape", "pixel_series_per_s", "compile_s"},
     "unet_train": {"dtype", "batch", "images_per_s", "compile_s", "paper_model_500_epochs_h", "parameters"},
     "e2e_slice": {"runs", "epochs", "stage_s", "projected_h", "projected_study_h", "study_units"},
+    "plan": {"rows", "points", "models", "wall_s", "stage_s"},
     "summary": {"ok", "skipped", "error", "figures"},
 }
 COMMON = {"figure", "status", "dry_run", "platform", "elapsed_s"}

@@ -250,3 +250,15 @@ def test_dice_falls_with_blur_and_rises_with_photons(tmp_path):
             (d0, s0), (d1, s1) = dice[(psf, a)], dice[(psf, b)]
             assert d1 >= d0 - 2 * max(s0, s1), (psf, a, b, d0, d1)
     assert dice[(0.0, 0.0)][0] > 0.5  # the clean in-plane mean finds the defects at all
+
+
+def test_the_frontier_is_the_best_baseline_below_the_target_one_measure_per_point():
+    from jaxmag.learn.plan import frontier
+
+    rows = [{"point": p, "measure": m, "method": "baseline", "dice": d}
+            for p, m, d in [("a", "mean", 0.65), ("a", "std", 0.6), ("b", "std", 0.75), ("c", "mean", 0.2),
+                            ("d", "latent_entropy", 0.5)]]
+    assert frontier(rows, 0.7, 2) == [("a", "mean"), ("d", "latent_entropy")]
+    assert frontier(rows, 0.7, 10) == [("a", "mean"), ("d", "latent_entropy"), ("c", "mean")]
+    assert frontier(rows, 0.7, 0) == []
+    assert frontier(rows, 0.1, 3) == []

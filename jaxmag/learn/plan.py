@@ -188,11 +188,11 @@ def frontier(rows: list[dict], target: float, budget: int) -> list[tuple[str, st
     below = sorted((r for r in rows if r["method"] == "baseline" and r["dice"] < target), key=lambda r: -r["dice"])
     chosen, points = [], set()
     for r in below:
+        if len(chosen) >= budget:
+            break
         if r["point"] not in points:
             chosen.append((r["point"], r["measure"]))
             points.add(r["point"])
-        if len(chosen) == budget:
-            break
     return chosen
 
 
