@@ -262,3 +262,6 @@ def test_the_frontier_is_the_best_baseline_below_the_target_one_measure_per_poin
     assert frontier(rows, 0.7, 10) == [("a", "mean"), ("d", "latent_entropy"), ("c", "mean")]
     assert frontier(rows, 0.7, 0) == []
     assert frontier(rows, 0.1, 3) == []
+    psf = {"a": 1, "b": 1, "c": 2, "d": 1}
+    spread = [{**r, "psf_fwhm_m": psf[r["point"]]} for r in rows]
+    assert frontier(spread, 0.7, 2, "psf_fwhm_m") == [("a", "mean"), ("c", "mean")]  # every PSF its best first

@@ -182,17 +182,28 @@ def baseline_rows(config: Config, films: Films, point: PlanPoint) -> list[dict]:
     return rows
 
 
-def frontier(rows: list[dict], target: float, budget: int) -> list[tuple[str, str]]:
+def frontier(rows: list[dict], target: float, budget: int, spread_over: str | None = None) -> list[tuple[str, str]]:
     """The ``(point, measure)`` pairs where a model is trained: the baseline below ``target`` (where
-    learning can matter), closest to it first, one measure per point, at most ``budget`` pairs."""
+    learning can matter), closest to it first, one measure per point, at most ``budget`` pairs.
+    With ``spread_over`` (an axis, e.g. the PSF FWHM) every value of it gets its best pair first, so
+    that no group of the recommendation is judged by the baseline alone while the budget lasts."""
     below = sorted((r for r in rows if r["method"] == "baseline" and r["dice"] < target), key=lambda r: -r["dice"])
     chosen, points = [], set()
-    for r in below:
-        if len(chosen) >= budget:
-            break
-        if r["point"] not in points:
-            chosen.append((r["point"], r["measure"]))
-            points.add(r["point"])
+
+    def take(candidates):
+        for r in candidates:
+            if len(chosen) >= budget:
+                return
+            if r["point"] not in points:
+                chosen.append((r["point"], r["measure"]))
+                points.add(r["point"])
+
+    if spread_over is not None:
+        firsts = {}
+        for r in below:
+            firsts.setdefault(r[spread_over], r)
+        take(list(firsts.values()))
+    take(below)
     return chosen
 
 
@@ -278,7 +289,8 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    chosen = frontier(rows, config.plan.target_dice, config.plan.models)
+    axes = config.plan.maps()
+    chosen = frontier(rows, config.plan.target_dice, config.plan.models, axes[0] if axes else None)
     by_id = {p.id: p for p in points}
     for k, (pid, measure) in enumerate(chosen):
         log(f"models: {k + 1}/{len(chosen)}: {measure}:p at {pid}")

@@ -170,7 +170,8 @@ def recommendations(rows: Sequence[Mapping], plan: PlanConfig) -> list[dict]:
     ``status`` (``STATUSES``); ``min_photons_per_pixel`` (at the most frames) and ``min_num_frames``
     (at the most photons): the least value at which that probe and measure reach ``target_dice``
     with either method (else the marginal one; None when not swept or never reached), with
-    ``dice_at_min_*``, ``se_at_min_*`` and ``method_at_min_*`` there; ``best_seen``: the best row of
+    ``dice_at_min_*``, ``se_at_min_*`` and ``method_at_min_*`` there; ``models_trained``: the U-Net
+    rows of the group; ``best_seen``: the best row of
     the group over every probe, measure, method and setting (what "not detectable" reports)."""
     rows = check_rows(rows)
     target, axis = plan.target_dice, group_axis(plan, rows)
@@ -185,6 +186,7 @@ def recommendations(rows: Sequence[Mapping], plan: PlanConfig) -> list[dict]:
         rec = {"axis": axis, "value": value, "target_dice": target,
                **{k: best[k] for k in ("point", "probe", "measure", "method", "dice", "dice_se")},
                "status": status(float(best["dice"]), _se(best), target),
+               "models_trained": sum(r["method"] == "model" for r in group),
                "best_seen": {k: seen[k] for k in ("point", "probe", "measure", "method", "dice", "dice_se")}}
         for scan in ("photons_per_pixel", "num_frames"):
             hit, found = None, rec["status"]
@@ -228,9 +230,11 @@ def recommendation_text(recs: Sequence[Mapping], plan: PlanConfig) -> list[str]:
         if r["status"] == "not detectable":
             b = r["best_seen"]
             where = " at this resolution" if r["axis"] == "psf_fwhm_m" and float(r["value"]) > 0 else ""
+            caveat = "" if r.get("models_trained", 1) else (" No U-Net was trained here (the [plan] models budget "
+                                                             "went elsewhere): a U-Net may do better.")
             lines.append(f"{head}: not detectable{where}. No setting of the grid reaches Dice "
                          f"{r['target_dice']:.2f}; the best seen is {_pm(b['dice'], b['dice_se'])}, {_thing(b)} "
-                         f"(point {b['point']}).")
+                         f"(point {b['point']}).{caveat}")
             continue
         word = "detectable" if r["status"] == "detectable" else "marginal (within one standard error of the target)"
         text = (f"{head}: {word}. Best: {_thing(r)}, Dice {_pm(r['dice'], r['dice_se'])} (target "
