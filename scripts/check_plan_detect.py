@@ -62,6 +62,11 @@ def main(argv=None) -> int:
         at = [r for r in rows if r["point"] == pid]
         r0 = at[0]
         pixel_cells = max(1, round(float(r0["pixel_size_m"]) / g.cell_size_m[0])) if float(r0["pixel_size_m"]) else 1
+        photons = float(r0["photons_per_pixel"])
+        # a uint16 TIFF holds 65535 ADU: a bright point is written with a smaller gain, the read noise scaled
+        # with it (the same noise in photons); shot noise dominates the rounding's 1/12 ADU² either way
+        gain = min(inst.gain, 0.8 * (65535 - inst.offset) / (photons * (1 + abs(inst.contrast))))
+        read_noise = float(r0["read_noise"]) * gain / inst.gain
         for j in range(args.movies):
             seed = args.seed + 100 * i + j
             case = args.out / f"point{i}-movie{j}"
@@ -70,8 +75,8 @@ def main(argv=None) -> int:
                             "--frames", r0["num_frames"], "--frame-interval", str(s.frame_interval_s),
                             "--burn-in", str(s.burn_in_s), "--boundary", g.boundary, "--seed", str(seed),
                             "--probe", r0["probe"], "--psf-fwhm", r0["psf_fwhm_m"], "--pixel-cells", str(pixel_cells),
-                            "--photons", r0["photons_per_pixel"], "--contrast", str(inst.contrast), "--gain", str(inst.gain),
-                            "--offset", str(inst.offset), "--read-noise", r0["read_noise"]],
+                            "--photons", r0["photons_per_pixel"], "--contrast", str(inst.contrast), "--gain", str(gain),
+                            "--offset", str(inst.offset), "--read-noise", str(read_noise)],
                            check=True, capture_output=True)
             t0 = time.perf_counter()
             run = subprocess.run(["jaxmag", "detect", str(movie / "counts.tif"), "--probe", r0["probe"],
@@ -86,7 +91,7 @@ def main(argv=None) -> int:
             plan = {r["method"]: r for r in at if r["measure"] == measure}
             spread = lambda r: float(r["dice_se"]) * math.sqrt(int(r["test_films"])) if r else None
             print(json.dumps({
-                "point": pid, "seed": seed, "input": record["inputs"][0],
+                "point": pid, "seed": seed, "input": record["inputs"][0], "gain_adu_per_photon": gain,
                 "detect_dice_model": dice(np.load(det / "mask.npy"), labels),
                 "detect_dice_baseline": dice(np.load(det / "baseline_mask.npy"), labels),
                 "detect_regime_test_dice_model": record["validation"]["model"]["test_dice"],
