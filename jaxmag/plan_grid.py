@@ -13,8 +13,9 @@ point is a view of them (``movie_variant``):
 * ``num_frames``: the first N frames of the simulated movie (simulated: the largest N);
 * ``exposure_s``: the time average over the last ``exposure_s`` of each frame interval, from a
   movie sampled ``exposure_samples`` times per interval. The record is linear in m
-  (``jaxmag.exposure``), so averaging the samples is the exposure, to the accuracy of a Riemann
-  sum of ``exposure_samples`` points per interval. Exposures up to the frame interval only: a
+  (``jaxmag.exposure``), so averaging the samples is the exposure: the solver's own rule (the mean
+  of the states at the end of each of the window's parts) with parts of one sample instead of one
+  step. Each exposure must span at least ``MIN_EXPOSURE_SAMPLES`` samples (``check_plan``). Exposures up to the frame interval only: a
   camera-rate frame (ms) is ``[instrument] exposure_s``, applied by the solver.
 
 Everything here is plain data and NumPy; ``jaxmag.learn.plan`` runs the plan.
@@ -189,8 +190,16 @@ def simulated_frames(plan: PlanConfig, num_frames: int) -> int:
     return frames * (plan.exposure_samples if plan.exposure_s else 1)
 
 
+MIN_EXPOSURE_SAMPLES = 4  # a swept exposure spans at least this many samples of the films
+
+
 def check_plan(plan: PlanConfig, instrument: Instrument, frame_interval_s: float, cell_m: float) -> None:
-    """What ``PlanConfig`` cannot check alone; ``ValueError`` naming the key."""
+    """What ``PlanConfig`` cannot check alone; ``ValueError`` naming the key.
+
+    A positive exposure must be a whole number k >= ``MIN_EXPOSURE_SAMPLES`` of samples
+    (``frame_interval_s / exposure_samples``): the frame is then the mean of k samples, the solver's
+    exposure (``jaxmag.exposure``) with its average taken every sample instead of every step. One
+    sample would be an instantaneous frame, and a few would mis-state the window."""
     if plan.exposure_s:
         if instrument.exposure_s:
             raise ValueError("[plan] exposure_s sweeps the exposure, but [instrument] exposure_s = "
@@ -198,6 +207,14 @@ def check_plan(plan: PlanConfig, instrument: Instrument, frame_interval_s: float
         if max(plan.exposure_s) > frame_interval_s * (1 + 1e-9):
             raise ValueError(f"[plan] exposure_s: {max(plan.exposure_s):g} s is longer than the frame interval "
                              f"({frame_interval_s:g} s); camera-rate exposures are [instrument] exposure_s")
+        sample = frame_interval_s / plan.exposure_samples
+        for e in plan.exposure_s:
+            k = e / sample
+            if e > 0 and (abs(k - round(k)) > 1e-6 * max(k, 1) or round(k) < MIN_EXPOSURE_SAMPLES):
+                need = math.ceil(MIN_EXPOSURE_SAMPLES * frame_interval_s / e)
+                raise ValueError(f"[plan] exposure_s: {e:g} s must be a whole number (at least {MIN_EXPOSURE_SAMPLES}) "
+                                 f"of the {sample:g} s samples (frame interval / exposure_samples); raise "
+                                 f"exposure_samples to a multiple of the frame interval's parts, at least {need}")
     for p in plan.pixel_size_m:
         if 0 < p < cell_m * (1 - 1e-9):
             raise ValueError(f"[plan] pixel_size_m: {p:g} m is smaller than the cell ({cell_m:g} m)")

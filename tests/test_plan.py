@@ -87,6 +87,11 @@ def test_bad_plan_keys_name_the_key(tmp_path, key, value, match):
 
 def test_check_plan_refuses_what_the_films_cannot_give():
     inst = Instrument(enabled=False)
+    with pytest.raises(ValueError, match="at least 4"):  # one sample of 0.25 ps would be instantaneous
+        check_plan(PlanConfig(exposure_s=(0.0, 2.5e-13), exposure_samples=4), inst, 1e-12, 4e-9)
+    with pytest.raises(ValueError, match="whole number"):
+        check_plan(PlanConfig(exposure_s=(0.9e-12,), exposure_samples=8), inst, 1e-12, 4e-9)
+    check_plan(PlanConfig(exposure_s=(0.0, 0.5e-12, 1e-12), exposure_samples=8), inst, 1e-12, 4e-9)
     with pytest.raises(ValueError, match="longer than the frame interval"):
         check_plan(PlanConfig(exposure_s=(0.0, 2e-12)), inst, 1e-12, 4e-9)
     with pytest.raises(ValueError, match="fixes one"):
