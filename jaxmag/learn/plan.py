@@ -141,20 +141,29 @@ def point_setup(config: Config, films: Films, movies: np.ndarray, point: PlanPoi
                                 simulation=dataclasses.replace(config.simulation, num_frames=movies.shape[1]))
 
 
-def record_maps(config: Config, films: Films, movies: np.ndarray, plan, part: str, chunk: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Raw maps ``(n, ny_pix, nx_pix, len(measures))`` of a split's fixed records and their pixel labels."""
+def record_kernel(config: Config, plan) -> Callable:
+    """``(movies (B, T, C, ny, nx), rows (B,)) -> raw maps (B, ny_pix, nx_pix, len(measures))``: the
+    fixed records of those films at one point, jitted once for its validation and test films."""
     from jaxmag.learn.sources.recorded import fixed_record_maps
-    from jaxmag.recording import pixel_labels
 
     measures = tuple(config.plan.measures)
     kw = dict(plan=plan, spec=CLEAN, measures=measures, options=(config.measures.options(PROBE_COMPONENT),),
               channels=tuple(Channel(m, PROBE_COMPONENT) for m in measures))
-    fn = jax.jit(lambda mv, rows: fixed_record_maps(config.noise.seed, mv, rows, **kw))
+    return jax.jit(lambda mv, rows: fixed_record_maps(config.noise.seed, mv, rows, **kw))
+
+
+def record_maps(kernel: Callable, films: Films, movies: np.ndarray, plan, part: str,
+                chunk: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Raw maps ``(n, ny_pix, nx_pix, len(measures))`` of a split's fixed records (``record_kernel``)
+    and their pixel labels. Chunks of ``chunk`` films, the last padded, so one compile serves all."""
+    from jaxmag.recording import pixel_labels
+
     idx = films.indices[part]
-    maps = [np.asarray(fn(jnp.asarray(movies[idx[i:i + chunk]]), jnp.asarray(idx[i:i + chunk], jnp.int32)))
-            for i in range(0, idx.size, chunk)]
+    padded = np.concatenate([idx, np.repeat(idx[-1:], -idx.size % chunk)])
+    maps = [np.asarray(kernel(jnp.asarray(movies[padded[i:i + chunk]]), jnp.asarray(padded[i:i + chunk], jnp.int32)))
+            for i in range(0, padded.size, chunk)]
     labels = np.asarray(pixel_labels(films.labels[idx] > 0, plan))
-    return np.concatenate(maps), labels
+    return np.concatenate(maps)[:idx.size], labels
 
 
 def dice_se(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -169,8 +178,9 @@ def baseline_rows(config: Config, films: Films, point: PlanPoint) -> list[dict]:
     """The baseline's rows of every measure at ``point`` (module docstring, stage 2)."""
     movies = point_movies(films, point, config.simulation.frame_interval_s)
     plan, cfg = point_setup(config, films, movies, point)
-    xv, yv = record_maps(cfg, films, movies, plan, "val")
-    xt, yt = record_maps(cfg, films, movies, plan, "test")
+    kernel = record_kernel(cfg, plan)
+    xv, yv = record_maps(kernel, films, movies, plan, "val")
+    xt, yt = record_maps(kernel, films, movies, plan, "test")
     periodic = config.grid.boundary == "periodic"
     rows = []
     for i, measure in enumerate(config.plan.measures):
