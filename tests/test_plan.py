@@ -270,3 +270,13 @@ def test_the_frontier_is_the_best_baseline_below_the_target_one_measure_per_poin
     psf = {"a": 1, "b": 1, "c": 2, "d": 1}
     spread = [{**r, "psf_fwhm_m": psf[r["point"]]} for r in rows]
     assert frontier(spread, 0.7, 2, "psf_fwhm_m") == [("a", "mean"), ("c", "mean")]  # every PSF its best first
+
+
+def test_stage_times_add_up_over_the_runs_into_a_folder(tmp_path):
+    from jaxmag.learn.plan import accumulate_timings
+
+    path = tmp_path / "timings.json"
+    assert accumulate_timings(path, {"simulate_s": 10.0, "total_s": 12.0}) == {"simulate_s": 10.0, "total_s": 12.0}
+    assert accumulate_timings(path, {"simulate_s": 0.5, "total_s": 1.0}) == {"simulate_s": 10.5, "total_s": 13.0}
+    path.write_text("{not json")
+    assert accumulate_timings(path, {"total_s": 2.0}) == {"total_s": 2.0}

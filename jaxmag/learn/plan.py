@@ -16,7 +16,8 @@ Stages, each resumable (``docs/plan.md``):
    models`` points of the frontier (``frontier``), tested on the same fixed records. A finished
    model's ``result.json`` is reused; an interrupted one resumes from its checkpoint.
 4. **report** → ``plan.json``, ``plan.csv``, ``report.md`` and the figures
-   (``jaxmag.learn.plan_report``), rebuilt from the rows every time.
+   (``jaxmag.learn.plan_report``), rebuilt from the rows every time; the stage times add up over
+   the runs into the folder (``timings.json``).
 
 The films' split is the study's (``[training] split`` and ``seed``, ``jaxmag.learn.splits``), so
 at zero blur, no detector and the z probe a plan's ``std``/``mean`` baseline rows are the clean
@@ -310,8 +311,9 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
             f"{next(b['dice'] for b in rows if b['point'] == pid and b['measure'] == measure):.3f})")
     timings["models_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
+    spent = accumulate_timings(out / "timings.json", timings)
 
-    meta = plan_meta(config, films_config, films, timings, len(chosen))
+    meta = plan_meta(config, films_config, films, spent, len(chosen))
     write_table(out, rows, meta)
     report = write_plan_report(out, config.plan, rows, meta)
     log(f"plan: {out / 'plan.csv'}, {report}")
@@ -329,6 +331,18 @@ def correlation_times(films: Films, sample_s: float, num_films: int = 4, stride:
     return {c: float(np.median([autocorrelation_time(series, sample_s)
                                 for series in np.moveaxis(m[:, :, i], 1, -1).reshape(-1, m.shape[1])]))
             for i, c in enumerate(films.components)}
+
+
+def accumulate_timings(path: Path, timings: dict[str, float]) -> dict[str, float]:
+    """Add this run's stage times (s) to those of the folder's earlier runs (``timings.json``, written
+    atomically): a resumed plan reports what the whole plan cost, not the last run's share."""
+    try:
+        spent = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        spent = {}  # a damaged record of earlier runs: count from here
+    spent = {k: float(spent.get(k, 0.0)) + v for k, v in timings.items()}
+    write_text(path, json.dumps(spent, indent=1))
+    return spent
 
 
 def plan_meta(config: Config, films_config: Config, films: Films, timings: dict, models: int) -> dict:
