@@ -344,7 +344,9 @@ def write_maps(out_dir: str | Path, rows: Sequence[Mapping], plan: PlanConfig) -
                 ax = axes[i, j]
                 xs, ys, base = detectability(rows, plan, probe, measure, "baseline")
                 model = detectability(rows, plan, probe, measure, "model")[2]
-                (px, xl), (py, yl) = _coords(a, xs), _coords(b, ys)
+                # equal cells whatever the spacing of the values (5, 10, 20 nm; decades of photons)
+                (_, xl), (_, yl) = _coords(a, xs), _coords(b, ys)
+                px, py = np.arange(len(xl), dtype=float), np.arange(len(yl), dtype=float)
                 mesh = ax.pcolormesh(px, py, np.ma.masked_invalid(base), shading="nearest", cmap="viridis", vmin=0, vmax=1)
                 finite = base[np.isfinite(base)]
                 if min(base.shape) >= 2 and finite.size and finite.min() < plan.target_dice < finite.max():
