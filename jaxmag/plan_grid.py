@@ -227,13 +227,12 @@ def movie_variant(films: np.ndarray, num_frames: int, exposure_s: float, frame_i
                   samples: int) -> np.ndarray:
     """The movie a point records, from the simulated films ``(N, T, C, ny, nx)``.
 
-    ``samples == 1``: the first ``num_frames`` frames. Otherwise the films hold ``samples`` samples
+    ``samples == 1``: the first ``num_frames`` frames (an ``exposure_s`` is then ``[instrument]
+    exposure_s``, which the solver already applied to the films). Otherwise the films hold ``samples`` samples
     per frame interval and frame f is the mean of the last ``k = max(1, round(exposure_s /
     (frame_interval_s / samples)))`` samples of its interval (``exposure_s = 0``: the last
     sample, an instantaneous frame)."""
     if samples == 1:
-        if exposure_s:
-            raise ValueError("an exposure from the films needs them sampled more than once per frame interval")
         return films[:, :num_frames]
     n, t = films.shape[:2]
     if num_frames * samples > t:

@@ -106,6 +106,8 @@ def test_movie_variant_takes_a_prefix_or_averages_the_last_samples():
     rng = np.random.default_rng(0)
     films = rng.normal(size=(2, 12, 1, 3, 3)).astype(np.float32)
     assert np.array_equal(movie_variant(films, 5, 0.0, 1e-12, 1), films[:, :5])
+    # films sampled once per frame: an exposure is [instrument] exposure_s, already the solver's
+    assert np.array_equal(movie_variant(films, 5, 1e-3, 1e-3, 1), films[:, :5])
     # 4 samples per 1 ps interval: a 0.5 ps exposure averages the last 2 samples of each interval
     v = movie_variant(films, 3, 0.5e-12, 1e-12, 4)
     expected = films.reshape(2, 3, 4, 1, 3, 3)[:, :, 2:].mean(axis=2)
