@@ -23,7 +23,7 @@ REPLACES = {"simulate", "measures", "dataset merge", "export-ovf", "mumax3 expor
             "detect", "predict"}
 # commands with an output that never replace one: they refuse a folder holding other work and
 # continue their own (--resume, or rerunning the same command)
-CONTINUES = {"train", "finetune", "run", "study"}
+CONTINUES = {"train", "finetune", "run", "study", "plan"}
 # the smallest command line of each command that takes --noise (the flag is appended)
 NOISE_COMMANDS = {
     "detect": ["detect", "movie.tif", "--out", "o"],
