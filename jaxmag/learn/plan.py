@@ -323,14 +323,19 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
 def correlation_times(films: Films, sample_s: float, num_films: int = 4, stride: int = 4) -> dict[str, float]:
     """The median over pixels (every ``stride``-th cell) of the first ``num_films`` training films of
     each component's 1/e autocorrelation time, s (``jaxmag.compare.autocorrelation_time``; the movie's
-    duration where the correlation stays above 1/e: a lower bound). An exposure much shorter than
-    this leaves the fluctuations; a longer one averages them away."""
+    duration where the correlation stays above 1/e: a lower bound; None for identical frames, the
+    camera-rate limit). An exposure much shorter than this leaves the fluctuations; a longer one
+    averages them away."""
     from jaxmag.compare import autocorrelation_time
 
     m = films.m[films.indices["train"][:num_films], :, :, ::stride, ::stride]  # (n, T, C, y, x)
-    return {c: float(np.median([autocorrelation_time(series, sample_s)
-                                for series in np.moveaxis(m[:, :, i], 1, -1).reshape(-1, m.shape[1])]))
-            for i, c in enumerate(films.components)}
+    out = {}
+    for i, c in enumerate(films.components):
+        series = np.moveaxis(m[:, :, i], 1, -1).reshape(-1, m.shape[1])
+        # identical frames (camera-rate films: every frame the same thermal average) have none
+        out[c] = None if np.ptp(series, axis=1).max() == 0 else float(
+            np.median([autocorrelation_time(x, sample_s) for x in series]))
+    return out
 
 
 def accumulate_timings(path: Path, timings: dict[str, float]) -> dict[str, float]:

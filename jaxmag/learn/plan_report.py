@@ -416,7 +416,8 @@ def _setup(meta: Mapping, rows: Sequence[Mapping], plan: PlanConfig) -> list[str
              f"{_num(meta.get('frame_interval_s'), 'g')} s.",
              "- **Correlation time** of the films' fluctuations (median over pixels of the 1/e time; an exposure "
              "much longer averages them away): " + (", ".join(
-                 f"m_{c} {float(t) * 1e12:.3g} ps" for c, t in (meta.get("correlation_time_s") or {}).items()) or "n/a") + ".",
+                 f"m_{c} {float(t) * 1e12:.3g} ps" if t is not None else f"m_{c} none (identical frames: camera rate)"
+                 for c, t in (meta.get("correlation_time_s") or {}).items()) or "n/a") + ".",
              "- **Instrument, base values** (`[instrument]`): " + ", ".join(
                  f"`{k}` = {v if isinstance(v, str) else format(v, 'g')}" for k, v in ins.items()
                  if isinstance(v, (str, int, float)) and k != "enabled" and v != "") + ".",
