@@ -20,7 +20,7 @@ from jaxmag.io.movie import MAX_ABS
 
 # commands that may replace a file (their own earlier output, or one they did not write): --force
 REPLACES = {"simulate", "measures", "dataset merge", "export-ovf", "mumax3 export", "mumax3 sp4", "mumax3 validate",
-            "detect", "predict"}
+            "detect", "predict", "fit-regime"}
 # commands with an output that never replace one: they refuse a folder holding other work and
 # continue their own (--resume, or rerunning the same command)
 CONTINUES = {"train", "finetune", "run", "study", "plan"}
