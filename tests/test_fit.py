@@ -172,3 +172,35 @@ def test_cli_writes_a_regime_whose_material_loads(tmp_path, capsys):
     assert main(["fit-regime", str(tmp_path / "movie.npy"), "--out", str(tmp_path / "f2"), "--frame-interval", "1e-11",
                  "--fit", "K_u,Ms", "--no-progress"]) != 0
     assert "K_u, A_ex, alpha" in capsys.readouterr().err
+
+
+def test_detect_refuses_material_fit_for_a_counts_movie(tmp_path, capsys):
+    from jaxmag.cli import main
+
+    counts = np.random.default_rng(0).poisson(1000, (12, 32, 32)).astype(np.uint16)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "counts.tif", counts)
+    rc = main(["detect", str(tmp_path / "counts.tif"), "--material", "fit", "--pixel-size", "4e-9",
+               "--frame-interval", "1e-11", "--out", str(tmp_path / "det"), "--no-progress"])
+    assert rc == 2 and "--material fit fits magnetisation movies" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_detect_material_fit_fits_the_film_then_detects_in_it(tmp_path):
+    """``detect --material fit``: the fitted regime.toml in OUT/fit, whose [material] the detection's
+    regime holds; the fit's warnings among detect's."""
+    from jaxmag.config import load_config
+    from jaxmag.learn.detect import detect
+
+    grid = Grid(32, 32, 1, 4e-9, 4e-9, 4e-9, "periodic")
+    spec = MovieSpec(dt=1e-13, burn_in_steps=1000, steps_per_frame=50, num_frames=24, components="xz")
+    truth = Material.uniform(grid, Ms=8e5, A_ex=1.3e-11, K_u=500.0, alpha=0.02, temperature=300.0)
+    movie = np.asarray(jax.jit(fit.simulator(grid, spec, "xz"))(truth, _uniform_m0(grid), jax.random.key(5)))
+    movies = {c: movie[..., i] for i, c in enumerate("xz")}
+    res = detect(movies, tmp_path / "det", frame_interval=5e-12, cell_size=4e-9, boundary="periodic",
+                 material="fit", progress=False)
+    fitted = load_config(tmp_path / "det" / "fit" / "regime.toml").material
+    assert res.config.material.A_ex == pytest.approx(fitted.A_ex) and res.config.material.K_u == pytest.approx(fitted.K_u)
+    record = json.loads((tmp_path / "det" / "fit" / "fit.json").read_text())
+    assert all(any(w in d for d in res.warnings) for w in record["fit"]["warnings"])

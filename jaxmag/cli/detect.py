@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                    help="a regime config used as written, e.g. the regime.toml of an earlier detect, edited; "
                    "its grid and frame count must match the movie's; a flag given here overrides it")
     p.add_argument("--material",
-                   help="permalloy (configs/paper.toml) or a config .toml whose [material] and [defects] are used "
+                   help="permalloy (configs/paper.toml), a config .toml whose [material] and [defects] are used, or fit (the film's K_u, A_ex, alpha fitted to the movie first, docs/fit.md) "
                    "(default: --regime's, else permalloy)")
     p.add_argument("--boundary", choices=("auto", *get_args(Boundary)),
                    help="film edges (default: --regime's, else auto: open edges show in the movie)")

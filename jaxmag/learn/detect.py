@@ -58,6 +58,7 @@ from jaxmag.io.atomic import write_text
 from jaxmag.layout import measure_from_stored
 from jaxmag.learn import baseline as robust_z
 from jaxmag.learn import regime as rg
+from jaxmag.learn.fit_regime import FIT_MATERIAL, fitted_material
 from jaxmag.learn.budgets import Budget
 from jaxmag.learn.detect_stages import (DetectionResult, Films, Request, TrainedModel, confidence_stage,
                                          load_members, movie_types, regime_films, request_budget, slug,
@@ -293,7 +294,9 @@ def detect(
         component, dataset, rescale, max_abs: how to read the movie (``jaxmag.io.movie``).
         regime: a config file (e.g. an edited ``regime.toml`` of ``detect``) used as written; the
             arguments below that are not None override it, the others default to it.
-        material: ``"permalloy"`` or a config file whose ``[material]`` and ``[defects]`` are used.
+        material: ``"permalloy"``, a config file whose ``[material]`` and ``[defects]`` are used, or
+            ``"fit"``: fitted to the movie first (``jaxmag.learn.fit_regime.fitted_material``, written
+            to ``out/fit``; magnetisation movies only).
         boundary: ``"open"``, ``"periodic"`` or ``"auto"`` (``regime.guess_boundary``, the default).
         cell_size, frame_interval: m and s; needed where neither the format nor a regime file stores them.
         temperature: K (default: the material's, 300 K for permalloy).
@@ -314,7 +317,18 @@ def detect(
     """
     optics = {"--probe": probe, "--pixel-size": pixel_size, "--psf-fwhm": psf_fwhm, "--psf-image": psf_image,
               "--exposure": exposure}
-    if movie_signal(movie, dataset, signal, optics) == "counts":
+    kind = movie_signal(movie, dataset, signal, optics)
+    fit_warnings: list[str] = []
+    if material == FIT_MATERIAL:  # the film's own material first (docs/fit.md), then the detection in it
+        if kind == "counts":
+            raise ValueError("--material fit fits magnetisation movies; a counts movie's fit through the instrument "
+                             "is not built: give --material permalloy or a config")
+        material, fitted = fitted_material(movie, Path(out) / "fit", progress=progress, component=component, dataset=dataset,
+                                      rescale=rescale, max_abs=max_abs, regime=regime, boundary=boundary,
+                                      cell_size=cell_size, frame_interval=frame_interval, temperature=temperature,
+                                      force=force)
+        fit_warnings = [f"material fit ({Path(out) / 'fit' / 'fit.json'}): {w}" for w in fitted.warnings]
+    if kind == "counts":
         return detect_counts(movie, out, probe=probe or "z", pixel_size=pixel_size, psf_fwhm=psf_fwhm,
                              psf_image=psf_image, exposure=exposure,
                              dataset=dataset, regime=regime, material=material, boundary=boundary, cell_size=cell_size,
@@ -351,7 +365,7 @@ def detect(
         probability=proba, mask=proba >= request.threshold, baseline_mask=base_mask, inputs=raw,
         input_names=input_names, config=request.config, facts=request.facts, noise={**estimate, "trained": spec.name},
         validation={"inputs_scored_by_baseline": scores, **model.record, "val_films": b.val_films, "test_films": b.test_films},
-        warnings=tuple(warnings), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
+        warnings=tuple(fit_warnings + list(warnings)), run_dir=model.run_dir, cached=model.cached, files={}, seconds=seconds,
         movie=request.description, budget=request.budget_name, threshold=request.threshold, statistics=statistics,
         origin=request.origin, uncertainty=uncertainty, confidence=confidence, types=types,
         class_names=class_names(request.config.model.classes, request.config.defects),

@@ -146,6 +146,18 @@ def fit_regime(movie: Any, out: str | Path, *, component: str | None = None, dat
     return FitRegimeResult(fitted, result, facts, (regime_path, fit_path), result.warnings)
 
 
+FIT_MATERIAL = "fit"  # detect --material fit: the film's own fitted material (``fitted_material``)
+
+
+def fitted_material(movie: Any, out: str | Path, *, progress: bool = True, **movie_kw) -> tuple[Path, FitRegimeResult]:
+    """``jaxmag detect --material fit``: fit the film of ``movie`` (K_u, A_ex, alpha from permalloy,
+    ``fit_regime``) into ``out`` and return the fitted ``regime.toml``, whose ``[material]`` and
+    ``[defects]`` the detection then simulates, and the fit. ``movie_kw``: the movie and regime
+    arguments of ``fit_regime`` (``material`` is the fit's start, permalloy unless given)."""
+    result = fit_regime(movie, out, progress=progress, **movie_kw)
+    return Path(out) / REGIME_FILE, result
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
