@@ -320,7 +320,11 @@ def movie_dataset(tmp_path_factory):
 def test_measures_ctrl_c_and_kill_9_then_resume_is_byte_identical(movie_dataset, tmp_path, capsys):
     data, ref = movie_dataset
     out = tmp_path / "m.h5"
-    rc, err = _interrupt_measures(data, out, signal.SIGINT)
+    for _ in range(3):  # on 2 busy cores the job may finish before the signal lands: start afresh
+        rc, err = _interrupt_measures(data, out, signal.SIGINT)
+        if rc != 0:
+            break
+        out.unlink()
     assert rc == 130, err  # not 139: no segfault after the message
     assert err.strip().splitlines()[-1] == "jaxmag: interrupted; rerun with --resume to continue"
     before = _done_count(out)
