@@ -42,6 +42,11 @@ COMPARISON = (("hit (defect found)", "#F0E442"), ("missed defect", "#0072B2"),
               ("false alarm", "#D55E00"), ("background", "#3A3A3A"))
 
 
+def measure_name(measure: str) -> str:
+    """A measure in words: ``"std"`` -> ``"temporal std"`` (any other name with spaces for underscores)."""
+    return _MEASURE_QUANTITY.get(measure, measure.replace("_", " "))
+
+
 def style() -> dict:
     """rc parameters of jaxmag's figures: text of ``FONT_PT``, ticks and legends of ``SMALL_PT``."""
     return {"font.size": FONT_PT, "axes.titlesize": FONT_PT, "axes.labelsize": FONT_PT,
@@ -62,7 +67,7 @@ def channel_label(channel: str, *, normalized_entropy: bool = False, rescaled: b
     [-1, 1] by ``--rescale minmax|maxabs``) says so instead of M/M_s.
     """
     measure, _, component = channel.split(",")[0].partition(":")
-    quantity = f"{_MEASURE_QUANTITY.get(measure, measure.replace('_', ' '))} of {component_symbol(component)}"
+    quantity = f"{measure_name(measure)} of {component_symbol(component)}"
     unit = _MEASURE_UNIT.get(measure)
     if measure == "latent_entropy" and normalized_entropy:
         unit = "÷ ln K"

@@ -37,7 +37,9 @@ from jaxmag.params import ParamError, require
 class Axis:
     """One sweepable quantity: ``unit`` (SI, as in its column name), ``label`` and ``scale`` for
     figures (the value times ``scale`` in the label's unit), ``log`` (plotted on a log scale),
-    ``target``: ``"instrument"`` (an ``Instrument`` field of the same name) or ``"movie"``."""
+    ``target``: ``"instrument"`` (an ``Instrument`` field of the same name) or ``"movie"``;
+    ``better``: +1 where more is better for the experiment, -1 where less is, 0 for no order (the
+    probe): a report shows the axes it does not plot at their most favourable value."""
 
     name: str
     unit: str
@@ -46,15 +48,16 @@ class Axis:
     log: bool = False
     target: str = "instrument"
     numeric: bool = True
+    better: int = 0
 
 
 AXES: dict[str, Axis] = {a.name: a for a in (
-    Axis("psf_fwhm_m", "m", "PSF FWHM (nm)", 1e9),
-    Axis("pixel_size_m", "m", "pixel size (nm; 0: one per cell)", 1e9),
-    Axis("photons_per_pixel", "photons", "photons per pixel and frame", log=True),
-    Axis("read_noise", "ADU", "read noise (ADU rms)"),
-    Axis("exposure_s", "s", "exposure (ps)", 1e12, target="movie"),
-    Axis("num_frames", "frames", "frames", target="movie"),
+    Axis("psf_fwhm_m", "m", "PSF FWHM (nm)", 1e9, better=-1),
+    Axis("pixel_size_m", "m", "pixel size (nm; 0: one per cell)", 1e9, better=-1),
+    Axis("photons_per_pixel", "photons", "photons per pixel and frame", log=True, better=+1),  # 0: unlimited
+    Axis("read_noise", "ADU", "read noise (ADU rms)", better=-1),
+    Axis("exposure_s", "s", "exposure (ps)", 1e12, target="movie", better=-1),
+    Axis("num_frames", "frames", "frames", target="movie", better=+1),
     Axis("probe", "", "probe", target="instrument", numeric=False),
 )}
 """The sweepable axes, in the order of a point's id and of the table's columns."""
@@ -119,6 +122,11 @@ class PlanConfig:
     def values(self, name: str) -> tuple:
         return getattr(self, name)
 
+    @property
+    def samples_per_frame(self) -> int:
+        """Samples of the films per frame interval: ``exposure_samples`` when the exposure is swept, else 1."""
+        return self.exposure_samples if self.exposure_s else 1
+
     def swept(self) -> tuple[str, ...]:
         """The axes with more than one value, in ``AXES`` order."""
         return tuple(a for a in AXES if len(self.values(a)) > 1)
@@ -158,7 +166,7 @@ def base_value(name: str, instrument: Instrument, num_frames: int) -> Any:
     if name == "num_frames":
         return int(num_frames)
     if name == "exposure_s":
-        return 0.0 if instrument.exposure_s == 0 else float(instrument.exposure_s)
+        return float(instrument.exposure_s)
     return getattr(instrument, name)
 
 
@@ -186,20 +194,24 @@ def film_components(points: Sequence[PlanPoint]) -> str:
 def simulated_frames(plan: PlanConfig, num_frames: int) -> int:
     """Frames the solver must store: the largest ``num_frames``, times ``exposure_samples`` when
     the exposure is swept."""
-    frames = max(plan.num_frames or (num_frames,))
-    return frames * (plan.exposure_samples if plan.exposure_s else 1)
+    return max(plan.num_frames or (num_frames,)) * plan.samples_per_frame
 
 
 MIN_EXPOSURE_SAMPLES = 4  # a swept exposure spans at least this many samples of the films
 
 
-def check_plan(plan: PlanConfig, instrument: Instrument, frame_interval_s: float, cell_m: float) -> None:
+def check_plan(plan: PlanConfig, instrument: Instrument, frame_interval_s: float, cell_m: float,
+               num_frames: int) -> None:
     """What ``PlanConfig`` cannot check alone; ``ValueError`` naming the key.
 
     A positive exposure must be a whole number k >= ``MIN_EXPOSURE_SAMPLES`` of samples
     (``frame_interval_s / exposure_samples``): the frame is then the mean of k samples, the solver's
     exposure (``jaxmag.exposure``) with its average taken every sample instead of every step. One
-    sample would be an instantaneous frame, and a few would mis-state the window."""
+    sample would be an instantaneous frame, and a few would mis-state the window. The frames swept
+    are at most the ``num_frames`` of ``[simulation]`` (the films are simulated once, with those)."""
+    if plan.num_frames and max(plan.num_frames) > num_frames:
+        raise ValueError(f"[plan] num_frames: {max(plan.num_frames)} frames exceed [simulation] num_frames = "
+                         f"{num_frames}; raise it (the films are simulated once, with that many)")
     if plan.exposure_s:
         if instrument.exposure_s:
             raise ValueError("[plan] exposure_s sweeps the exposure, but [instrument] exposure_s = "

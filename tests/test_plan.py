@@ -88,18 +88,20 @@ def test_bad_plan_keys_name_the_key(tmp_path, key, value, match):
 def test_check_plan_refuses_what_the_films_cannot_give():
     inst = Instrument(enabled=False)
     with pytest.raises(ValueError, match="at least 4"):  # one sample of 0.25 ps would be instantaneous
-        check_plan(PlanConfig(exposure_s=(0.0, 2.5e-13), exposure_samples=4), inst, 1e-12, 4e-9)
+        check_plan(PlanConfig(exposure_s=(0.0, 2.5e-13), exposure_samples=4), inst, 1e-12, 4e-9, 100)
     with pytest.raises(ValueError, match="whole number"):
-        check_plan(PlanConfig(exposure_s=(0.9e-12,), exposure_samples=8), inst, 1e-12, 4e-9)
-    check_plan(PlanConfig(exposure_s=(0.0, 0.5e-12, 1e-12), exposure_samples=8), inst, 1e-12, 4e-9)
+        check_plan(PlanConfig(exposure_s=(0.9e-12,), exposure_samples=8), inst, 1e-12, 4e-9, 100)
+    check_plan(PlanConfig(exposure_s=(0.0, 0.5e-12, 1e-12), exposure_samples=8), inst, 1e-12, 4e-9, 100)
     with pytest.raises(ValueError, match="longer than the frame interval"):
-        check_plan(PlanConfig(exposure_s=(0.0, 2e-12)), inst, 1e-12, 4e-9)
+        check_plan(PlanConfig(exposure_s=(0.0, 2e-12)), inst, 1e-12, 4e-9, 100)
     with pytest.raises(ValueError, match="fixes one"):
-        check_plan(PlanConfig(exposure_s=(1e-13,)), dataclasses.replace(inst, exposure_s=1e-3), 1e-12, 4e-9)
+        check_plan(PlanConfig(exposure_s=(1e-13,)), dataclasses.replace(inst, exposure_s=1e-3), 1e-12, 4e-9, 100)
+    with pytest.raises(ValueError, match="exceed"):
+        check_plan(PlanConfig(num_frames=(50, 200)), inst, 1e-12, 4e-9, 100)
     with pytest.raises(ValueError, match="smaller than the cell"):
-        check_plan(PlanConfig(pixel_size_m=(2e-9,)), inst, 1e-12, 4e-9)
+        check_plan(PlanConfig(pixel_size_m=(2e-9,)), inst, 1e-12, 4e-9, 100)
     with pytest.raises(ValueError, match="at least two values"):
-        check_plan(PlanConfig(psf_fwhm_m=(0.0, 1e-9), map_axes=("psf_fwhm_m", "photons_per_pixel")), inst, 1e-12, 4e-9)
+        check_plan(PlanConfig(psf_fwhm_m=(0.0, 1e-9), map_axes=("psf_fwhm_m", "photons_per_pixel")), inst, 1e-12, 4e-9, 100)
 
 
 def test_movie_variant_takes_a_prefix_or_averages_the_last_samples():

@@ -157,6 +157,8 @@ def score(pred: np.ndarray, labels: np.ndarray) -> dict:
     return {
         "dice": float(2 * TP / (2 * TP + FP + FN)) if (2 * TP + FP + FN) else 1.0,
         "dice_per_image": float(per_image.mean()),
+        # the standard error of that mean over the images (as jaxmag.learn.metrics.summarize)
+        "dice_per_image_se": float(per_image.std(ddof=1) / np.sqrt(per_image.size)) if per_image.size > 1 else float("nan"),
         "tp": TP, "fp": FP, "fn": FN,
         "num_images": int(p.shape[0]),
         "pred_fraction": (TP + FP) / pixels,

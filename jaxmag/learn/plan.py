@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import shutil
 import time
 from pathlib import Path
@@ -65,10 +64,9 @@ class Films:
 def plan_films_config(config: Config, points: list[PlanPoint]) -> Config:
     """The config of the films the whole grid reuses (module docstring, stage 1)."""
     p, s = config.plan, config.simulation
-    samples = p.exposure_samples if p.exposure_s else 1
     return config.replace(simulation=dataclasses.replace(
         s, components=film_components(points), num_frames=simulated_frames(p, s.num_frames),
-        frame_interval_s=s.frame_interval_s / samples))
+        frame_interval_s=s.frame_interval_s / p.samples_per_frame))
 
 
 def check_config(config: Config, source: str = "the config") -> list[PlanPoint]:
@@ -76,11 +74,9 @@ def check_config(config: Config, source: str = "the config") -> list[PlanPoint]:
     if not config.plan.enabled:
         raise ValueError(f"{source} has no [plan] section: add one listing the values to sweep, e.g. "
                          "[plan] psf_fwhm_m = [0, 10e-9] and photons_per_pixel = [1e3, 1e4] (docs/plan.md)")
-    check_plan(config.plan, config.instrument, config.simulation.frame_interval_s, config.grid.cell_size_m[0])
+    check_plan(config.plan, config.instrument, config.simulation.frame_interval_s, config.grid.cell_size_m[0],
+               config.simulation.num_frames)
     points = plan_points(config.plan, config.instrument, config.simulation.num_frames)
-    if config.plan.num_frames and max(config.plan.num_frames) > config.simulation.num_frames:
-        raise ValueError(f"[plan] num_frames: {max(config.plan.num_frames)} frames exceed [simulation] num_frames = "
-                         f"{config.simulation.num_frames}; raise it (the films are simulated once, with that many)")
     if config.plan.exposure_s:
         try:
             plan_films_config(config, points).simulation.steps
@@ -105,17 +101,15 @@ def _check_out_dir(out: Path, config: Config) -> None:
         fh.write(config.to_toml())
 
 
-def load_films(path: Path, config: Config) -> Films:
-    """The finished films file of ``config`` in memory, with the study's split."""
+def load_films(path: Path, films_config: Config) -> Films:
+    """The finished films file of ``films_config`` (``plan_films_config``) in memory, with the study's split."""
     from jaxmag.io.dataset import read_labels, read_movies
     from jaxmag.learn.splits import split_indices
 
-    films = plan_films_config(config, plan_points(config.plan, config.instrument, config.simulation.num_frames))
-    n = films.dataset.num_runs
-    m = np.asarray(read_movies(path, np.arange(n), films.simulation.components), np.float32)
-    indices = split_indices(n, tuple(config.training.split), config.training.seed)
-    samples = config.plan.exposure_samples if config.plan.exposure_s else 1
-    return Films(m, read_labels(path, np.arange(n)), films.simulation.components, indices, samples)
+    n, components = films_config.dataset.num_runs, films_config.simulation.components
+    m = np.asarray(read_movies(path, np.arange(n), components), np.float32)
+    indices = split_indices(n, tuple(films_config.training.split), films_config.training.seed)
+    return Films(m, read_labels(path, np.arange(n)), components, indices, films_config.plan.samples_per_frame)
 
 
 def point_movies(films: Films, point: PlanPoint, frame_interval_s: float) -> np.ndarray:
@@ -167,14 +161,6 @@ def record_maps(kernel: Callable, films: Films, movies: np.ndarray, plan, part: 
     return np.concatenate(maps)[:idx.size], labels
 
 
-def dice_se(pred: np.ndarray, labels: np.ndarray) -> float:
-    """Standard error of the per-film Dice over the films (each film an independent simulation seed)."""
-    p, t = np.asarray(pred, bool), np.asarray(labels) > 0
-    tp, fp, fn = ((p & t).sum((1, 2)), (p & ~t).sum((1, 2)), (~p & t).sum((1, 2)))
-    d = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 1.0)
-    return float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else float("nan")
-
-
 def baseline_rows(config: Config, films: Films, point: PlanPoint) -> list[dict]:
     """The baseline's rows of every measure at ``point`` (module docstring, stage 2)."""
     movies = point_movies(films, point, config.simulation.frame_interval_s)
@@ -186,9 +172,9 @@ def baseline_rows(config: Config, films: Films, point: PlanPoint) -> list[dict]:
     rows = []
     for i, measure in enumerate(config.plan.measures):
         fit = robust_z.fit(xv[..., i], yv, periodic=periodic)
-        pred = fit.predict(xt[..., i])
+        score = robust_z.score(fit.predict(xt[..., i]), yt)  # each test film an independent simulation seed
         rows.append({"point": point.id, **point.columns(), "measure": measure, "method": "baseline",
-                     "dice": robust_z.score(pred, yt)["dice"], "dice_se": dice_se(pred, yt), "val_dice": fit.val_dice,
+                     "dice": score["dice"], "dice_se": score["dice_per_image_se"], "val_dice": fit.val_dice,
                      "test_films": int(yt.shape[0]), "train_s": None})
     return rows
 
@@ -270,17 +256,16 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
         f"{films_config.dataset.num_runs} of {config.grid.nx}×{config.grid.ny} cells, {d.num_frames} frames of "
         f"{d.frame_interval_s:g} s, components {d.components}")
     t0 = time.perf_counter()
-    if not (path.exists() and open_dataset(path).complete):
-        simulate(films_config, out=path, resume=path.exists(), progress=progress)
-    else:
-        simulate(films_config, out=path, resume=True, progress=False)  # refuses a file of other physics
+    complete = path.exists() and open_dataset(path).complete
+    # an existing file is resumed, which also refuses one of other physics; a complete one returns at once
+    simulate(films_config, out=path, resume=path.exists(), progress=progress and not complete)
     timings["simulate_s"] = time.perf_counter() - t0
-    films = load_films(path, config)
+    films = load_films(path, films_config)
 
     t0 = time.perf_counter()
     rows: list[dict] = []
-    todo = [p for p in points if not (out / "points" / f"{p.id}.json").is_file()]
-    done_before = len(points) - len(todo)
+    todo = sum(not (out / "points" / f"{p.id}.json").is_file() for p in points)
+    done_now = 0
     for k, point in enumerate(points):
         f = out / "points" / f"{point.id}.json"
         if f.is_file():
@@ -291,8 +276,8 @@ def run_plan(config: Config | str | Path, out: str | Path, *, progress: bool = T
         (out / "points").mkdir(exist_ok=True)
         write_text(f, json.dumps(point_rows, indent=1))
         rows += point_rows
-        n_new = k + 1 - done_before
-        eta = (time.perf_counter() - t0) / max(n_new, 1) * (len(todo) - n_new)
+        done_now += 1
+        eta = (time.perf_counter() - t0) / done_now * (todo - done_now)
         best = max(point_rows, key=lambda r: r["dice"])
         if progress:
             log(f"baseline: point {k + 1}/{len(points)} ({point.id}) best {best['measure']} Dice {best['dice']:.3f}, "

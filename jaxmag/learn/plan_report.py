@@ -8,7 +8,7 @@ test ``dice`` and ``dice_se``, the standard error of the per-film Dice (each fil
 
 Two rules decide what a map or a recommendation shows:
 
-* **The other axes at their most favourable value** (``FAVOURABLE``: most photons, where 0 is no
+* **The other axes at their most favourable value** (``Axis.better`` of ``AXES``: most photons, where 0 is no
   detector, i.e. unlimited photons; narrowest PSF; smallest pixel; least read noise; most frames;
   shortest exposure), named in every caption.
 * **Within the spread** (``status``, ``beats``): a Dice within one ``dice_se`` of ``target_dice`` is
@@ -36,10 +36,6 @@ from jaxmag.plan_grid import AXES, PlanConfig
 COLUMNS = ("point", *AXES, "measure", "method", "dice", "dice_se", "val_dice", "test_films", "train_s")
 """The columns of a row and of ``plan.csv``, in order (axes in ``AXES`` order, named with their unit)."""
 METHODS = ("baseline", "model")
-FAVOURABLE = {"psf_fwhm_m": -1, "pixel_size_m": -1, "photons_per_pixel": +1, "read_noise": -1,
-              "exposure_s": -1, "num_frames": +1}
-"""+1: more is better for the experiment, -1: less is (ordered by ``axis_key``)."""
-MEASURE_NAME = {"mean": "temporal mean", "std": "temporal std", "latent_entropy": "latent entropy"}
 METHOD_NAME = {"baseline": "non-learned baseline", "model": "noise-matched U-Net"}
 STATUSES = ("detectable", "marginal", "not detectable")
 DPI = 110  # small figures: a report shows several
@@ -79,9 +75,10 @@ def axis_values(rows: Sequence[Mapping], name: str) -> list:
 
 
 def favourable(rows: Sequence[Mapping], free: Sequence[str] = ()) -> dict[str, Any]:
-    """The most favourable value (``FAVOURABLE``) in ``rows`` of every numeric axis not in ``free``."""
-    return {name: (max if sign > 0 else min)(axis_values(rows, name), key=lambda v: axis_key(name, v))
-            for name, sign in FAVOURABLE.items() if name not in free}
+    """The most favourable value (``Axis.better``, ordered by ``axis_key``) in ``rows`` of every
+    ordered axis not in ``free``."""
+    return {name: (max if axis.better > 0 else min)(axis_values(rows, name), key=lambda v: axis_key(name, v))
+            for name, axis in AXES.items() if axis.better and name not in free}
 
 
 def select(rows: Sequence[Mapping], **fixed: Any) -> list[Mapping]:
@@ -214,7 +211,7 @@ def format_value(name: str, value: Any) -> str:
 
 
 def _thing(row: Mapping) -> str:
-    return (f"the {MEASURE_NAME.get(row['measure'], row['measure'])} of the {row['probe']} probe signal "
+    return (f"the {figures.measure_name(row['measure'])} of the {row['probe']} probe signal "
             f"with the {METHOD_NAME[row['method']]}")
 
 
@@ -362,7 +359,7 @@ def write_maps(out_dir: str | Path, rows: Sequence[Mapping], plan: PlanConfig) -
                     ax.text(px[ii], py[jj], f"U-Net {model[jj, ii]:.2f}", ha="center", va="top", fontsize=figures.SMALL_PT,
                             weight="bold", bbox={"facecolor": "white", "alpha": 0.8, "pad": 1, "edgecolor": "none"})
                 ax.set(xticks=px, xticklabels=xl, yticks=py, yticklabels=yl, xlabel=_label(a), ylabel=_label(b),
-                       title=f"{MEASURE_NAME.get(measure, measure)}, probe {probe}")
+                       title=f"{figures.measure_name(measure)}, probe {probe}")
         figures.add_colour_bar(fig, mesh, list(axes.ravel()), "baseline test Dice (unitless)")
         unlimited = "photons_per_pixel" in (a, b) and 0 in [float(v) for v in axis_values(rows, "photons_per_pixel")]
         fig.suptitle(f"white line: Dice = {plan.target_dice:g}{'; ∞: no detector (unlimited photons)' if unlimited else ''}\n"
@@ -387,7 +384,7 @@ def _line_figure(path: Path, rows: Sequence[Mapping], plan: PlanConfig, axis: st
                     if pts:
                         ax.errorbar([p for p, _ in pts], [float(r["dice"]) for _, r in pts],
                                     yerr=[_se(r) for _, r in pts], color=f"C{k}", capsize=3, ms=5, **style,
-                                    label=f"{MEASURE_NAME.get(measure, measure)}, {'U-Net' if method == 'model' else 'baseline'}")
+                                    label=f"{figures.measure_name(measure)}, {'U-Net' if method == 'model' else 'baseline'}")
             ax.axhline(plan.target_dice, color="0.4", ls="--", lw=1, label=f"target Dice {plan.target_dice:g}")
             ax.set(xticks=pos, xticklabels=labels, xlabel=_label(axis), ylabel="test Dice (unitless)", ylim=(-0.02, 1.02),
                    title=f"probe {probe}")
@@ -427,7 +424,7 @@ def _setup(meta: Mapping, rows: Sequence[Mapping], plan: PlanConfig) -> list[str
         lines.append(f"| `{a}`{' (swept)' if len(vals) > 1 else ''} | {AXES[a].unit or '—'} | "
                      + ", ".join(format(v, "g") if AXES[a].numeric else str(v) for v in vals) + " |")
     return lines + ["", f"Target Dice: {plan.target_dice:g}. Measures, each of the probe signal: "
-                    + ", ".join(MEASURE_NAME.get(x, x) for x in plan.measures) + ".", ""]
+                    + ", ".join(figures.measure_name(x) for x in plan.measures) + ".", ""]
 
 
 def _point_table(rows: Sequence[Mapping]) -> list[str]:
